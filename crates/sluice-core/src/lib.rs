@@ -1,0 +1,9 @@
+//! The words every Sluice crate shares. Protocol crates turn wire bytes into
+//! these types; policy, audit, masking and approvals only ever see these, so a
+//! new protocol reuses all of them.
+
+mod command;
+mod identity;
+
+pub use command::{Command, CommandKind, CommandOrigin, Decision};
+pub use identity::{Identity, ResourceId};
