@@ -1,0 +1,266 @@
+//! The key store: service-account API keys in the embedded SQLite database.
+//!
+//! The database (`<data_dir>/sluice.db`) is shared with other Sluice crates,
+//! hence the `auth_` prefix on every table. Only verifiers are stored: the key
+//! is returned once by [`KeyStore::create_key`] and then forgotten.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::crypto::{derive_salt, generate_key, random_bytes, verifier};
+use crate::names::{validate_group, validate_identity};
+use crate::{AuthError, CreatedKey, Credentials, KeyInfo, StoredVerifier, ITERATIONS};
+
+/// File name of the shared database inside the data directory.
+pub const DB_FILE: &str = "sluice.db";
+
+const SECRET_NAME: &str = "installation_secret";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS auth_meta (
+    name  TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS auth_keys (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    key_id     TEXT NOT NULL UNIQUE,
+    identity   TEXT NOT NULL,
+    groups     TEXT NOT NULL,
+    stored_key BLOB NOT NULL,
+    server_key BLOB NOT NULL,
+    iterations INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+CREATE INDEX IF NOT EXISTS auth_keys_identity ON auth_keys (identity, revoked_at);
+";
+
+/// Service-account API keys. `Send + Sync`; the API is synchronous (SQLite
+/// and PBKDF2 block), so async callers wrap calls in `spawn_blocking`.
+pub struct KeyStore {
+    conn: Mutex<Connection>,
+    /// Random per installation; salts are derived from it (see [`derive_salt`]).
+    secret: [u8; 32],
+}
+
+impl KeyStore {
+    /// Opens or creates `<data_dir>/sluice.db` (creating `data_dir` with mode
+    /// 0700 if missing), creates the tables if absent, and on first open
+    /// generates the random 32-byte installation secret.
+    pub fn open(data_dir: &Path) -> Result<KeyStore, AuthError> {
+        create_private_dir(data_dir)?;
+        let path = data_dir.join(DB_FILE);
+        create_private_file(&path)?;
+        let conn = Connection::open(&path)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        let _mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        conn.execute_batch(SCHEMA)?;
+        let secret = load_or_create_secret(&conn)?;
+        Ok(KeyStore {
+            conn: Mutex::new(conn),
+            secret,
+        })
+    }
+
+    fn conn(&self) -> Result<MutexGuard<'_, Connection>, AuthError> {
+        self.conn.lock().map_err(|_| AuthError::LockPoisoned)
+    }
+
+    /// Creates a key for `identity` carrying `groups`. Stores only the SCRAM
+    /// verifier; the returned [`CreatedKey::secret`] is the only copy.
+    pub fn create_key(&self, identity: &str, groups: &[String]) -> Result<CreatedKey, AuthError> {
+        validate_identity(identity)?;
+        let mut clean: Vec<String> = Vec::with_capacity(groups.len());
+        for group in groups {
+            validate_group(group)?;
+            if !clean.contains(group) {
+                clean.push(group.clone());
+            }
+        }
+        let generated = generate_key()?;
+        let salt = derive_salt(&self.secret, identity);
+        let (stored, server) = verifier(&generated.secret, &salt);
+        let created_at = now_rfc3339()?;
+        self.conn()?.execute(
+            "INSERT INTO auth_keys (key_id, identity, groups, stored_key, server_key, iterations, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                generated.key_id,
+                identity,
+                clean.join(","),
+                &stored[..],
+                &server[..],
+                ITERATIONS,
+                created_at
+            ],
+        )?;
+        Ok(CreatedKey {
+            info: KeyInfo {
+                key_id: generated.key_id,
+                identity: identity.to_owned(),
+                groups: clean,
+                created_at,
+                revoked_at: None,
+            },
+            secret: generated.secret,
+        })
+    }
+
+    /// All keys, revoked ones included, in order of creation.
+    pub fn list(&self) -> Result<Vec<KeyInfo>, AuthError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(
+            "SELECT key_id, identity, groups, created_at, revoked_at FROM auth_keys ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([], |row| {
+            Ok(KeyInfo {
+                key_id: row.get(0)?,
+                identity: row.get(1)?,
+                groups: split_groups(&row.get::<_, String>(2)?),
+                created_at: row.get(3)?,
+                revoked_at: row.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Revokes every active key of `identity`; returns how many were revoked.
+    pub fn revoke_identity(&self, identity: &str) -> Result<usize, AuthError> {
+        validate_identity(identity)?;
+        let now = now_rfc3339()?;
+        Ok(self.conn()?.execute(
+            "UPDATE auth_keys SET revoked_at = ?1 WHERE identity = ?2 AND revoked_at IS NULL",
+            params![now, identity],
+        )?)
+    }
+
+    /// Revokes one key; `false` if there is no such active key.
+    pub fn revoke_key(&self, key_id: &str) -> Result<bool, AuthError> {
+        let now = now_rfc3339()?;
+        let n = self.conn()?.execute(
+            "UPDATE auth_keys SET revoked_at = ?1 WHERE key_id = ?2 AND revoked_at IS NULL",
+            params![now, key_id],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Active keys of `identity` plus its salt. An unknown (or fully revoked,
+    /// or even invalidly named) identity gets empty `keys` and the same kind
+    /// of derived salt, so the SCRAM exchange looks identical to an attacker.
+    pub fn credentials(&self, identity: &str) -> Result<Credentials, AuthError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(
+            "SELECT key_id, groups, stored_key, server_key FROM auth_keys
+             WHERE identity = ?1 AND revoked_at IS NULL AND iterations = ?2 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map(params![identity, ITERATIONS], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, Vec<u8>>(2)?,
+                row.get::<_, Vec<u8>>(3)?,
+            ))
+        })?;
+        let mut keys = Vec::new();
+        for row in rows {
+            let (key_id, groups, stored, server) = row?;
+            keys.push(StoredVerifier {
+                stored_key: to_array(&key_id, "stored_key", stored)?,
+                server_key: to_array(&key_id, "server_key", server)?,
+                groups: split_groups(&groups),
+                key_id,
+            });
+        }
+        Ok(Credentials {
+            identity: identity.to_owned(),
+            salt: derive_salt(&self.secret, identity),
+            iterations: ITERATIONS,
+            keys,
+        })
+    }
+}
+
+fn to_array(key_id: &str, column: &str, bytes: Vec<u8>) -> Result<[u8; 32], AuthError> {
+    <[u8; 32]>::try_from(bytes).map_err(|b| {
+        AuthError::Corrupt(format!(
+            "{column} of key {key_id} has {} bytes, expected 32",
+            b.len()
+        ))
+    })
+}
+
+/// Group names cannot contain commas (see `names`), so a comma list is exact.
+fn split_groups(joined: &str) -> Vec<String> {
+    joined
+        .split(',')
+        .filter(|g| !g.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Current time, UTC, RFC 3339 with whole seconds.
+fn now_rfc3339() -> Result<String, AuthError> {
+    let now = time::OffsetDateTime::now_utc();
+    let now = now.replace_nanosecond(0).unwrap_or(now);
+    Ok(now.format(&time::format_description::well_known::Rfc3339)?)
+}
+
+/// Reads the installation secret, creating it on first open. `INSERT OR
+/// IGNORE` then `SELECT` makes two processes opening a fresh database agree
+/// on one secret.
+fn load_or_create_secret(conn: &Connection) -> Result<[u8; 32], AuthError> {
+    let fresh: [u8; 32] = random_bytes()?;
+    conn.execute(
+        "INSERT OR IGNORE INTO auth_meta (name, value) VALUES (?1, ?2)",
+        params![SECRET_NAME, &fresh[..]],
+    )?;
+    let stored: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT value FROM auth_meta WHERE name = ?1",
+            params![SECRET_NAME],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let stored = stored.ok_or_else(|| AuthError::Corrupt("installation secret missing".into()))?;
+    <[u8; 32]>::try_from(stored)
+        .map_err(|_| AuthError::Corrupt("installation secret is not 32 bytes".into()))
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> AuthError {
+    let path: PathBuf = path.to_owned();
+    move |source| AuthError::Io { path, source }
+}
+
+/// Creates the data directory (and parents) readable only by us; an existing
+/// directory keeps its permissions (the operator may have chosen them).
+fn create_private_dir(dir: &Path) -> Result<(), AuthError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(io_err(dir))
+}
+
+/// Creates an empty database file with mode 0600 if missing, so the file
+/// (and the WAL files SQLite derives from its mode) are private from the start.
+fn create_private_file(path: &Path) -> Result<(), AuthError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(io_err(path)(e)),
+    }
+}

@@ -1,0 +1,291 @@
+//! One accepted client connection from first byte to close: startup, who
+//! is this, which resource, connection limits, the backend login, then the
+//! proxy session.
+
+use crate::backend::{self, BackendTarget};
+use crate::cancel::CancelRegistry;
+use crate::gate::AllowAll;
+use crate::messages::{self, sqlstate, PgErrorReply};
+use crate::session::{Session, SessionLimits, ShutdownState};
+use crate::startup::{self, ClientAuth, Hello, Rejection};
+use crate::stream::Stream;
+use bytes::BytesMut;
+use sluice_auth::KeyStore;
+use sluice_core::{Identity, ResourceId};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tracing::{info, warn, Instrument};
+
+/// A target clients can name in `dbname`.
+pub struct Resource {
+    pub id: ResourceId,
+    pub target: Arc<BackendTarget>,
+    pub max_connections: Option<usize>,
+}
+
+pub struct GatewayConfig {
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Refuse connections that did not negotiate TLS.
+    pub require_tls: bool,
+    pub client_auth: ClientAuth,
+    /// Deadline for a client to complete startup and authentication.
+    pub startup_timeout: Duration,
+    pub max_client_message: usize,
+    pub max_backend_message: usize,
+    pub max_connections_per_identity: Option<usize>,
+}
+
+pub struct Gateway {
+    config: GatewayConfig,
+    resources: HashMap<String, Arc<Resource>>,
+    keys: Arc<KeyStore>,
+    cancels: CancelRegistry,
+    counts: Arc<Mutex<Counts>>,
+    shutdown: watch::Receiver<ShutdownState>,
+    next_session: AtomicU64,
+}
+
+#[derive(Default)]
+struct Counts {
+    per_resource: HashMap<String, usize>,
+    per_identity: HashMap<String, usize>,
+}
+
+/// A held connection slot; released on drop.
+struct Slot {
+    counts: Arc<Mutex<Counts>>,
+    resource: String,
+    identity: String,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut c = match self.counts.lock() {
+            Ok(c) => c,
+            Err(p) => p.into_inner(),
+        };
+        let c = &mut *c;
+        release(&mut c.per_resource, &self.resource);
+        release(&mut c.per_identity, &self.identity);
+    }
+}
+
+fn release(map: &mut HashMap<String, usize>, key: &str) {
+    if let Some(n) = map.get_mut(key) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            map.remove(key);
+        }
+    }
+}
+
+impl Gateway {
+    pub fn new(
+        config: GatewayConfig,
+        resources: Vec<Resource>,
+        keys: Arc<KeyStore>,
+        shutdown: watch::Receiver<ShutdownState>,
+    ) -> Self {
+        let resources = resources.into_iter().map(|r| (r.id.0.clone(), Arc::new(r))).collect();
+        Self {
+            config,
+            resources,
+            keys,
+            cancels: CancelRegistry::default(),
+            counts: Arc::default(),
+            shutdown,
+            next_session: AtomicU64::new(1),
+        }
+    }
+
+    /// Serves one connection; never panics, logs how it ended.
+    pub async fn handle(self: Arc<Self>, tcp: TcpStream, peer: SocketAddr) {
+        let id = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let span = tracing::info_span!(
+            "session",
+            session = id,
+            %peer,
+            identity = tracing::field::Empty,
+            resource = tracing::field::Empty
+        );
+        self.serve(tcp, peer).instrument(span).await;
+    }
+
+    async fn serve(&self, tcp: TcpStream, peer: SocketAddr) {
+        let _ = tcp.set_nodelay(true);
+        let started = Instant::now();
+        let mut slot = Some(Stream::Plain(tcp));
+        let deadline = self.config.startup_timeout;
+        let established = match tokio::time::timeout(deadline, self.establish(&mut slot, peer)).await {
+            Ok(r) => r,
+            Err(_) => Err(Rejection::logged(
+                PgErrorReply::fatal(sqlstate::PROTOCOL_VIOLATION, "canceling authentication due to timeout"),
+                format!("client did not complete startup within {deadline:?}"),
+            )),
+        };
+        let (session, identity, _slot, _cancel_key) = match established {
+            Ok(Some(s)) => s,
+            Ok(None) => return, // a cancel request, already handled
+            Err(rejection) => {
+                warn!(reason = %rejection.log, "connection rejected");
+                if let (Some(reply), Some(stream)) = (rejection.reply, slot.as_mut()) {
+                    let mut out = BytesMut::new();
+                    reply.encode(&mut out);
+                    let _ = tokio::time::timeout(Duration::from_secs(2), startup::send(stream, &out)).await;
+                }
+                return;
+            }
+        };
+        info!(identity = %identity.name, "session started");
+        match session.run().await {
+            Ok(end) => info!(reason = end.as_str(), duration_ms = started.elapsed().as_millis() as u64, "session ended"),
+            Err(e) if e.is_upstream() => warn!(error = %e, side = "upstream", "session failed"),
+            Err(e) => warn!(error = %e, side = "downstream", "session failed"),
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    async fn establish(
+        &self,
+        slot: &mut Option<Stream>,
+        peer: SocketAddr,
+    ) -> Result<Option<(Session<AllowAll>, Identity, Slot, crate::cancel::CancelKey)>, Rejection> {
+        let hello = startup::hello(slot, self.config.tls.as_ref()).await?;
+        let (params, protocol_minor) = match hello {
+            Hello::Cancel { pid, secret } => {
+                self.cancel(pid, secret, peer).await;
+                return Ok(None);
+            }
+            Hello::Startup { params, protocol_minor } => (params, protocol_minor),
+        };
+        let Some(stream) = slot.as_mut() else {
+            return Err(Rejection::logged(
+                PgErrorReply::fatal(sqlstate::INTERNAL_ERROR, "connection lost"),
+                "no stream after startup",
+            ));
+        };
+        if self.config.require_tls && !stream.is_tls() {
+            return Err(Rejection::tell(
+                PgErrorReply::fatal(sqlstate::INVALID_AUTHORIZATION, "this Sluice listener accepts only TLS connections")
+                    .with_hint("Connect with sslmode=require (or verify-full)."),
+            ));
+        }
+        if *self.shutdown.borrow() != ShutdownState::Running {
+            return Err(Rejection::tell(PgErrorReply::fatal(sqlstate::CANNOT_CONNECT_NOW, "Sluice is shutting down")));
+        }
+        let params = startup::check_params(params)?;
+        if protocol_minor > 0 || !params.unsupported_options.is_empty() {
+            let mut out = BytesMut::new();
+            messages::negotiate_protocol_version(&mut out, 0, &params.unsupported_options);
+            startup::send(stream, &out).await?;
+        }
+        let span = tracing::Span::current();
+        span.record("resource", params.database.as_str());
+        let (auth, client_leftover) =
+            startup::authenticate(stream, &self.keys, &params.user, self.config.client_auth).await?;
+        span.record("identity", auth.identity.name.as_str());
+        info!(key_id = %auth.key_id, tls = stream.is_tls(), "authenticated");
+
+        let resource = self.resources.get(&params.database).ok_or_else(|| {
+            Rejection::tell(
+                PgErrorReply::fatal(
+                    sqlstate::INVALID_CATALOG_NAME,
+                    format!("resource \"{}\" does not exist", params.database),
+                )
+                .with_hint("Put the name of a Sluice resource in dbname."),
+            )
+        })?;
+        let slot_guard = self.take_slot(resource, &auth.identity)?;
+
+        let backend = backend::connect(&resource.target, &params.passthrough, self.config.max_backend_message)
+            .await
+            .map_err(|e| {
+                Rejection::logged(
+                    PgErrorReply::fatal(
+                        sqlstate::CONNECTION_FAILURE,
+                        format!("Sluice could not connect to resource \"{}\"", resource.id),
+                    )
+                    .with_hint("The gateway log has the cause."),
+                    format!("backend connection failed: {e}"),
+                )
+            })?;
+        let cancel_key = self.cancels.register(resource.target.clone(), backend.pid, backend.secret);
+
+        let mut out = BytesMut::new();
+        messages::authentication_ok(&mut out);
+        for (name, value) in &backend.parameters {
+            messages::parameter_status(&mut out, name, value);
+        }
+        messages::backend_key_data(&mut out, cancel_key.pid, cancel_key.secret);
+        messages::ready_for_query(&mut out, b'I');
+        startup::send(stream, &out).await?;
+
+        let Some(client) = slot.take() else {
+            return Err(Rejection::logged(
+                PgErrorReply::fatal(sqlstate::INTERNAL_ERROR, "connection lost"),
+                "no stream after startup",
+            ));
+        };
+        let limits = SessionLimits {
+            max_client_message: self.config.max_client_message,
+            max_backend_message: self.config.max_backend_message,
+            max_batch: self.config.max_client_message.saturating_mul(4),
+        };
+        let session = Session::new(
+            client,
+            client_leftover,
+            backend.stream,
+            backend.leftover,
+            AllowAll,
+            limits,
+            self.shutdown.clone(),
+        );
+        Ok(Some((session, auth.identity, slot_guard, cancel_key)))
+    }
+
+    fn take_slot(&self, resource: &Resource, identity: &Identity) -> Result<Slot, Rejection> {
+        let mut c = match self.counts.lock() {
+            Ok(c) => c,
+            Err(p) => p.into_inner(),
+        };
+        let r = c.per_resource.get(&resource.id.0).copied().unwrap_or(0);
+        if resource.max_connections.is_some_and(|max| r >= max) {
+            return Err(Rejection::tell(PgErrorReply::fatal(
+                sqlstate::TOO_MANY_CONNECTIONS,
+                format!("too many connections to resource \"{}\"", resource.id),
+            )));
+        }
+        let i = c.per_identity.get(&identity.name).copied().unwrap_or(0);
+        if self.config.max_connections_per_identity.is_some_and(|max| i >= max) {
+            return Err(Rejection::tell(PgErrorReply::fatal(
+                sqlstate::TOO_MANY_CONNECTIONS,
+                format!("too many connections for identity \"{}\"", identity.name),
+            )));
+        }
+        *c.per_resource.entry(resource.id.0.clone()).or_default() += 1;
+        *c.per_identity.entry(identity.name.clone()).or_default() += 1;
+        Ok(Slot { counts: self.counts.clone(), resource: resource.id.0.clone(), identity: identity.name.clone() })
+    }
+
+    async fn cancel(&self, pid: i32, secret: i32, peer: SocketAddr) {
+        match self.cancels.lookup(pid, secret) {
+            Some(t) => {
+                info!(%peer, "forwarding cancel request");
+                if let Err(e) = backend::send_cancel(&t.target, t.backend_pid, t.backend_secret).await {
+                    warn!(error = %e, "cancel request could not be delivered");
+                }
+            }
+            None => warn!(%peer, "cancel request with an unknown key ignored"),
+        }
+    }
+
+    /// Sessions currently registered for cancellation (one per live session).
+    pub fn live_sessions(&self) -> usize {
+        self.cancels.len()
+    }
+}

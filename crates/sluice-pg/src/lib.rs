@@ -1,0 +1,22 @@
+//! Sluice's PostgreSQL gateway: clients speak the real wire protocol to it
+//! as if it were the database; it proves who they are, opens the backend
+//! connection with credentials only it holds, and passes every statement
+//! through one decision point.
+
+pub mod backend;
+pub mod cancel;
+pub mod codec;
+pub mod error;
+pub mod frames;
+pub mod gate;
+pub mod gateway;
+pub mod messages;
+pub mod session;
+pub mod startup;
+pub mod stream;
+
+pub use backend::{BackendTarget, BackendTls, Secret};
+pub use error::{PgError, ProtocolError};
+pub use gateway::{Gateway, GatewayConfig, Resource};
+pub use session::ShutdownState;
+pub use startup::ClientAuth;

@@ -1,0 +1,461 @@
+//! The proxy loop of one client session.
+//!
+//! One task drives both directions without blocking either: it reads from
+//! whichever side has bytes and writes whatever is queued, so a client that
+//! pipelines faster than the backend answers cannot deadlock the two (the
+//! trap of a naive read-then-write loop). Buffers are bounded: a side stops
+//! being read while the bytes queued for the other side exceed a high-water
+//! mark, which is what keeps a 1 GB result at constant memory.
+//!
+//! Two places matter to every later feature:
+//! - [`Session::on_client_frames`] turns each statement into a [`Command`] and
+//!   asks the [`Gate`] before a byte of it is forwarded;
+//! - [`Session::on_backend_frames`] is where every backend message passes on
+//!   its way to the client.
+
+use crate::codec::{peek_frame, Reader};
+use crate::error::{PgError, ProtocolError};
+use crate::gate::{Gate, Verdict};
+use crate::messages::{put_cstr, put_message, sqlstate, PgErrorReply};
+use bytes::{BufMut, BytesMut};
+use sluice_core::{Command, CommandKind, CommandOrigin};
+use std::collections::VecDeque;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::task::Poll;
+use tokio::io::AsyncWrite;
+use tokio::sync::watch;
+
+use crate::stream::Stream;
+
+/// Stop reading a side while this much is queued for the other.
+const HIGH_WATER: usize = 256 * 1024;
+/// Read granularity.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// The gateway-wide shutdown signal sessions watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownState {
+    Running,
+    /// No new connections; a session ends at its next idle moment.
+    Draining,
+    /// The grace period is over: end now.
+    Closing,
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEnd {
+    ClientTerminated,
+    ClientClosed,
+    BackendClosed,
+    Shutdown,
+}
+
+impl SessionEnd {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionEnd::ClientTerminated => "client_terminated",
+            SessionEnd::ClientClosed => "client_closed",
+            SessionEnd::BackendClosed => "backend_closed",
+            SessionEnd::Shutdown => "shutdown",
+        }
+    }
+}
+
+pub struct SessionLimits {
+    pub max_client_message: usize,
+    pub max_backend_message: usize,
+    /// Cap on an extended-protocol batch held until Sync/Flush for a decision.
+    pub max_batch: usize,
+}
+
+/// A denial waiting for the backend to report the stand-in error that keeps
+/// its place in the pipeline (see [`Session::deny`]).
+struct PendingDenial {
+    marker: String,
+    reply: PgErrorReply,
+    /// The count of Z-producing messages forwarded before it; once that many
+    /// ReadyForQuery have come back, a marker not yet seen never will be.
+    segment: u64,
+}
+
+pub struct Session<G: Gate> {
+    client: Stream,
+    backend: Stream,
+    gate: G,
+    limits: SessionLimits,
+    shutdown: watch::Receiver<ShutdownState>,
+    client_in: BytesMut,
+    backend_in: BytesMut,
+    to_client: BytesMut,
+    to_backend: BytesMut,
+    /// Extended-protocol messages held until Sync or Flush, and the
+    /// commands among them.
+    batch: BytesMut,
+    batch_commands: Vec<Command>,
+    denials: VecDeque<PendingDenial>,
+    /// Messages forwarded that each end in one ReadyForQuery (Query, Sync,
+    /// FunctionCall), and ReadyForQuery seen: equal means nothing in flight.
+    z_expected: u64,
+    z_seen: u64,
+    /// Transaction status from the last ReadyForQuery.
+    tx_status: u8,
+    client_eof: bool,
+    backend_eof: bool,
+}
+
+impl<G: Gate> Session<G> {
+    pub fn new(
+        client: Stream,
+        client_leftover: BytesMut,
+        backend: Stream,
+        backend_leftover: BytesMut,
+        gate: G,
+        limits: SessionLimits,
+        shutdown: watch::Receiver<ShutdownState>,
+    ) -> Self {
+        Self {
+            client,
+            backend,
+            gate,
+            limits,
+            shutdown,
+            client_in: client_leftover,
+            backend_in: backend_leftover,
+            to_client: BytesMut::with_capacity(READ_CHUNK),
+            to_backend: BytesMut::with_capacity(READ_CHUNK),
+            batch: BytesMut::new(),
+            batch_commands: Vec::new(),
+            denials: VecDeque::new(),
+            z_expected: 0,
+            z_seen: 0,
+            tx_status: b'I',
+            client_eof: false,
+            backend_eof: false,
+        }
+    }
+
+    /// Runs until either side goes away or shutdown ends the session. On a
+    /// client-side protocol error the client gets a FATAL first.
+    pub async fn run(mut self) -> Result<SessionEnd, PgError> {
+        let result = self.pump().await;
+        match &result {
+            Err(PgError::ClientProtocol(p)) => {
+                let code = match p {
+                    ProtocolError::TooLarge { .. } => sqlstate::PROGRAM_LIMIT_EXCEEDED,
+                    _ => sqlstate::PROTOCOL_VIOLATION,
+                };
+                self.fatal(PgErrorReply::fatal(code, p.to_string())).await;
+            }
+            Err(e) if e.is_upstream() => {
+                self.fatal(PgErrorReply::fatal(
+                    sqlstate::CONNECTION_FAILURE,
+                    "Sluice lost the connection to the resource",
+                ))
+                .await;
+            }
+            Ok(SessionEnd::Shutdown) => {
+                self.fatal(PgErrorReply::fatal(sqlstate::ADMIN_SHUTDOWN, "Sluice is shutting down")).await;
+            }
+            _ => {}
+        }
+        self.close_backend().await;
+        result
+    }
+
+    async fn pump(&mut self) -> Result<SessionEnd, PgError> {
+        loop {
+            self.on_client_frames()?;
+            self.on_backend_frames()?;
+            if let Some(end) = self.finished() {
+                return Ok(end);
+            }
+            self.io().await?;
+            match *self.shutdown.borrow() {
+                ShutdownState::Running => {}
+                ShutdownState::Draining if self.is_idle() => return Ok(SessionEnd::Shutdown),
+                ShutdownState::Draining => {}
+                ShutdownState::Closing => return Ok(SessionEnd::Shutdown),
+            }
+        }
+    }
+
+    fn finished(&self) -> Option<SessionEnd> {
+        if self.backend_eof && self.to_client.is_empty() {
+            return Some(SessionEnd::BackendClosed);
+        }
+        if self.client_eof && self.to_backend.is_empty() {
+            return Some(SessionEnd::ClientClosed);
+        }
+        None
+    }
+
+    /// Nothing in flight and no open transaction: a safe moment to close.
+    fn is_idle(&self) -> bool {
+        self.z_expected == self.z_seen
+            && self.tx_status == b'I'
+            && self.batch.is_empty()
+            && self.client_in.is_empty()
+            && self.to_client.is_empty()
+    }
+
+    /// One round of non-blocking I/O: flush queued bytes, read where there
+    /// is room. Resolves as soon as anything moved.
+    async fn io(&mut self) -> Result<(), PgError> {
+        let Self { client, backend, client_in, backend_in, to_client, to_backend, shutdown, client_eof, backend_eof, .. } =
+            self;
+        let mut shutdown_changed = std::pin::pin!(shutdown.changed());
+        poll_fn(|cx| {
+            let mut progress = false;
+            if !to_backend.is_empty() {
+                match Pin::new(&mut *backend).poll_write(cx, to_backend) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(PgError::BackendIo(std::io::ErrorKind::WriteZero.into()))),
+                    Poll::Ready(Ok(n)) => {
+                        let _ = to_backend.split_to(n);
+                        progress = true;
+                        if to_backend.is_empty() {
+                            if let Poll::Ready(Err(e)) = Pin::new(&mut *backend).poll_flush(cx) {
+                                return Poll::Ready(Err(PgError::BackendIo(e)));
+                            }
+                        }
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(PgError::BackendIo(e))),
+                    Poll::Pending => {}
+                }
+            }
+            if !to_client.is_empty() {
+                match Pin::new(&mut *client).poll_write(cx, to_client) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(PgError::ClientIo(std::io::ErrorKind::WriteZero.into()))),
+                    Poll::Ready(Ok(n)) => {
+                        let _ = to_client.split_to(n);
+                        progress = true;
+                        if to_client.is_empty() {
+                            if let Poll::Ready(Err(e)) = Pin::new(&mut *client).poll_flush(cx) {
+                                return Poll::Ready(Err(PgError::ClientIo(e)));
+                            }
+                        }
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(PgError::ClientIo(e))),
+                    Poll::Pending => {}
+                }
+            }
+            if !*client_eof && to_backend.len() < HIGH_WATER {
+                client_in.reserve(READ_CHUNK);
+                match tokio_util::io::poll_read_buf(Pin::new(&mut *client), cx, client_in) {
+                    Poll::Ready(Ok(0)) => {
+                        *client_eof = true;
+                        progress = true;
+                    }
+                    Poll::Ready(Ok(_)) => progress = true,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(PgError::ClientIo(e))),
+                    Poll::Pending => {}
+                }
+            }
+            if !*backend_eof && to_client.len() < HIGH_WATER {
+                backend_in.reserve(READ_CHUNK);
+                match tokio_util::io::poll_read_buf(Pin::new(&mut *backend), cx, backend_in) {
+                    Poll::Ready(Ok(0)) => {
+                        *backend_eof = true;
+                        progress = true;
+                    }
+                    Poll::Ready(Ok(_)) => progress = true,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(PgError::BackendIo(e))),
+                    Poll::Pending => {}
+                }
+            }
+            if progress {
+                return Poll::Ready(Ok(()));
+            }
+            if shutdown_changed.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Ok(()));
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Every complete client message, in order. Statements become commands
+    /// and are decided here, before anything is forwarded.
+    fn on_client_frames(&mut self) -> Result<(), PgError> {
+        while let Some(h) = peek_frame(&self.client_in, self.limits.max_client_message).map_err(PgError::ClientProtocol)? {
+            let frame = self.client_in.split_to(h.len);
+            let body = &frame[5..];
+            match h.tag {
+                b'Q' => {
+                    let sql = Reader::new(body).cstr().map_err(PgError::ClientProtocol)?;
+                    let command = Command::new(CommandOrigin::SimpleQuery, CommandKind::Unclassified, sql);
+                    let verdict = self.gate.decide(std::slice::from_ref(&command));
+                    self.z_expected += 1;
+                    match verdict {
+                        Verdict::Forward => self.to_backend.extend_from_slice(&frame),
+                        Verdict::Deny(reply) => self.deny(reply, Terminator::Query),
+                    }
+                }
+                b'P' => {
+                    let mut r = Reader::new(body);
+                    let _name = r.cstr().map_err(PgError::ClientProtocol)?;
+                    let sql = r.cstr().map_err(PgError::ClientProtocol)?;
+                    self.batch_commands.push(Command::new(CommandOrigin::Parse, CommandKind::Unclassified, sql));
+                    self.hold(&frame)?;
+                }
+                b'B' | b'D' | b'E' | b'C' => self.hold(&frame)?,
+                b'S' | b'H' => {
+                    self.hold(&frame)?;
+                    let sync = h.tag == b'S';
+                    if sync {
+                        self.z_expected += 1;
+                    }
+                    let verdict = self.gate.decide(&self.batch_commands);
+                    self.batch_commands.clear();
+                    match verdict {
+                        Verdict::Forward => {
+                            self.to_backend.extend_from_slice(&self.batch);
+                            self.batch.clear();
+                        }
+                        Verdict::Deny(reply) => {
+                            self.batch.clear();
+                            self.deny(reply, if sync { Terminator::Sync } else { Terminator::Flush });
+                        }
+                    }
+                }
+                b'F' => {
+                    // A fast-path call names a function by OID: there is no text to
+                    // judge, so it is the riskiest kind of command.
+                    let command = Command::new(CommandOrigin::FunctionCall, CommandKind::Unknown, "");
+                    self.z_expected += 1;
+                    match self.gate.decide(std::slice::from_ref(&command)) {
+                        Verdict::Forward => self.to_backend.extend_from_slice(&frame),
+                        Verdict::Deny(reply) => self.deny(reply, Terminator::Query),
+                    }
+                }
+                // COPY FROM STDIN data flows straight through.
+                b'd' | b'c' | b'f' => self.to_backend.extend_from_slice(&frame),
+                b'X' => {
+                    self.client_eof = true;
+                    self.client_in.clear();
+                    return Ok(());
+                }
+                b'p' => {
+                    return Err(PgError::ClientProtocol(ProtocolError::Unexpected {
+                        tag: h.tag,
+                        during: "after authentication",
+                    }))
+                }
+                other => return Err(PgError::ClientProtocol(ProtocolError::UnknownMessage(other))),
+            }
+        }
+        Ok(())
+    }
+
+    fn hold(&mut self, frame: &[u8]) -> Result<(), PgError> {
+        if self.batch.len() + frame.len() > self.limits.max_batch {
+            return Err(PgError::ClientProtocol(ProtocolError::TooLarge {
+                tag: frame[0],
+                len: self.batch.len() + frame.len(),
+                max: self.limits.max_batch,
+            }));
+        }
+        self.batch.extend_from_slice(frame);
+        Ok(())
+    }
+
+    /// Blocks a statement while keeping PostgreSQL's pipeline semantics
+    /// exact. Instead of the statement, the backend gets a stand-in that
+    /// fails to parse with a unique marker in its error; that error is
+    /// swapped for the denial when it comes back. So the denial reaches the
+    /// client in its place among earlier results, an enclosing transaction
+    /// is aborted just as a real error would, and the backend skips to the
+    /// next Sync by itself. The statement itself never reaches the target.
+    fn deny(&mut self, reply: PgErrorReply, terminator: Terminator) {
+        let marker = format!("sluice_denied_{:016x}", rand::random::<u64>());
+        let out = &mut self.to_backend;
+        match terminator {
+            Terminator::Query => put_message(out, b'Q', |b| put_cstr(b, &marker)),
+            Terminator::Sync | Terminator::Flush => {
+                put_message(out, b'P', |b| {
+                    put_cstr(b, "sluice_denied");
+                    put_cstr(b, &marker);
+                    b.put_i16(0);
+                });
+                put_message(out, if terminator == Terminator::Sync { b'S' } else { b'H' }, |_| {});
+            }
+        }
+        // The stand-in's error arrives before the ReadyForQuery that ends its
+        // segment: the one just counted, or for a Flush the next one.
+        let segment = self.z_expected + u64::from(terminator == Terminator::Flush);
+        self.denials.push_back(PendingDenial { marker, reply, segment });
+    }
+
+    /// Every complete backend message, in order, on its way to the client.
+    fn on_backend_frames(&mut self) -> Result<(), PgError> {
+        let mut run = 0; // length of the prefix of backend_in forwarded verbatim
+        while let Some(h) = peek_frame(&self.backend_in[run..], self.limits.max_backend_message).map_err(PgError::BackendProtocol)? {
+            let frame = &self.backend_in[run..run + h.len];
+            match h.tag {
+                b'Z' => {
+                    self.tx_status = frame.get(5).copied().unwrap_or(b'I');
+                    self.z_seen += 1;
+                    let seen = self.z_seen;
+                    self.denials.retain(|d| d.segment > seen);
+                }
+                b'E' if !self.denials.is_empty() => {
+                    if let Some(i) = self.denials.iter().position(|d| contains(frame, d.marker.as_bytes())) {
+                        // Flush what came before, then the denial in place of this error.
+                        self.to_client.extend_from_slice(&self.backend_in[..run]);
+                        let _ = self.backend_in.split_to(run + h.len);
+                        run = 0;
+                        if let Some(d) = self.denials.remove(i) {
+                            d.reply.encode(&mut self.to_client);
+                        }
+                        continue;
+                    }
+                }
+                _ => {}
+            }
+            run += h.len;
+            if self.to_client.len() + run >= HIGH_WATER {
+                break;
+            }
+        }
+        if run > 0 {
+            self.to_client.extend_from_slice(&self.backend_in[..run]);
+            let _ = self.backend_in.split_to(run);
+        }
+        Ok(())
+    }
+
+    /// Sends a last error to the client and flushes it, briefly.
+    async fn fatal(&mut self, reply: PgErrorReply) {
+        reply.encode(&mut self.to_client);
+        let write = async {
+            use tokio::io::AsyncWriteExt;
+            let _ = self.client.write_all(&self.to_client).await;
+            let _ = self.client.flush().await;
+            let _ = self.client.shutdown().await;
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), write).await;
+    }
+
+    async fn close_backend(&mut self) {
+        use tokio::io::AsyncWriteExt;
+        let mut out = BytesMut::new();
+        crate::messages::frontend::terminate(&mut out);
+        let close = async {
+            let _ = self.backend.write_all(&out).await;
+            let _ = self.backend.shutdown().await;
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), close).await;
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Terminator {
+    Query,
+    Sync,
+    Flush,
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}

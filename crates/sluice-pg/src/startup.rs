@@ -1,0 +1,288 @@
+//! The client's side of connection start: TLS negotiation, the startup
+//! packet, and proving a Sluice identity. Nothing here talks to a backend.
+
+use crate::codec::{self, StartupPacket, PROTOCOL_3_0};
+use crate::error::ProtocolError;
+use crate::frames::FrameReader;
+use crate::messages::{self, sqlstate, PgErrorReply};
+use crate::stream::Stream;
+use bytes::BytesMut;
+use sluice_auth::{Authenticated, Credentials, KeyStore, ScramServer};
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Why a connection did not get through startup. `reply` is what the
+/// client is told (when it can still be told anything); `log` is for the
+/// operator and may say more than the client should learn.
+#[derive(Debug)]
+pub struct Rejection {
+    pub reply: Option<PgErrorReply>,
+    pub log: String,
+}
+
+impl Rejection {
+    pub fn tell(reply: PgErrorReply) -> Self {
+        let log = reply.message.clone();
+        Self { reply: Some(reply), log }
+    }
+
+    pub fn logged(reply: PgErrorReply, log: impl Into<String>) -> Self {
+        Self { reply: Some(reply), log: log.into() }
+    }
+
+    fn silent(log: impl Into<String>) -> Self {
+        Self { reply: None, log: log.into() }
+    }
+
+    fn protocol(e: ProtocolError) -> Self {
+        Self::tell(PgErrorReply::fatal(sqlstate::PROTOCOL_VIOLATION, format!("invalid startup packet: {e}")))
+    }
+}
+
+/// What the first packets asked for.
+pub enum Hello {
+    Startup { params: Vec<(String, String)>, protocol_minor: i32 },
+    Cancel { pid: i32, secret: i32 },
+}
+
+/// Reads packets until a startup or cancel request, answering SSLRequest
+/// (upgrading `slot` in place) and declining GSSENCRequest.
+pub async fn hello(
+    slot: &mut Option<Stream>,
+    tls: Option<&tokio_rustls::TlsAcceptor>,
+) -> Result<Hello, Rejection> {
+    loop {
+        let stream = slot.as_mut().ok_or_else(|| Rejection::silent("connection lost during TLS negotiation"))?;
+        let packet = read_startup_packet(stream).await?;
+        match packet {
+            StartupPacket::SslRequest if !stream.is_tls() => match tls {
+                Some(acceptor) => {
+                    write_raw(stream, b"S").await?;
+                    let Some(Stream::Plain(tcp)) = slot.take() else {
+                        return Err(Rejection::silent("TLS requested on a non-plain stream"));
+                    };
+                    let tls = acceptor
+                        .accept(tcp)
+                        .await
+                        .map_err(|e| Rejection::silent(format!("client TLS handshake failed: {e}")))?;
+                    *slot = Some(Stream::Tls(Box::new(tokio_rustls::TlsStream::Server(tls))));
+                }
+                None => write_raw(stream, b"N").await?,
+            },
+            StartupPacket::SslRequest => {
+                return Err(Rejection::tell(PgErrorReply::fatal(
+                    sqlstate::PROTOCOL_VIOLATION,
+                    "SSLRequest received on an encrypted connection",
+                )))
+            }
+            StartupPacket::GssEncRequest if !stream.is_tls() => write_raw(stream, b"N").await?,
+            StartupPacket::GssEncRequest => {
+                return Err(Rejection::tell(PgErrorReply::fatal(
+                    sqlstate::PROTOCOL_VIOLATION,
+                    "GSSENCRequest received on an encrypted connection",
+                )))
+            }
+            StartupPacket::Cancel { pid, secret } => return Ok(Hello::Cancel { pid, secret }),
+            StartupPacket::Startup { version, params } => {
+                if version >> 16 != PROTOCOL_3_0 >> 16 {
+                    return Err(Rejection::tell(PgErrorReply::fatal(
+                        sqlstate::FEATURE_NOT_SUPPORTED,
+                        format!(
+                            "unsupported frontend protocol {}.{}: Sluice supports 3.0",
+                            version >> 16,
+                            version & 0xffff
+                        ),
+                    )));
+                }
+                return Ok(Hello::Startup { params, protocol_minor: version & 0xffff });
+            }
+        }
+    }
+}
+
+async fn write_raw(stream: &mut Stream, bytes: &[u8]) -> Result<(), Rejection> {
+    stream.write_all(bytes).await.map_err(|e| Rejection::silent(format!("client I/O error: {e}")))?;
+    stream.flush().await.map_err(|e| Rejection::silent(format!("client I/O error: {e}")))
+}
+
+pub async fn send(stream: &mut Stream, out: &[u8]) -> Result<(), Rejection> {
+    write_raw(stream, out).await
+}
+
+async fn read_startup_packet(stream: &mut Stream) -> Result<StartupPacket, Rejection> {
+    let len = match stream.read_i32().await {
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return Err(Rejection::silent("incomplete startup packet"))
+        }
+        Err(e) => return Err(Rejection::silent(format!("client I/O error: {e}"))),
+    };
+    if len < 8 || len as usize > codec::MAX_STARTUP_PACKET {
+        return Err(Rejection::protocol(ProtocolError::BadLength { tag: 0, declared: i64::from(len) }));
+    }
+    let mut buf = vec![0u8; len as usize];
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    stream
+        .read_exact(&mut buf[4..])
+        .await
+        .map_err(|_| Rejection::silent("incomplete startup packet"))?;
+    codec::parse_startup(&buf).map_err(Rejection::protocol)
+}
+
+/// Startup options passed on to the backend. Anything else a client could
+/// set at startup is a server setting (`role`, `session_authorization`,
+/// `options=-c ...`) that would bypass the gateway's view of the session,
+/// so it is refused rather than silently dropped.
+const PASSTHROUGH: &[&str] = &[
+    "application_name",
+    "client_encoding",
+    "datestyle",
+    "timezone",
+    "extra_float_digits",
+    "intervalstyle",
+    "search_path",
+    "statement_timeout",
+    "lock_timeout",
+    "idle_in_transaction_session_timeout",
+    "default_transaction_isolation",
+    "default_transaction_read_only",
+    "bytea_output",
+    "client_min_messages",
+    "standard_conforming_strings",
+];
+
+/// The validated startup options of a client.
+pub struct StartupParams {
+    pub user: String,
+    pub database: String,
+    pub passthrough: Vec<(String, String)>,
+    /// `_pq_.` protocol options the client asked for, none of which we support.
+    pub unsupported_options: Vec<String>,
+}
+
+pub fn check_params(params: Vec<(String, String)>) -> Result<StartupParams, Rejection> {
+    let mut user = None;
+    let mut database = None;
+    let mut passthrough = Vec::new();
+    let mut unsupported_options = Vec::new();
+    for (name, value) in params {
+        let lower = name.to_ascii_lowercase();
+        match lower.as_str() {
+            "user" => user = Some(value),
+            "database" => database = Some(value),
+            "replication" => {
+                return Err(Rejection::tell(PgErrorReply::fatal(
+                    sqlstate::FEATURE_NOT_SUPPORTED,
+                    "replication connections are not supported through Sluice",
+                )))
+            }
+            _ if lower.starts_with("_pq_.") => unsupported_options.push(name),
+            _ if PASSTHROUGH.contains(&lower.as_str()) => passthrough.push((name, value)),
+            _ => {
+                return Err(Rejection::tell(
+                    PgErrorReply::fatal(
+                        sqlstate::FEATURE_NOT_SUPPORTED,
+                        format!("startup parameter \"{name}\" is not allowed through Sluice"),
+                    )
+                    .with_hint("Set it with SET after connecting, where policy can see it."),
+                ))
+            }
+        }
+    }
+    let user = user.filter(|u| !u.is_empty()).ok_or_else(|| {
+        Rejection::tell(PgErrorReply::fatal(
+            sqlstate::INVALID_AUTHORIZATION,
+            "no PostgreSQL user name specified in startup packet",
+        ))
+    })?;
+    let database = database.filter(|d| !d.is_empty()).unwrap_or_else(|| user.clone());
+    Ok(StartupParams { user, database, passthrough, unsupported_options })
+}
+
+/// How the client proves its identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// SCRAM-SHA-256 everywhere: the key never crosses the wire.
+    Scram,
+    /// Cleartext password over TLS (SCRAM on a plain loopback connection).
+    PasswordOverTls,
+}
+
+fn auth_failed(user: &str) -> PgErrorReply {
+    PgErrorReply::fatal(sqlstate::INVALID_PASSWORD, format!("password authentication failed for user \"{user}\""))
+}
+
+/// Runs the authentication exchange. Unknown identity, wrong key and
+/// revoked key all end the same way, so a caller cannot tell which it was.
+/// Returns the identity and the bytes the client sent past its last auth
+/// message.
+pub async fn authenticate(
+    stream: &mut Stream,
+    keys: &Arc<KeyStore>,
+    user: &str,
+    mode: ClientAuth,
+) -> Result<(Authenticated, BytesMut), Rejection> {
+    let lookup_keys = keys.clone();
+    let name = user.to_owned();
+    let credentials: Credentials = tokio::task::spawn_blocking(move || lookup_keys.credentials(&name))
+        .await
+        .map_err(|e| internal(format!("key lookup task failed: {e}")))?
+        .map_err(|e| internal(format!("key store error: {e}")))?;
+    let mut reader = FrameReader::new(16 * 1024);
+    let mut out = BytesMut::new();
+    let cleartext = mode == ClientAuth::PasswordOverTls && stream.is_tls();
+
+    let outcome = if cleartext {
+        messages::authentication_cleartext(&mut out);
+        send(stream, &out).await?;
+        let body = expect_password_message(stream, &mut reader).await?;
+        let key = codec::Reader::new(&body).cstr().map_err(Rejection::protocol)?.to_owned();
+        sluice_auth::verify_cleartext(&credentials, &key).ok_or_else(|| Rejection::tell(auth_failed(user)))?
+    } else {
+        messages::authentication_sasl(&mut out, &["SCRAM-SHA-256"]);
+        send(stream, &out).await?;
+        let mut scram = ScramServer::new(credentials);
+        let body = expect_password_message(stream, &mut reader).await?;
+        let mut r = codec::Reader::new(&body);
+        let mechanism = r.cstr().map_err(Rejection::protocol)?;
+        if mechanism != "SCRAM-SHA-256" {
+            return Err(Rejection::tell(PgErrorReply::fatal(
+                sqlstate::PROTOCOL_VIOLATION,
+                format!("client selected an invalid SASL authentication mechanism \"{mechanism}\""),
+            )));
+        }
+        let len = r.i32().map_err(Rejection::protocol)?;
+        let data = r.bytes(usize::try_from(len).unwrap_or(0)).map_err(Rejection::protocol)?;
+        let server_first = scram
+            .client_first(data)
+            .map_err(|e| Rejection::logged(auth_failed(user), format!("SCRAM client-first rejected: {e}")))?;
+        out.clear();
+        messages::authentication_sasl_continue(&mut out, &server_first);
+        send(stream, &out).await?;
+        let body = expect_password_message(stream, &mut reader).await?;
+        let (who, server_final) = scram
+            .client_final(&body)
+            .map_err(|e| Rejection::logged(auth_failed(user), format!("SCRAM proof rejected: {e}")))?;
+        out.clear();
+        messages::authentication_sasl_final(&mut out, &server_final);
+        send(stream, &out).await?;
+        who
+    };
+    Ok((outcome, reader.into_buffer()))
+}
+
+fn internal(log: String) -> Rejection {
+    Rejection::logged(PgErrorReply::fatal(sqlstate::INTERNAL_ERROR, "Sluice internal error during authentication"), log)
+}
+
+async fn expect_password_message(stream: &mut Stream, reader: &mut FrameReader) -> Result<bytes::Bytes, Rejection> {
+    match reader.next(stream).await {
+        Ok((b'p', body)) => Ok(body),
+        Ok((tag, _)) => Err(Rejection::protocol(ProtocolError::Unexpected { tag, during: "during authentication" })),
+        Err(crate::frames::ReadError::Protocol(ProtocolError::Closed(_))) => {
+            Err(Rejection::silent("client closed the connection during authentication"))
+        }
+        Err(crate::frames::ReadError::Protocol(p)) => Err(Rejection::protocol(p)),
+        Err(crate::frames::ReadError::Io(e)) => Err(Rejection::silent(format!("client I/O error: {e}"))),
+    }
+}

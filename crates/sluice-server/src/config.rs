@@ -1,0 +1,291 @@
+//! The one TOML file that configures a gateway. Unknown keys are errors
+//! (a typo in a security setting must not be silently ignored), and every
+//! error names the file and the key.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    #[serde(default, rename = "resource")]
+    pub resources: Vec<ResourceConfig>,
+    /// The directory the config file is in; relative paths resolve against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+    #[serde(skip)]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientAuthMode {
+    /// SCRAM-SHA-256: the key never crosses the wire.
+    #[default]
+    Scram,
+    /// Cleartext password, only ever asked for over TLS.
+    Password,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 6432))
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./sluice-data")
+}
+fn default_startup_timeout() -> u64 {
+    15
+}
+fn default_shutdown_grace() -> u64 {
+    30
+}
+fn default_max_message() -> usize {
+    64 * 1024 * 1024
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Accept unencrypted connections on a listener that is not loopback.
+    #[serde(default)]
+    pub allow_plaintext: bool,
+    #[serde(default)]
+    pub client_auth: ClientAuthMode,
+    #[serde(default = "default_startup_timeout")]
+    pub startup_timeout_secs: u64,
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace_secs: u64,
+    /// Largest message a client may send (a Query, a Bind, a CopyData ...).
+    #[serde(default = "default_max_message")]
+    pub max_message_bytes: usize,
+    pub max_connections_per_identity: Option<usize>,
+    #[serde(default)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackendTlsMode {
+    #[default]
+    Disable,
+    VerifyFull,
+}
+
+fn default_port() -> u16 {
+    5432
+}
+fn default_connect_timeout() -> u64 {
+    10
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceConfig {
+    pub name: String,
+    pub kind: String,
+    pub host: String,
+    #[serde(default = "default_port")]
+    pub port: u16,
+    pub database: String,
+    pub user: String,
+    /// Present only to give a precise error: passwords are never inline.
+    pub password: Option<toml::Value>,
+    pub password_env: Option<String>,
+    pub password_file: Option<PathBuf>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    pub max_connections: Option<usize>,
+    #[serde(default)]
+    pub tls: BackendTlsMode,
+    /// PEM file of CAs to trust for the backend; default: the system's roots.
+    pub tls_ca_file: Option<PathBuf>,
+    /// Name to verify in the backend certificate; default: `host`.
+    pub tls_server_name: Option<String>,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_secs: u64,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let err = |message: String| ConfigError { file: path.to_path_buf(), message };
+        let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read config: {e}")))?;
+        let mut config: Config = toml::from_str(&text).map_err(|e| err(e.to_string().trim_end().to_owned()))?;
+        config.file = path.to_path_buf();
+        config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn error(&self, message: impl Into<String>) -> ConfigError {
+        ConfigError { file: self.file.clone(), message: message.into() }
+    }
+
+    /// A path from the config, relative to the config file's directory.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.resolve(&self.server.data_dir)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let s = &self.server;
+        if s.tls_cert.is_some() != s.tls_key.is_some() {
+            return Err(self.error("[server] tls_cert and tls_key must be set together"));
+        }
+        if !s.listen.ip().is_loopback() && s.tls_cert.is_none() && !s.allow_plaintext {
+            return Err(self.error(format!(
+                "[server] listen = \"{}\" is not a loopback address: set tls_cert and tls_key, \
+                 or allow_plaintext = true to accept unencrypted connections",
+                s.listen
+            )));
+        }
+        if s.client_auth == ClientAuthMode::Password && s.tls_cert.is_none() {
+            return Err(self.error("[server] client_auth = \"password\" needs tls_cert and tls_key: cleartext keys only travel over TLS"));
+        }
+        if s.max_message_bytes < 1024 {
+            return Err(self.error("[server] max_message_bytes must be at least 1024"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for r in &self.resources {
+            let at = |m: String| self.error(format!("[[resource]] \"{}\": {m}", r.name));
+            if r.name.is_empty() {
+                return Err(self.error("[[resource]] name must not be empty"));
+            }
+            if !seen.insert(&r.name) {
+                return Err(at("name: defined twice".into()));
+            }
+            if r.kind != "postgres" {
+                return Err(at(format!("kind: \"{}\" is not supported (supported: \"postgres\")", r.kind)));
+            }
+            if r.password.is_some() {
+                return Err(at("password: inline passwords are not allowed; use password_env or password_file".into()));
+            }
+            if r.password_env.is_some() && r.password_file.is_some() {
+                return Err(at("password_env and password_file are exclusive".into()));
+            }
+            if r.tls == BackendTlsMode::Disable && (r.tls_ca_file.is_some() || r.tls_server_name.is_some()) {
+                return Err(at("tls_ca_file/tls_server_name need tls = \"verify-full\"".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the backend password of a resource from where the config says.
+    pub fn resource_password(&self, r: &ResourceConfig) -> Result<Option<String>, ConfigError> {
+        let at = |m: String| self.error(format!("[[resource]] \"{}\": {m}", r.name));
+        if let Some(var) = &r.password_env {
+            return match std::env::var(var) {
+                Ok(v) => Ok(Some(v)),
+                Err(_) => Err(at(format!("password_env: environment variable {var} is not set"))),
+            };
+        }
+        if let Some(file) = &r.password_file {
+            let path = self.resolve(file);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| at(format!("password_file: cannot read {}: {e}", path.display())))?;
+            return Ok(Some(text.trim_end_matches(['\r', '\n']).to_owned()));
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sluice.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(&path)
+    }
+
+    const MINIMAL: &str = r#"
+[server]
+listen = "127.0.0.1:6432"
+
+[[resource]]
+name = "app"
+kind = "postgres"
+host = "127.0.0.1"
+database = "app"
+user = "app_owner"
+password_env = "SLUICE_TEST_UNSET_VAR"
+tags = { env = "prod" }
+"#;
+
+    #[test]
+    fn a_minimal_config_loads_with_defaults() {
+        let c = load(MINIMAL).unwrap();
+        assert_eq!(c.resources[0].port, 5432);
+        assert_eq!(c.resources[0].tags["env"], "prod");
+        assert_eq!(c.server.client_auth, ClientAuthMode::Scram);
+    }
+
+    #[test]
+    fn an_unknown_key_names_the_file_and_the_key() {
+        let e = load(&MINIMAL.replace("listen =", "lisen =")).unwrap_err().to_string();
+        assert!(e.contains("sluice.toml"), "{e}");
+        assert!(e.contains("lisen"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_field_is_named() {
+        let e = load(&MINIMAL.replace("user = \"app_owner\"\n", "")).unwrap_err().to_string();
+        assert!(e.contains("user"), "{e}");
+    }
+
+    #[test]
+    fn an_inline_password_is_refused() {
+        let e = load(&MINIMAL.replace("password_env = \"SLUICE_TEST_UNSET_VAR\"", "password = \"hunter2\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("inline passwords are not allowed"), "{e}");
+    }
+
+    #[test]
+    fn an_unset_password_variable_names_resource_key_and_variable() {
+        let c = load(MINIMAL).unwrap();
+        let e = c.resource_password(&c.resources[0]).unwrap_err().to_string();
+        assert!(e.contains("\"app\"") && e.contains("password_env") && e.contains("SLUICE_TEST_UNSET_VAR"), "{e}");
+    }
+
+    #[test]
+    fn a_non_loopback_listener_without_tls_is_refused_unless_allowed() {
+        let open = MINIMAL.replace("127.0.0.1:6432", "0.0.0.0:6432");
+        assert!(load(&open).unwrap_err().to_string().contains("not a loopback address"));
+        let allowed = open.replace("[server]\n", "[server]\nallow_plaintext = true\n");
+        assert!(load(&allowed).is_ok());
+    }
+}

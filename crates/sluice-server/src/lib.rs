@@ -1,0 +1,9 @@
+//! The Sluice runtime: reads the config, opens the stores, and runs the
+//! listeners until shutdown.
+
+pub mod config;
+pub mod runtime;
+pub mod tls;
+
+pub use config::{Config, ConfigError, LogFormat};
+pub use runtime::{prepare, serve, termination_signal, Prepared, ServeError};

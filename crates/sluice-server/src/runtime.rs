@@ -1,0 +1,154 @@
+//! The running gateway: a listener, one task per connection, and shutdown
+//! by broadcast (SIGTERM drains, the grace deadline closes).
+
+use crate::config::{ClientAuthMode, Config, ConfigError};
+use crate::tls;
+use sluice_auth::KeyStore;
+use sluice_core::ResourceId;
+use sluice_pg::{BackendTarget, ClientAuth, Gateway, GatewayConfig, Resource, Secret, ShutdownState};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{error, info, warn};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot open the key store in {dir}: {source}")]
+    KeyStore { dir: String, source: sluice_auth::AuthError },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+/// The largest message accepted from a backend. PostgreSQL's own limit on a
+/// single field is 1 GB; a DataRow may be a little larger.
+const MAX_BACKEND_MESSAGE: usize = (1 << 30) + (1 << 20);
+
+/// Everything needed to serve, checked before the listener opens.
+pub struct Prepared {
+    gateway: Arc<Gateway>,
+    listener: TcpListener,
+    shutdown: watch::Sender<ShutdownState>,
+    grace: Duration,
+}
+
+impl Prepared {
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.local_addr().ok()
+    }
+}
+
+pub async fn prepare(config: &Config) -> Result<Prepared, ServeError> {
+    let data_dir = config.data_dir();
+    let keys = KeyStore::open(&data_dir)
+        .map_err(|source| ServeError::KeyStore { dir: data_dir.display().to_string(), source })?;
+    let mut resources = Vec::new();
+    for r in &config.resources {
+        let password = config.resource_password(r)?.map(Secret::new);
+        let target = BackendTarget {
+            host: r.host.clone(),
+            port: r.port,
+            database: r.database.clone(),
+            user: r.user.clone(),
+            password,
+            tls: tls::backend(config, r)?,
+            connect_timeout: Duration::from_secs(r.connect_timeout_secs),
+        };
+        resources.push(Resource {
+            id: ResourceId(r.name.clone()),
+            target: Arc::new(target),
+            max_connections: r.max_connections,
+        });
+    }
+    let s = &config.server;
+    let acceptor = tls::acceptor(config)?;
+    let gateway_config = GatewayConfig {
+        require_tls: !s.listen.ip().is_loopback() && !s.allow_plaintext,
+        tls: acceptor,
+        client_auth: match s.client_auth {
+            ClientAuthMode::Scram => ClientAuth::Scram,
+            ClientAuthMode::Password => ClientAuth::PasswordOverTls,
+        },
+        startup_timeout: Duration::from_secs(s.startup_timeout_secs),
+        max_client_message: s.max_message_bytes,
+        max_backend_message: MAX_BACKEND_MESSAGE,
+        max_connections_per_identity: s.max_connections_per_identity,
+    };
+    let (shutdown, watcher) = watch::channel(ShutdownState::Running);
+    let gateway = Arc::new(Gateway::new(gateway_config, resources, Arc::new(keys), watcher));
+    let listener =
+        TcpListener::bind(s.listen).await.map_err(|source| ServeError::Bind { addr: s.listen, source })?;
+    Ok(Prepared { gateway, listener, shutdown, grace: Duration::from_secs(s.shutdown_grace_secs) })
+}
+
+/// Accepts connections until `stop` resolves, then drains: open sessions
+/// end at their next idle moment, and at the grace deadline all are closed.
+pub async fn serve(prepared: Prepared, stop: impl std::future::Future<Output = ()>) {
+    let Prepared { gateway, listener, shutdown, grace } = prepared;
+    if let Ok(addr) = listener.local_addr() {
+        info!(%addr, "listening for PostgreSQL clients");
+    }
+    let mut sessions = JoinSet::new();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    sessions.spawn(gateway.clone().handle(tcp, peer));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    error!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+        }
+    }
+    drop(listener);
+    info!(open_sessions = sessions.len(), grace_secs = grace.as_secs(), "shutting down: draining sessions");
+    let _ = shutdown.send(ShutdownState::Draining);
+    let drained = tokio::time::timeout(grace, async {
+        while sessions.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        warn!(open_sessions = sessions.len(), "grace period over: closing remaining sessions");
+        let _ = shutdown.send(ShutdownState::Closing);
+        if tokio::time::timeout(Duration::from_secs(5), async { while sessions.join_next().await.is_some() {} })
+            .await
+            .is_err()
+        {
+            sessions.abort_all();
+        }
+    }
+    info!("stopped");
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn termination_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => info!(signal = "SIGTERM", "received"),
+                    _ = int.recv() => info!(signal = "SIGINT", "received"),
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
