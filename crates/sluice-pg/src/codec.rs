@@ -160,9 +160,9 @@ mod tests {
 
     #[test]
     fn complete_frame_reports_total_length() {
-        let buf = b"Q\0\0\0\x09SELECT\0rest";
+        let buf = b"Q\0\0\0\x0bSELECT\0rest";
         let h = peek_frame(buf, 100).unwrap().unwrap();
-        assert_eq!(h, FrameHeader { tag: b'Q', len: 10 });
+        assert_eq!(h, FrameHeader { tag: b'Q', len: 12 });
         assert_eq!(h.body(buf), b"SELECT\0".as_slice());
     }
 

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Installs what a bare Debian 12 machine (Rust toolchain already present) lacks
+# to build and test Sluice. Idempotent: does nothing when everything is there.
+#
+# Note: Debian's `postgresql` package creates and starts a 'main' cluster on
+# port 5432. It is harmless; the tests never use it (sluice-testkit starts its
+# own throwaway servers on free ports).
+set -euo pipefail
+
+APT_PACKAGES=(postgresql postgresql-client pgbouncer clang libclang-dev python3-pip)
+
+log() { printf 'install-deps: %s\n' "$*" >&2; }
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        SUDO=(sudo)
+    fi
+fi
+
+pkg_installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
+missing=()
+if command -v dpkg-query >/dev/null 2>&1; then
+    for pkg in "${APT_PACKAGES[@]}"; do
+        pkg_installed "$pkg" || missing+=("$pkg")
+    done
+else
+    # Not a dpkg system: only check for the tools themselves.
+    command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
+    command -v pgbouncer >/dev/null 2>&1 || missing+=(pgbouncer)
+    command -v clang >/dev/null 2>&1 || missing+=(clang)
+fi
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    if ! command -v apt-get >/dev/null 2>&1; then
+        log "missing packages (${missing[*]}) and no apt-get: install them by hand"
+        exit 1
+    fi
+    log "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    "${SUDO[@]}" apt-get update -qq
+    "${SUDO[@]}" apt-get install -y -qq "${missing[@]}"
+else
+    log "apt packages present"
+fi
+
+# PostgreSQL server binaries (initdb, pg_ctl, postgres) used by sluice-testkit.
+if [ -z "${SLUICE_PG_BIN:-}" ] && [ ! -x /usr/lib/postgresql/15/bin/initdb ] \
+    && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    log "warning: no initdb under /usr/lib/postgresql/*/bin; set SLUICE_PG_BIN"
+fi
+
+PYTHON=python3
+if ! command -v "$PYTHON" >/dev/null 2>&1; then
+    log "python3 not found"
+    exit 1
+fi
+if ! "$PYTHON" -c 'import psycopg' >/dev/null 2>&1; then
+    log "installing psycopg[binary] for $("$PYTHON" -c 'import sys; print(sys.executable)')"
+    pip_log="$(mktemp)"
+    trap 'rm -f "$pip_log"' EXIT
+    if ! "$PYTHON" -m pip install --quiet 'psycopg[binary]' 2>"$pip_log"; then
+        if grep -q 'externally-managed-environment' "$pip_log"; then
+            "$PYTHON" -m pip install --quiet --break-system-packages 'psycopg[binary]'
+        else
+            cat "$pip_log" >&2
+            exit 1
+        fi
+    fi
+    "$PYTHON" -c 'import psycopg' || { log "psycopg still not importable"; exit 1; }
+else
+    log "psycopg present"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    log "warning: cargo not found on PATH (the Rust toolchain is expected to be installed)"
+fi
