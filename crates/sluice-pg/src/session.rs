@@ -103,6 +103,9 @@ pub struct Session<G: Gate> {
     tx_status: u8,
     client_eof: bool,
     backend_eof: bool,
+    /// Complete backend messages are waiting for the client to drain: do
+    /// not read more from the backend until they have moved on.
+    backend_backlog: bool,
 }
 
 impl<G: Gate> Session<G> {
@@ -133,6 +136,7 @@ impl<G: Gate> Session<G> {
             tx_status: b'I',
             client_eof: false,
             backend_eof: false,
+            backend_backlog: false,
         }
     }
 
@@ -156,7 +160,11 @@ impl<G: Gate> Session<G> {
                 .await;
             }
             Ok(SessionEnd::Shutdown) => {
-                self.fatal(PgErrorReply::fatal(sqlstate::ADMIN_SHUTDOWN, "Sluice is shutting down")).await;
+                self.fatal(PgErrorReply::fatal(
+                    sqlstate::ADMIN_SHUTDOWN,
+                    "Sluice is shutting down",
+                ))
+                .await;
             }
             _ => {}
         }
@@ -203,14 +211,29 @@ impl<G: Gate> Session<G> {
     /// One round of non-blocking I/O: flush queued bytes, read where there
     /// is room. Resolves as soon as anything moved.
     async fn io(&mut self) -> Result<(), PgError> {
-        let Self { client, backend, client_in, backend_in, to_client, to_backend, shutdown, client_eof, backend_eof, .. } =
-            self;
+        let Self {
+            client,
+            backend,
+            client_in,
+            backend_in,
+            to_client,
+            to_backend,
+            shutdown,
+            client_eof,
+            backend_eof,
+            backend_backlog,
+            ..
+        } = self;
         let mut shutdown_changed = std::pin::pin!(shutdown.changed());
         poll_fn(|cx| {
             let mut progress = false;
             if !to_backend.is_empty() {
                 match Pin::new(&mut *backend).poll_write(cx, to_backend) {
-                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(PgError::BackendIo(std::io::ErrorKind::WriteZero.into()))),
+                    Poll::Ready(Ok(0)) => {
+                        return Poll::Ready(Err(PgError::BackendIo(
+                            std::io::ErrorKind::WriteZero.into(),
+                        )))
+                    }
                     Poll::Ready(Ok(n)) => {
                         let _ = to_backend.split_to(n);
                         progress = true;
@@ -226,7 +249,11 @@ impl<G: Gate> Session<G> {
             }
             if !to_client.is_empty() {
                 match Pin::new(&mut *client).poll_write(cx, to_client) {
-                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(PgError::ClientIo(std::io::ErrorKind::WriteZero.into()))),
+                    Poll::Ready(Ok(0)) => {
+                        return Poll::Ready(Err(PgError::ClientIo(
+                            std::io::ErrorKind::WriteZero.into(),
+                        )))
+                    }
                     Poll::Ready(Ok(n)) => {
                         let _ = to_client.split_to(n);
                         progress = true;
@@ -252,7 +279,7 @@ impl<G: Gate> Session<G> {
                     Poll::Pending => {}
                 }
             }
-            if !*backend_eof && to_client.len() < HIGH_WATER {
+            if !*backend_eof && !*backend_backlog && to_client.len() < HIGH_WATER {
                 backend_in.reserve(READ_CHUNK);
                 match tokio_util::io::poll_read_buf(Pin::new(&mut *backend), cx, backend_in) {
                     Poll::Ready(Ok(0)) => {
@@ -278,13 +305,17 @@ impl<G: Gate> Session<G> {
     /// Every complete client message, in order. Statements become commands
     /// and are decided here, before anything is forwarded.
     fn on_client_frames(&mut self) -> Result<(), PgError> {
-        while let Some(h) = peek_frame(&self.client_in, self.limits.max_client_message).map_err(PgError::ClientProtocol)? {
+        while let Some(h) = peek_frame(&self.client_in, self.limits.max_client_message)
+            .map_err(PgError::ClientProtocol)?
+        {
             let frame = self.client_in.split_to(h.len);
             let body = &frame[5..];
             match h.tag {
                 b'Q' => {
+                    self.release_unsynced_batch();
                     let sql = Reader::new(body).cstr().map_err(PgError::ClientProtocol)?;
-                    let command = Command::new(CommandOrigin::SimpleQuery, CommandKind::Unclassified, sql);
+                    let command =
+                        Command::new(CommandOrigin::SimpleQuery, CommandKind::Unclassified, sql);
                     let verdict = self.gate.decide(std::slice::from_ref(&command));
                     self.z_expected += 1;
                     match verdict {
@@ -296,7 +327,11 @@ impl<G: Gate> Session<G> {
                     let mut r = Reader::new(body);
                     let _name = r.cstr().map_err(PgError::ClientProtocol)?;
                     let sql = r.cstr().map_err(PgError::ClientProtocol)?;
-                    self.batch_commands.push(Command::new(CommandOrigin::Parse, CommandKind::Unclassified, sql));
+                    self.batch_commands.push(Command::new(
+                        CommandOrigin::Parse,
+                        CommandKind::Unclassified,
+                        sql,
+                    ));
                     self.hold(&frame)?;
                 }
                 b'B' | b'D' | b'E' | b'C' => self.hold(&frame)?,
@@ -306,31 +341,30 @@ impl<G: Gate> Session<G> {
                     if sync {
                         self.z_expected += 1;
                     }
-                    let verdict = self.gate.decide(&self.batch_commands);
-                    self.batch_commands.clear();
-                    match verdict {
-                        Verdict::Forward => {
-                            self.to_backend.extend_from_slice(&self.batch);
-                            self.batch.clear();
-                        }
-                        Verdict::Deny(reply) => {
-                            self.batch.clear();
-                            self.deny(reply, if sync { Terminator::Sync } else { Terminator::Flush });
-                        }
-                    }
+                    self.release_batch(if sync {
+                        Terminator::Sync
+                    } else {
+                        Terminator::Flush
+                    });
                 }
                 b'F' => {
                     // A fast-path call names a function by OID: there is no text to
                     // judge, so it is the riskiest kind of command.
-                    let command = Command::new(CommandOrigin::FunctionCall, CommandKind::Unknown, "");
+                    self.release_unsynced_batch();
+                    let command =
+                        Command::new(CommandOrigin::FunctionCall, CommandKind::Unknown, "");
                     self.z_expected += 1;
                     match self.gate.decide(std::slice::from_ref(&command)) {
                         Verdict::Forward => self.to_backend.extend_from_slice(&frame),
                         Verdict::Deny(reply) => self.deny(reply, Terminator::Query),
                     }
                 }
-                // COPY FROM STDIN data flows straight through.
-                b'd' | b'c' | b'f' => self.to_backend.extend_from_slice(&frame),
+                // COPY FROM STDIN data flows straight through, after the
+                // Execute that started the COPY if that is still held.
+                b'd' | b'c' | b'f' => {
+                    self.release_unsynced_batch();
+                    self.to_backend.extend_from_slice(&frame)
+                }
                 b'X' => {
                     self.client_eof = true;
                     self.client_in.clear();
@@ -342,10 +376,45 @@ impl<G: Gate> Session<G> {
                         during: "after authentication",
                     }))
                 }
-                other => return Err(PgError::ClientProtocol(ProtocolError::UnknownMessage(other))),
+                other => {
+                    return Err(PgError::ClientProtocol(ProtocolError::UnknownMessage(
+                        other,
+                    )))
+                }
             }
         }
         Ok(())
+    }
+
+    /// Decides the held batch (which ends in its Sync or Flush, if any) and
+    /// queues it, or its denial, for the backend.
+    fn release_batch(&mut self, terminator: Terminator) {
+        let verdict = self.gate.decide(&self.batch_commands);
+        self.batch_commands.clear();
+        match verdict {
+            Verdict::Forward => {
+                self.to_backend.extend_from_slice(&self.batch);
+                self.batch.clear();
+            }
+            Verdict::Deny(reply) => {
+                self.batch.clear();
+                self.deny(reply, terminator);
+            }
+        }
+    }
+
+    /// A message outside the extended-protocol batch (Query, FunctionCall,
+    /// COPY data) arrived while extended messages are held without a Sync
+    /// or Flush yet. PostgreSQL processes messages strictly in order, so the
+    /// held ones go first: decided now as if a Flush had ended them.
+    /// Without this a Query would overtake them (results out of order), and
+    /// CopyData sent right behind a held Execute of `COPY FROM STDIN` would
+    /// reach the backend before the COPY started, be discarded, and leave
+    /// the COPY waiting for data forever.
+    fn release_unsynced_batch(&mut self) {
+        if !self.batch.is_empty() {
+            self.release_batch(Terminator::Flush);
+        }
     }
 
     fn hold(&mut self, frame: &[u8]) -> Result<(), PgError> {
@@ -378,19 +447,34 @@ impl<G: Gate> Session<G> {
                     put_cstr(b, &marker);
                     b.put_i16(0);
                 });
-                put_message(out, if terminator == Terminator::Sync { b'S' } else { b'H' }, |_| {});
+                put_message(
+                    out,
+                    if terminator == Terminator::Sync {
+                        b'S'
+                    } else {
+                        b'H'
+                    },
+                    |_| {},
+                );
             }
         }
         // The stand-in's error arrives before the ReadyForQuery that ends its
         // segment: the one just counted, or for a Flush the next one.
         let segment = self.z_expected + u64::from(terminator == Terminator::Flush);
-        self.denials.push_back(PendingDenial { marker, reply, segment });
+        self.denials.push_back(PendingDenial {
+            marker,
+            reply,
+            segment,
+        });
     }
 
     /// Every complete backend message, in order, on its way to the client.
     fn on_backend_frames(&mut self) -> Result<(), PgError> {
         let mut run = 0; // length of the prefix of backend_in forwarded verbatim
-        while let Some(h) = peek_frame(&self.backend_in[run..], self.limits.max_backend_message).map_err(PgError::BackendProtocol)? {
+        self.backend_backlog = false;
+        while let Some(h) = peek_frame(&self.backend_in[run..], self.limits.max_backend_message)
+            .map_err(PgError::BackendProtocol)?
+        {
             let frame = &self.backend_in[run..run + h.len];
             match h.tag {
                 b'Z' => {
@@ -400,7 +484,11 @@ impl<G: Gate> Session<G> {
                     self.denials.retain(|d| d.segment > seen);
                 }
                 b'E' if !self.denials.is_empty() => {
-                    if let Some(i) = self.denials.iter().position(|d| contains(frame, d.marker.as_bytes())) {
+                    if let Some(i) = self
+                        .denials
+                        .iter()
+                        .position(|d| contains(frame, d.marker.as_bytes()))
+                    {
                         // Flush what came before, then the denial in place of this error.
                         self.to_client.extend_from_slice(&self.backend_in[..run]);
                         let _ = self.backend_in.split_to(run + h.len);
@@ -415,6 +503,7 @@ impl<G: Gate> Session<G> {
             }
             run += h.len;
             if self.to_client.len() + run >= HIGH_WATER {
+                self.backend_backlog = run < self.backend_in.len();
                 break;
             }
         }
