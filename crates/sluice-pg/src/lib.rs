@@ -11,6 +11,7 @@ pub mod frames;
 pub mod gate;
 pub mod gateway;
 pub mod messages;
+mod pump;
 pub mod session;
 pub mod startup;
 pub mod stream;

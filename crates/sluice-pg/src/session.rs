@@ -17,21 +17,18 @@ use crate::codec::{peek_frame, Reader};
 use crate::error::{PgError, ProtocolError};
 use crate::gate::{Gate, Verdict};
 use crate::messages::{put_cstr, put_message, sqlstate, PgErrorReply};
-use bytes::{BufMut, BytesMut};
+use bytes::{Buf, BufMut, BytesMut};
 use sluice_core::{Command, CommandKind, CommandOrigin};
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
-use std::pin::Pin;
 use std::task::Poll;
-use tokio::io::AsyncWrite;
 use tokio::sync::watch;
 
+use crate::pump::{drain, fill};
 use crate::stream::Stream;
 
 /// Stop reading a side while this much is queued for the other.
 const HIGH_WATER: usize = 256 * 1024;
-/// Read granularity.
-const READ_CHUNK: usize = 64 * 1024;
 
 /// The gateway-wide shutdown signal sessions watch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,8 +123,8 @@ impl<G: Gate> Session<G> {
             shutdown,
             client_in: client_leftover,
             backend_in: backend_leftover,
-            to_client: BytesMut::with_capacity(READ_CHUNK),
-            to_backend: BytesMut::with_capacity(READ_CHUNK),
+            to_client: BytesMut::with_capacity(64 * 1024),
+            to_backend: BytesMut::with_capacity(64 * 1024),
             batch: BytesMut::new(),
             batch_commands: Vec::new(),
             denials: VecDeque::new(),
@@ -226,73 +223,23 @@ impl<G: Gate> Session<G> {
         } = self;
         let mut shutdown_changed = std::pin::pin!(shutdown.changed());
         poll_fn(|cx| {
-            let mut progress = false;
-            if !to_backend.is_empty() {
-                match Pin::new(&mut *backend).poll_write(cx, to_backend) {
-                    Poll::Ready(Ok(0)) => {
-                        return Poll::Ready(Err(PgError::BackendIo(
-                            std::io::ErrorKind::WriteZero.into(),
-                        )))
-                    }
-                    Poll::Ready(Ok(n)) => {
-                        let _ = to_backend.split_to(n);
-                        progress = true;
-                        if to_backend.is_empty() {
-                            if let Poll::Ready(Err(e)) = Pin::new(&mut *backend).poll_flush(cx) {
-                                return Poll::Ready(Err(PgError::BackendIo(e)));
-                            }
-                        }
-                    }
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(PgError::BackendIo(e))),
-                    Poll::Pending => {}
+            let mut step = || -> Result<bool, PgError> {
+                let mut progress = drain(backend, to_backend, cx).map_err(PgError::BackendIo)?;
+                progress |= drain(client, to_client, cx).map_err(PgError::ClientIo)?;
+                if !*client_eof && to_backend.len() < HIGH_WATER {
+                    progress |=
+                        fill(client, client_in, client_eof, cx).map_err(PgError::ClientIo)?;
                 }
-            }
-            if !to_client.is_empty() {
-                match Pin::new(&mut *client).poll_write(cx, to_client) {
-                    Poll::Ready(Ok(0)) => {
-                        return Poll::Ready(Err(PgError::ClientIo(
-                            std::io::ErrorKind::WriteZero.into(),
-                        )))
-                    }
-                    Poll::Ready(Ok(n)) => {
-                        let _ = to_client.split_to(n);
-                        progress = true;
-                        if to_client.is_empty() {
-                            if let Poll::Ready(Err(e)) = Pin::new(&mut *client).poll_flush(cx) {
-                                return Poll::Ready(Err(PgError::ClientIo(e)));
-                            }
-                        }
-                    }
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(PgError::ClientIo(e))),
-                    Poll::Pending => {}
+                if !*backend_eof && !*backend_backlog && to_client.len() < HIGH_WATER {
+                    progress |=
+                        fill(backend, backend_in, backend_eof, cx).map_err(PgError::BackendIo)?;
                 }
-            }
-            if !*client_eof && to_backend.len() < HIGH_WATER {
-                client_in.reserve(READ_CHUNK);
-                match tokio_util::io::poll_read_buf(Pin::new(&mut *client), cx, client_in) {
-                    Poll::Ready(Ok(0)) => {
-                        *client_eof = true;
-                        progress = true;
-                    }
-                    Poll::Ready(Ok(_)) => progress = true,
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(PgError::ClientIo(e))),
-                    Poll::Pending => {}
-                }
-            }
-            if !*backend_eof && !*backend_backlog && to_client.len() < HIGH_WATER {
-                backend_in.reserve(READ_CHUNK);
-                match tokio_util::io::poll_read_buf(Pin::new(&mut *backend), cx, backend_in) {
-                    Poll::Ready(Ok(0)) => {
-                        *backend_eof = true;
-                        progress = true;
-                    }
-                    Poll::Ready(Ok(_)) => progress = true,
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(PgError::BackendIo(e))),
-                    Poll::Pending => {}
-                }
-            }
-            if progress {
-                return Poll::Ready(Ok(()));
+                Ok(progress)
+            };
+            match step() {
+                Err(e) => return Poll::Ready(Err(e)),
+                Ok(true) => return Poll::Ready(Ok(())),
+                Ok(false) => {}
             }
             if shutdown_changed.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Ok(()));
@@ -491,7 +438,7 @@ impl<G: Gate> Session<G> {
                     {
                         // Flush what came before, then the denial in place of this error.
                         self.to_client.extend_from_slice(&self.backend_in[..run]);
-                        let _ = self.backend_in.split_to(run + h.len);
+                        self.backend_in.advance(run + h.len);
                         run = 0;
                         if let Some(d) = self.denials.remove(i) {
                             d.reply.encode(&mut self.to_client);
@@ -509,7 +456,7 @@ impl<G: Gate> Session<G> {
         }
         if run > 0 {
             self.to_client.extend_from_slice(&self.backend_in[..run]);
-            let _ = self.backend_in.split_to(run);
+            self.backend_in.advance(run);
         }
         Ok(())
     }
