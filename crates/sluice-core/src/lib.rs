@@ -4,6 +4,8 @@
 
 mod command;
 mod identity;
+mod statement;
 
 pub use command::{Command, CommandKind, CommandOrigin, Decision};
 pub use identity::{Identity, ResourceId};
+pub use statement::{Action, Statement};

@@ -1,0 +1,142 @@
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What one statement does, in the vocabulary policies are written in
+/// (`Action::"drop"`). `Unknown` is what cannot be parsed or classified;
+/// policy treats it as the riskiest write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Select,
+    Insert,
+    Update,
+    Delete,
+    Merge,
+    Truncate,
+    /// CREATE / ALTER / COMMENT.
+    Ddl,
+    Drop,
+    /// GRANT / REVOKE.
+    Grant,
+    CopyOut,
+    CopyIn,
+    /// DO, CALL.
+    Procedural,
+    /// BEGIN / COMMIT / ROLLBACK / SAVEPOINT ...
+    Tcl,
+    /// SET, RESET, SHOW, DISCARD.
+    Session,
+    /// SET ROLE, SET SESSION AUTHORIZATION, CREATE/ALTER/DROP ROLE.
+    Role,
+    /// ALTER SYSTEM, VACUUM, CHECKPOINT, COPY ... PROGRAM, server files, LOAD.
+    Admin,
+    /// LISTEN / NOTIFY / UNLISTEN.
+    Listen,
+    /// PREPARE / EXECUTE / DEALLOCATE (EXECUTE resolves to what was prepared).
+    Prepare,
+    /// EXPLAIN without ANALYZE (EXPLAIN ANALYZE is the statement it runs).
+    Explain,
+    Unknown,
+}
+
+impl Action {
+    pub const ALL: [Action; 20] = [
+        Action::Select,
+        Action::Insert,
+        Action::Update,
+        Action::Delete,
+        Action::Merge,
+        Action::Truncate,
+        Action::Ddl,
+        Action::Drop,
+        Action::Grant,
+        Action::CopyOut,
+        Action::CopyIn,
+        Action::Procedural,
+        Action::Tcl,
+        Action::Session,
+        Action::Role,
+        Action::Admin,
+        Action::Listen,
+        Action::Prepare,
+        Action::Explain,
+        Action::Unknown,
+    ];
+
+    /// The policy-language name (`Action::"copy_out"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Select => "select",
+            Action::Insert => "insert",
+            Action::Update => "update",
+            Action::Delete => "delete",
+            Action::Merge => "merge",
+            Action::Truncate => "truncate",
+            Action::Ddl => "ddl",
+            Action::Drop => "drop",
+            Action::Grant => "grant",
+            Action::CopyOut => "copy_out",
+            Action::CopyIn => "copy_in",
+            Action::Procedural => "procedural",
+            Action::Tcl => "tcl",
+            Action::Session => "session",
+            Action::Role => "role",
+            Action::Admin => "admin",
+            Action::Listen => "listen",
+            Action::Prepare => "prepare",
+            Action::Explain => "explain",
+            Action::Unknown => "unknown",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.as_str() == name)
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One classified statement: what policy decides on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Statement {
+    pub action: Action,
+    /// This statement's exact text, as the client wrote it (kept for
+    /// approvals, which bind to the exact text).
+    pub text: String,
+    /// Tables touched, schema-qualified when written so, lower-cased unless
+    /// quoted, in order of first appearance, without duplicates.
+    pub tables: Vec<String>,
+    /// For UPDATE/DELETE (and MERGE): whether a WHERE clause restricts it.
+    /// True for statements where the question does not arise.
+    pub has_where: bool,
+    /// Functions called, schema-qualified when written so.
+    pub functions: Vec<String>,
+    /// A function that is not known to be read-only is called: policy may
+    /// treat the statement as a write.
+    pub calls_volatile: bool,
+    /// Normalized fingerprint (constants stripped), hex: groups the same
+    /// statement shape in caches and the audit log.
+    pub fingerprint: String,
+    /// Why the statement is `Unknown`, when it is.
+    pub error: Option<String>,
+}
+
+impl Statement {
+    /// A statement the gateway cannot judge: the riskiest kind.
+    pub fn unknown(text: impl Into<String>, error: impl Into<String>) -> Self {
+        Statement {
+            action: Action::Unknown,
+            text: text.into(),
+            tables: Vec::new(),
+            has_where: false,
+            functions: Vec::new(),
+            calls_volatile: true,
+            fingerprint: String::new(),
+            error: Some(error.into()),
+        }
+    }
+}
