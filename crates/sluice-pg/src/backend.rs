@@ -49,7 +49,10 @@ pub enum BackendTls {
     Disable,
     /// TLS with the server certificate verified against `config`'s roots
     /// and the name `server_name`.
-    VerifyFull { config: Arc<rustls::ClientConfig>, server_name: ServerName<'static> },
+    VerifyFull {
+        config: Arc<rustls::ClientConfig>,
+        server_name: ServerName<'static>,
+    },
 }
 
 /// An authenticated backend connection, ready for queries.
@@ -80,14 +83,19 @@ async fn open_stream(target: &BackendTarget) -> Result<Stream, PgError> {
     let _ = tcp.set_nodelay(true);
     match &target.tls {
         BackendTls::Disable => Ok(Stream::Plain(tcp)),
-        BackendTls::VerifyFull { config, server_name } => {
+        BackendTls::VerifyFull {
+            config,
+            server_name,
+        } => {
             let mut tcp = tcp;
             let mut req = BytesMut::new();
             frontend::ssl_request(&mut req);
             tcp.write_all(&req).await.map_err(PgError::BackendIo)?;
             let answer = tcp.read_u8().await.map_err(PgError::BackendIo)?;
             if answer != b'S' {
-                return Err(PgError::BackendTls("the server does not accept TLS connections".into()));
+                return Err(PgError::BackendTls(
+                    "the server does not accept TLS connections".into(),
+                ));
             }
             let connector = tokio_rustls::TlsConnector::from(config.clone());
             let tls = connector
@@ -107,7 +115,8 @@ pub async fn connect(
     max_message: usize,
 ) -> Result<Backend, PgError> {
     let mut stream = open_stream(target).await?;
-    let mut params: Vec<(&str, &str)> = vec![("user", &target.user), ("database", &target.database)];
+    let mut params: Vec<(&str, &str)> =
+        vec![("user", &target.user), ("database", &target.database)];
     params.extend(client_params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let mut out = BytesMut::new();
     frontend::startup(&mut out, &params);
@@ -135,16 +144,28 @@ pub async fn connect(
             }
             b'K' => {
                 let mut r = crate::codec::Reader::new(&body);
-                key = (r.i32().map_err(PgError::BackendProtocol)?, r.i32().map_err(PgError::BackendProtocol)?);
+                key = (
+                    r.i32().map_err(PgError::BackendProtocol)?,
+                    r.i32().map_err(PgError::BackendProtocol)?,
+                );
             }
             b'Z' => {
-                return Ok(Backend { stream, parameters, pid: key.0, secret: key.1, leftover: reader.into_buffer() });
+                return Ok(Backend {
+                    stream,
+                    parameters,
+                    pid: key.0,
+                    secret: key.1,
+                    leftover: reader.into_buffer(),
+                });
             }
             b'E' => return Err(PgError::BackendRejected(error_message(&body))),
             // Notices and protocol negotiation during startup carry nothing the client needs.
             b'N' | b'v' => {}
             other => {
-                return Err(PgError::BackendProtocol(ProtocolError::Unexpected { tag: other, during: "during startup" }))
+                return Err(PgError::BackendProtocol(ProtocolError::Unexpected {
+                    tag: other,
+                    during: "during startup",
+                }))
             }
         }
     }
@@ -163,7 +184,9 @@ fn authenticate_step(
             .password
             .as_ref()
             .map(|p| p.expose().as_bytes())
-            .ok_or_else(|| PgError::BackendAuth("the server asks for a password and none is configured".into()))
+            .ok_or_else(|| {
+                PgError::BackendAuth("the server asks for a password and none is configured".into())
+            })
     };
     let mut out = BytesMut::new();
     match code {
@@ -172,7 +195,11 @@ fn authenticate_step(
         5 => {
             let salt = r.bytes(4).map_err(PgError::BackendProtocol)?;
             let salt = [salt[0], salt[1], salt[2], salt[3]];
-            let hash = postgres_protocol::authentication::md5_hash(target.user.as_bytes(), password()?, salt);
+            let hash = postgres_protocol::authentication::md5_hash(
+                target.user.as_bytes(),
+                password()?,
+                salt,
+            );
             frontend::password(&mut out, hash.as_bytes());
         }
         10 => {
@@ -184,23 +211,35 @@ fn authenticate_step(
                 offers_scram |= m == SCRAM_SHA_256;
             }
             if !offers_scram {
-                return Err(PgError::BackendAuth("the server offers no SASL mechanism Sluice supports".into()));
+                return Err(PgError::BackendAuth(
+                    "the server offers no SASL mechanism Sluice supports".into(),
+                ));
             }
             let s = ScramSha256::new(password()?, ChannelBinding::unsupported());
             frontend::sasl_initial_response(&mut out, SCRAM_SHA_256, s.message());
             *scram = Some(s);
         }
         11 => {
-            let s = scram.as_mut().ok_or_else(|| PgError::BackendAuth("SASL continue before start".into()))?;
-            s.update(r.remaining()).map_err(|e| PgError::BackendAuth(e.to_string()))?;
+            let s = scram
+                .as_mut()
+                .ok_or_else(|| PgError::BackendAuth("SASL continue before start".into()))?;
+            s.update(r.remaining())
+                .map_err(|e| PgError::BackendAuth(e.to_string()))?;
             frontend::sasl_response(&mut out, s.message());
         }
         12 => {
-            let mut s = scram.take().ok_or_else(|| PgError::BackendAuth("SASL final before start".into()))?;
-            s.finish(r.remaining()).map_err(|e| PgError::BackendAuth(format!("server signature: {e}")))?;
+            let mut s = scram
+                .take()
+                .ok_or_else(|| PgError::BackendAuth("SASL final before start".into()))?;
+            s.finish(r.remaining())
+                .map_err(|e| PgError::BackendAuth(format!("server signature: {e}")))?;
             return Ok(None);
         }
-        other => return Err(PgError::BackendAuth(format!("unsupported authentication method {other}"))),
+        other => {
+            return Err(PgError::BackendAuth(format!(
+                "unsupported authentication method {other}"
+            )))
+        }
     }
     Ok(Some(out))
 }

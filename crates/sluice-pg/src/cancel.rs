@@ -43,7 +43,12 @@ impl Drop for CancelKey {
 }
 
 impl CancelRegistry {
-    pub fn register(&self, target: Arc<BackendTarget>, backend_pid: i32, backend_secret: i32) -> CancelKey {
+    pub fn register(
+        &self,
+        target: Arc<BackendTarget>,
+        backend_pid: i32,
+        backend_secret: i32,
+    ) -> CancelKey {
         let mut rng = rand::thread_rng();
         let secret: i32 = rng.gen();
         let mut map = match self.inner.lock() {
@@ -57,8 +62,20 @@ impl CancelRegistry {
                 break pid;
             }
         };
-        map.insert(pid, Entry { secret, target, backend_pid, backend_secret });
-        CancelKey { pid, secret, registry: self.clone() }
+        map.insert(
+            pid,
+            Entry {
+                secret,
+                target,
+                backend_pid,
+                backend_secret,
+            },
+        );
+        CancelKey {
+            pid,
+            secret,
+            registry: self.clone(),
+        }
     }
 
     /// The backend to cancel, if `pid` is live and `secret` matches.
@@ -66,7 +83,11 @@ impl CancelRegistry {
         let map = self.inner.lock().ok()?;
         let e = map.get(&pid)?;
         if bool::from(e.secret.to_be_bytes().ct_eq(&secret.to_be_bytes())) {
-            Some(CancelTarget { target: e.target.clone(), backend_pid: e.backend_pid, backend_secret: e.backend_secret })
+            Some(CancelTarget {
+                target: e.target.clone(),
+                backend_pid: e.backend_pid,
+                backend_secret: e.backend_secret,
+            })
         } else {
             None
         }

@@ -40,11 +40,18 @@ pub fn peek_frame(buf: &[u8], max_len: usize) -> Result<Option<FrameHeader>, Pro
     let tag = buf[0];
     let declared = i32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]);
     if declared < 4 {
-        return Err(ProtocolError::BadLength { tag, declared: i64::from(declared) });
+        return Err(ProtocolError::BadLength {
+            tag,
+            declared: i64::from(declared),
+        });
     }
     let len = declared as usize + 1;
     if len > max_len {
-        return Err(ProtocolError::TooLarge { tag, len, max: max_len });
+        return Err(ProtocolError::TooLarge {
+            tag,
+            len,
+            max: max_len,
+        });
     }
     if buf.len() < len {
         return Ok(None);
@@ -57,8 +64,14 @@ pub fn peek_frame(buf: &[u8], max_len: usize) -> Result<Option<FrameHeader>, Pro
 pub enum StartupPacket {
     SslRequest,
     GssEncRequest,
-    Cancel { pid: i32, secret: i32 },
-    Startup { version: i32, params: Vec<(String, String)> },
+    Cancel {
+        pid: i32,
+        secret: i32,
+    },
+    Startup {
+        version: i32,
+        params: Vec<(String, String)>,
+    },
 }
 
 /// Parses a complete untagged startup packet (`buf` holds exactly the
@@ -189,7 +202,13 @@ mod tests {
             unreachable!()
         };
         assert_eq!(version, PROTOCOL_3_0);
-        assert_eq!(params, vec![("user".into(), "agent".into()), ("database".into(), "app".into())]);
+        assert_eq!(
+            params,
+            vec![
+                ("user".into(), "agent".into()),
+                ("database".into(), "app".into())
+            ]
+        );
     }
 
     #[test]
@@ -206,7 +225,10 @@ mod tests {
         p.extend_from_slice(&CANCEL_REQUEST.to_be_bytes());
         p.extend_from_slice(&7i32.to_be_bytes());
         p.extend_from_slice(&(-9i32).to_be_bytes());
-        assert_eq!(parse_startup(&p).unwrap(), StartupPacket::Cancel { pid: 7, secret: -9 });
+        assert_eq!(
+            parse_startup(&p).unwrap(),
+            StartupPacket::Cancel { pid: 7, secret: -9 }
+        );
     }
 
     #[test]

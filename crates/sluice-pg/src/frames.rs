@@ -24,11 +24,17 @@ pub struct FrameReader {
 
 impl FrameReader {
     pub fn new(max: usize) -> Self {
-        Self { buf: BytesMut::with_capacity(8 * 1024), max }
+        Self {
+            buf: BytesMut::with_capacity(8 * 1024),
+            max,
+        }
     }
 
     /// The next message as (tag, body). A clean EOF is `Protocol(Closed)`.
-    pub async fn next<S: AsyncRead + Unpin>(&mut self, stream: &mut S) -> Result<(u8, Bytes), ReadError> {
+    pub async fn next<S: AsyncRead + Unpin>(
+        &mut self,
+        stream: &mut S,
+    ) -> Result<(u8, Bytes), ReadError> {
         loop {
             if let Some(h) = peek_frame(&self.buf, self.max)? {
                 let mut frame = self.buf.split_to(h.len);

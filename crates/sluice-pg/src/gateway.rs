@@ -4,6 +4,7 @@
 
 use crate::backend::{self, BackendTarget};
 use crate::cancel::CancelRegistry;
+use crate::error::PgError;
 use crate::gate::AllowAll;
 use crate::messages::{self, sqlstate, PgErrorReply};
 use crate::session::{Session, SessionLimits, ShutdownState};
@@ -91,7 +92,10 @@ impl Gateway {
         keys: Arc<KeyStore>,
         shutdown: watch::Receiver<ShutdownState>,
     ) -> Self {
-        let resources = resources.into_iter().map(|r| (r.id.0.clone(), Arc::new(r))).collect();
+        let resources = resources
+            .into_iter()
+            .map(|r| (r.id.0.clone(), Arc::new(r)))
+            .collect();
         Self {
             config,
             resources,
@@ -120,12 +124,13 @@ impl Gateway {
         let _ = tcp.set_nodelay(true);
         let started = Instant::now();
         let mut slot = Some(Stream::Plain(tcp));
-        let deadline = self.config.startup_timeout;
-        let established = match tokio::time::timeout(deadline, self.establish(&mut slot, peer)).await {
-            Ok(r) => r,
-            Err(_) => Err(Rejection::logged(
-                PgErrorReply::fatal(sqlstate::PROTOCOL_VIOLATION, "canceling authentication due to timeout"),
-                format!("client did not complete startup within {deadline:?}"),
+        // A connection still starting when shutdown begins is refused at
+        // once: it must not hold the process up until its own deadline.
+        let established = tokio::select! {
+            r = self.establish(&mut slot, peer) => r,
+            () = shutting_down(self.shutdown.clone()) => Err(Rejection::logged(
+                PgErrorReply::fatal(sqlstate::CANNOT_CONNECT_NOW, "Sluice is shutting down"),
+                "shutdown began during connection startup",
             )),
         };
         let (session, identity, _slot, _cancel_key) = match established {
@@ -136,47 +141,58 @@ impl Gateway {
                 if let (Some(reply), Some(stream)) = (rejection.reply, slot.as_mut()) {
                     let mut out = BytesMut::new();
                     reply.encode(&mut out);
-                    let _ = tokio::time::timeout(Duration::from_secs(2), startup::send(stream, &out)).await;
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(2), startup::send(stream, &out))
+                            .await;
                 }
                 return;
             }
         };
         info!(identity = %identity.name, "session started");
         match session.run().await {
-            Ok(end) => info!(reason = end.as_str(), duration_ms = started.elapsed().as_millis() as u64, "session ended"),
+            Ok(end) => info!(
+                reason = end.as_str(),
+                duration_ms = started.elapsed().as_millis() as u64,
+                "session ended"
+            ),
             Err(e) if e.is_upstream() => warn!(error = %e, side = "upstream", "session failed"),
             Err(e) => warn!(error = %e, side = "downstream", "session failed"),
         }
     }
 
-    #[allow(clippy::type_complexity)]
-    async fn establish(
+    /// The client's part of startup (TLS, startup packet, authentication);
+    /// `None` for a cancel request.
+    async fn client_phase(
         &self,
         slot: &mut Option<Stream>,
         peer: SocketAddr,
-    ) -> Result<Option<(Session<AllowAll>, Identity, Slot, crate::cancel::CancelKey)>, Rejection> {
+    ) -> Result<Option<ClientHello>, Rejection> {
         let hello = startup::hello(slot, self.config.tls.as_ref()).await?;
         let (params, protocol_minor) = match hello {
             Hello::Cancel { pid, secret } => {
                 self.cancel(pid, secret, peer).await;
                 return Ok(None);
             }
-            Hello::Startup { params, protocol_minor } => (params, protocol_minor),
+            Hello::Startup {
+                params,
+                protocol_minor,
+            } => (params, protocol_minor),
         };
-        let Some(stream) = slot.as_mut() else {
-            return Err(Rejection::logged(
-                PgErrorReply::fatal(sqlstate::INTERNAL_ERROR, "connection lost"),
-                "no stream after startup",
-            ));
-        };
+        let stream = connected(slot)?;
         if self.config.require_tls && !stream.is_tls() {
             return Err(Rejection::tell(
-                PgErrorReply::fatal(sqlstate::INVALID_AUTHORIZATION, "this Sluice listener accepts only TLS connections")
-                    .with_hint("Connect with sslmode=require (or verify-full)."),
+                PgErrorReply::fatal(
+                    sqlstate::INVALID_AUTHORIZATION,
+                    "this Sluice listener accepts only TLS connections",
+                )
+                .with_hint("Connect with sslmode=require (or verify-full)."),
             ));
         }
         if *self.shutdown.borrow() != ShutdownState::Running {
-            return Err(Rejection::tell(PgErrorReply::fatal(sqlstate::CANNOT_CONNECT_NOW, "Sluice is shutting down")));
+            return Err(Rejection::tell(PgErrorReply::fatal(
+                sqlstate::CANNOT_CONNECT_NOW,
+                "Sluice is shutting down",
+            )));
         }
         let params = startup::check_params(params)?;
         if protocol_minor > 0 || !params.unsupported_options.is_empty() {
@@ -186,10 +202,52 @@ impl Gateway {
         }
         let span = tracing::Span::current();
         span.record("resource", params.database.as_str());
-        let (auth, client_leftover) =
-            startup::authenticate(stream, &self.keys, &params.user, self.config.client_auth).await?;
+        let (auth, leftover) =
+            startup::authenticate(stream, &self.keys, &params.user, self.config.client_auth)
+                .await?;
         span.record("identity", auth.identity.name.as_str());
         info!(key_id = %auth.key_id, tls = stream.is_tls(), "authenticated");
+        Ok(Some(ClientHello {
+            params,
+            auth,
+            leftover,
+        }))
+    }
+
+    #[allow(clippy::type_complexity)]
+    async fn establish(
+        &self,
+        slot: &mut Option<Stream>,
+        peer: SocketAddr,
+    ) -> Result<Option<(Session<AllowAll>, Identity, Slot, crate::cancel::CancelKey)>, Rejection>
+    {
+        // The startup deadline bounds what the client controls; the backend
+        // login has its own (the resource's connect timeout).
+        let deadline = self.config.startup_timeout;
+        let timed_out = |log: String| {
+            Rejection::logged(
+                PgErrorReply::fatal(
+                    sqlstate::PROTOCOL_VIOLATION,
+                    "canceling authentication due to timeout",
+                ),
+                log,
+            )
+        };
+        let client = tokio::time::timeout(deadline, self.client_phase(slot, peer))
+            .await
+            .map_err(|_| {
+                timed_out(format!(
+                    "client did not complete startup within {deadline:?}"
+                ))
+            })??;
+        let Some(ClientHello {
+            params,
+            auth,
+            leftover: client_leftover,
+        }) = client
+        else {
+            return Ok(None);
+        };
 
         let resource = self.resources.get(&params.database).ok_or_else(|| {
             Rejection::tell(
@@ -202,8 +260,17 @@ impl Gateway {
         })?;
         let slot_guard = self.take_slot(resource, &auth.identity)?;
 
-        let backend = backend::connect(&resource.target, &params.passthrough, self.config.max_backend_message)
+        // The connect timeout bounds the whole backend login (TCP, TLS,
+        // authentication), as libpq's connect_timeout does: a server that
+        // accepts and then hangs is the resource's failure, not the client's.
+        let login = backend::connect(
+            &resource.target,
+            &params.passthrough,
+            self.config.max_backend_message,
+        );
+        let backend = tokio::time::timeout(resource.target.connect_timeout, login)
             .await
+            .unwrap_or(Err(PgError::Timeout("logging in to the backend")))
             .map_err(|e| {
                 Rejection::logged(
                     PgErrorReply::fatal(
@@ -214,7 +281,9 @@ impl Gateway {
                     format!("backend connection failed: {e}"),
                 )
             })?;
-        let cancel_key = self.cancels.register(resource.target.clone(), backend.pid, backend.secret);
+        let cancel_key =
+            self.cancels
+                .register(resource.target.clone(), backend.pid, backend.secret);
 
         let mut out = BytesMut::new();
         messages::authentication_ok(&mut out);
@@ -223,7 +292,9 @@ impl Gateway {
         }
         messages::backend_key_data(&mut out, cancel_key.pid, cancel_key.secret);
         messages::ready_for_query(&mut out, b'I');
-        startup::send(stream, &out).await?;
+        tokio::time::timeout(deadline, startup::send(connected(slot)?, &out))
+            .await
+            .map_err(|_| timed_out("client did not read the end of startup".into()))??;
 
         let Some(client) = slot.take() else {
             return Err(Rejection::logged(
@@ -261,7 +332,11 @@ impl Gateway {
             )));
         }
         let i = c.per_identity.get(&identity.name).copied().unwrap_or(0);
-        if self.config.max_connections_per_identity.is_some_and(|max| i >= max) {
+        if self
+            .config
+            .max_connections_per_identity
+            .is_some_and(|max| i >= max)
+        {
             return Err(Rejection::tell(PgErrorReply::fatal(
                 sqlstate::TOO_MANY_CONNECTIONS,
                 format!("too many connections for identity \"{}\"", identity.name),
@@ -269,14 +344,20 @@ impl Gateway {
         }
         *c.per_resource.entry(resource.id.0.clone()).or_default() += 1;
         *c.per_identity.entry(identity.name.clone()).or_default() += 1;
-        Ok(Slot { counts: self.counts.clone(), resource: resource.id.0.clone(), identity: identity.name.clone() })
+        Ok(Slot {
+            counts: self.counts.clone(),
+            resource: resource.id.0.clone(),
+            identity: identity.name.clone(),
+        })
     }
 
     async fn cancel(&self, pid: i32, secret: i32, peer: SocketAddr) {
         match self.cancels.lookup(pid, secret) {
             Some(t) => {
                 info!(%peer, "forwarding cancel request");
-                if let Err(e) = backend::send_cancel(&t.target, t.backend_pid, t.backend_secret).await {
+                if let Err(e) =
+                    backend::send_cancel(&t.target, t.backend_pid, t.backend_secret).await
+                {
                     warn!(error = %e, "cancel request could not be delivered");
                 }
             }
@@ -287,5 +368,34 @@ impl Gateway {
     /// Sessions currently registered for cancellation (one per live session).
     pub fn live_sessions(&self) -> usize {
         self.cancels.len()
+    }
+}
+
+/// What the client's part of startup established.
+struct ClientHello {
+    params: startup::StartupParams,
+    auth: sluice_auth::Authenticated,
+    /// Bytes the client sent past its last authentication message.
+    leftover: BytesMut,
+}
+
+fn connected(slot: &mut Option<Stream>) -> Result<&mut Stream, Rejection> {
+    slot.as_mut().ok_or_else(|| {
+        Rejection::logged(
+            PgErrorReply::fatal(sqlstate::INTERNAL_ERROR, "connection lost"),
+            "no client stream after startup",
+        )
+    })
+}
+
+/// Resolves once the gateway leaves [`ShutdownState::Running`] (never if the
+/// sender is gone without having changed it).
+async fn shutting_down(mut shutdown: watch::Receiver<ShutdownState>) {
+    if shutdown
+        .wait_for(|s| *s != ShutdownState::Running)
+        .await
+        .is_err()
+    {
+        std::future::pending::<()>().await;
     }
 }

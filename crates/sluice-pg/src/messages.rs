@@ -64,11 +64,23 @@ pub struct PgErrorReply {
 
 impl PgErrorReply {
     pub fn fatal(code: &'static str, message: impl Into<String>) -> Self {
-        Self { severity: Severity::Fatal, code, message: message.into(), detail: None, hint: None }
+        Self {
+            severity: Severity::Fatal,
+            code,
+            message: message.into(),
+            detail: None,
+            hint: None,
+        }
     }
 
     pub fn error(code: &'static str, message: impl Into<String>) -> Self {
-        Self { severity: Severity::Error, code, message: message.into(), detail: None, hint: None }
+        Self {
+            severity: Severity::Error,
+            code,
+            message: message.into(),
+            detail: None,
+            hint: None,
+        }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -83,7 +95,10 @@ impl PgErrorReply {
 
     pub fn encode(&self, out: &mut BytesMut) {
         put_message(out, b'E', |b| {
-            for (field, value) in [(b'S', self.severity.as_str()), (b'V', self.severity.as_str())] {
+            for (field, value) in [
+                (b'S', self.severity.as_str()),
+                (b'V', self.severity.as_str()),
+            ] {
                 b.put_u8(field);
                 put_cstr(b, value);
             }

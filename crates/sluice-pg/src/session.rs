@@ -103,6 +103,13 @@ pub struct Session<G: Gate> {
     /// Complete backend messages are waiting for the client to drain: do
     /// not read more from the backend until they have moved on.
     backend_backlog: bool,
+    /// The held batch contains an Execute.
+    batch_has_execute: bool,
+    /// The last batch forwarded was an Execute followed by Sync. If that
+    /// Execute starts `COPY FROM STDIN`, the backend swallows the Sync (it
+    /// ignores Sync during copy-in) and answers only the one libpq sends
+    /// after CopyDone: one ReadyForQuery fewer than counted.
+    sync_after_execute: bool,
 }
 
 impl<G: Gate> Session<G> {
@@ -134,6 +141,8 @@ impl<G: Gate> Session<G> {
             client_eof: false,
             backend_eof: false,
             backend_backlog: false,
+            batch_has_execute: false,
+            sync_after_execute: false,
         }
     }
 
@@ -265,6 +274,7 @@ impl<G: Gate> Session<G> {
                         Command::new(CommandOrigin::SimpleQuery, CommandKind::Unclassified, sql);
                     let verdict = self.gate.decide(std::slice::from_ref(&command));
                     self.z_expected += 1;
+                    self.sync_after_execute = false;
                     match verdict {
                         Verdict::Forward => self.to_backend.extend_from_slice(&frame),
                         Verdict::Deny(reply) => self.deny(reply, Terminator::Query),
@@ -301,6 +311,7 @@ impl<G: Gate> Session<G> {
                     let command =
                         Command::new(CommandOrigin::FunctionCall, CommandKind::Unknown, "");
                     self.z_expected += 1;
+                    self.sync_after_execute = false;
                     match self.gate.decide(std::slice::from_ref(&command)) {
                         Verdict::Forward => self.to_backend.extend_from_slice(&frame),
                         Verdict::Deny(reply) => self.deny(reply, Terminator::Query),
@@ -338,6 +349,9 @@ impl<G: Gate> Session<G> {
     fn release_batch(&mut self, terminator: Terminator) {
         let verdict = self.gate.decide(&self.batch_commands);
         self.batch_commands.clear();
+        let swallowable_sync = self.batch_has_execute && terminator == Terminator::Sync;
+        self.batch_has_execute = false;
+        self.sync_after_execute = swallowable_sync && matches!(verdict, Verdict::Forward);
         match verdict {
             Verdict::Forward => {
                 self.to_backend.extend_from_slice(&self.batch);
@@ -372,6 +386,7 @@ impl<G: Gate> Session<G> {
                 max: self.limits.max_batch,
             }));
         }
+        self.batch_has_execute |= frame[0] == b'E';
         self.batch.extend_from_slice(frame);
         Ok(())
     }
@@ -429,6 +444,10 @@ impl<G: Gate> Session<G> {
                     self.z_seen += 1;
                     let seen = self.z_seen;
                     self.denials.retain(|d| d.segment > seen);
+                }
+                b'G' if self.sync_after_execute => {
+                    self.sync_after_execute = false;
+                    self.z_expected = self.z_expected.saturating_sub(1).max(self.z_seen);
                 }
                 b'E' if !self.denials.is_empty() => {
                     if let Some(i) = self

@@ -23,26 +23,44 @@ pub struct Rejection {
 impl Rejection {
     pub fn tell(reply: PgErrorReply) -> Self {
         let log = reply.message.clone();
-        Self { reply: Some(reply), log }
+        Self {
+            reply: Some(reply),
+            log,
+        }
     }
 
     pub fn logged(reply: PgErrorReply, log: impl Into<String>) -> Self {
-        Self { reply: Some(reply), log: log.into() }
+        Self {
+            reply: Some(reply),
+            log: log.into(),
+        }
     }
 
     fn silent(log: impl Into<String>) -> Self {
-        Self { reply: None, log: log.into() }
+        Self {
+            reply: None,
+            log: log.into(),
+        }
     }
 
     fn protocol(e: ProtocolError) -> Self {
-        Self::tell(PgErrorReply::fatal(sqlstate::PROTOCOL_VIOLATION, format!("invalid startup packet: {e}")))
+        Self::tell(PgErrorReply::fatal(
+            sqlstate::PROTOCOL_VIOLATION,
+            format!("invalid startup packet: {e}"),
+        ))
     }
 }
 
 /// What the first packets asked for.
 pub enum Hello {
-    Startup { params: Vec<(String, String)>, protocol_minor: i32 },
-    Cancel { pid: i32, secret: i32 },
+    Startup {
+        params: Vec<(String, String)>,
+        protocol_minor: i32,
+    },
+    Cancel {
+        pid: i32,
+        secret: i32,
+    },
 }
 
 /// Reads packets until a startup or cancel request, answering SSLRequest
@@ -52,7 +70,9 @@ pub async fn hello(
     tls: Option<&tokio_rustls::TlsAcceptor>,
 ) -> Result<Hello, Rejection> {
     loop {
-        let stream = slot.as_mut().ok_or_else(|| Rejection::silent("connection lost during TLS negotiation"))?;
+        let stream = slot
+            .as_mut()
+            .ok_or_else(|| Rejection::silent("connection lost during TLS negotiation"))?;
         let packet = read_startup_packet(stream).await?;
         match packet {
             StartupPacket::SslRequest if !stream.is_tls() => match tls {
@@ -61,10 +81,9 @@ pub async fn hello(
                     let Some(Stream::Plain(tcp)) = slot.take() else {
                         return Err(Rejection::silent("TLS requested on a non-plain stream"));
                     };
-                    let tls = acceptor
-                        .accept(tcp)
-                        .await
-                        .map_err(|e| Rejection::silent(format!("client TLS handshake failed: {e}")))?;
+                    let tls = acceptor.accept(tcp).await.map_err(|e| {
+                        Rejection::silent(format!("client TLS handshake failed: {e}"))
+                    })?;
                     *slot = Some(Stream::Tls(Box::new(tokio_rustls::TlsStream::Server(tls))));
                 }
                 None => write_raw(stream, b"N").await?,
@@ -94,15 +113,24 @@ pub async fn hello(
                         ),
                     )));
                 }
-                return Ok(Hello::Startup { params, protocol_minor: version & 0xffff });
+                return Ok(Hello::Startup {
+                    params,
+                    protocol_minor: version & 0xffff,
+                });
             }
         }
     }
 }
 
 async fn write_raw(stream: &mut Stream, bytes: &[u8]) -> Result<(), Rejection> {
-    stream.write_all(bytes).await.map_err(|e| Rejection::silent(format!("client I/O error: {e}")))?;
-    stream.flush().await.map_err(|e| Rejection::silent(format!("client I/O error: {e}")))
+    stream
+        .write_all(bytes)
+        .await
+        .map_err(|e| Rejection::silent(format!("client I/O error: {e}")))?;
+    stream
+        .flush()
+        .await
+        .map_err(|e| Rejection::silent(format!("client I/O error: {e}")))
 }
 
 pub async fn send(stream: &mut Stream, out: &[u8]) -> Result<(), Rejection> {
@@ -118,7 +146,12 @@ async fn read_startup_packet(stream: &mut Stream) -> Result<StartupPacket, Rejec
         Err(e) => return Err(Rejection::silent(format!("client I/O error: {e}"))),
     };
     if len < 8 || len as usize > codec::MAX_STARTUP_PACKET {
-        return Err(Rejection::protocol(ProtocolError::BadLength { tag: 0, declared: i64::from(len) }));
+        // The packet has no tag byte, so ProtocolError::BadLength's wording
+        // (which names one) does not fit.
+        return Err(Rejection::tell(PgErrorReply::fatal(
+            sqlstate::PROTOCOL_VIOLATION,
+            format!("invalid length of startup packet: {len} bytes"),
+        )));
     }
     let mut buf = vec![0u8; len as usize];
     buf[..4].copy_from_slice(&len.to_be_bytes());
@@ -195,8 +228,15 @@ pub fn check_params(params: Vec<(String, String)>) -> Result<StartupParams, Reje
             "no PostgreSQL user name specified in startup packet",
         ))
     })?;
-    let database = database.filter(|d| !d.is_empty()).unwrap_or_else(|| user.clone());
-    Ok(StartupParams { user, database, passthrough, unsupported_options })
+    let database = database
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| user.clone());
+    Ok(StartupParams {
+        user,
+        database,
+        passthrough,
+        unsupported_options,
+    })
 }
 
 /// How the client proves its identity.
@@ -209,7 +249,10 @@ pub enum ClientAuth {
 }
 
 fn auth_failed(user: &str) -> PgErrorReply {
-    PgErrorReply::fatal(sqlstate::INVALID_PASSWORD, format!("password authentication failed for user \"{user}\""))
+    PgErrorReply::fatal(
+        sqlstate::INVALID_PASSWORD,
+        format!("password authentication failed for user \"{user}\""),
+    )
 }
 
 /// Runs the authentication exchange. Unknown identity, wrong key and
@@ -224,10 +267,11 @@ pub async fn authenticate(
 ) -> Result<(Authenticated, BytesMut), Rejection> {
     let lookup_keys = keys.clone();
     let name = user.to_owned();
-    let credentials: Credentials = tokio::task::spawn_blocking(move || lookup_keys.credentials(&name))
-        .await
-        .map_err(|e| internal(format!("key lookup task failed: {e}")))?
-        .map_err(|e| internal(format!("key store error: {e}")))?;
+    let credentials: Credentials =
+        tokio::task::spawn_blocking(move || lookup_keys.credentials(&name))
+            .await
+            .map_err(|e| internal(format!("key lookup task failed: {e}")))?
+            .map_err(|e| internal(format!("key store error: {e}")))?;
     let mut reader = FrameReader::new(16 * 1024);
     let mut out = BytesMut::new();
     let cleartext = mode == ClientAuth::PasswordOverTls && stream.is_tls();
@@ -236,8 +280,15 @@ pub async fn authenticate(
         messages::authentication_cleartext(&mut out);
         send(stream, &out).await?;
         let body = expect_password_message(stream, &mut reader).await?;
-        let key = codec::Reader::new(&body).cstr().map_err(Rejection::protocol)?.to_owned();
-        sluice_auth::verify_cleartext(&credentials, &key).ok_or_else(|| Rejection::tell(auth_failed(user)))?
+        let key = codec::Reader::new(&body)
+            .cstr()
+            .map_err(Rejection::protocol)?
+            .to_owned();
+        // PBKDF2 blocks for milliseconds: keep it off the async workers.
+        tokio::task::spawn_blocking(move || sluice_auth::verify_cleartext(&credentials, &key))
+            .await
+            .map_err(|e| internal(format!("key check task failed: {e}")))?
+            .ok_or_else(|| Rejection::tell(auth_failed(user)))?
     } else {
         messages::authentication_sasl(&mut out, &["SCRAM-SHA-256"]);
         send(stream, &out).await?;
@@ -252,17 +303,22 @@ pub async fn authenticate(
             )));
         }
         let len = r.i32().map_err(Rejection::protocol)?;
-        let data = r.bytes(usize::try_from(len).unwrap_or(0)).map_err(Rejection::protocol)?;
-        let server_first = scram
-            .client_first(data)
-            .map_err(|e| Rejection::logged(auth_failed(user), format!("SCRAM client-first rejected: {e}")))?;
+        let data = r
+            .bytes(usize::try_from(len).unwrap_or(0))
+            .map_err(Rejection::protocol)?;
+        let server_first = scram.client_first(data).map_err(|e| {
+            Rejection::logged(
+                auth_failed(user),
+                format!("SCRAM client-first rejected: {e}"),
+            )
+        })?;
         out.clear();
         messages::authentication_sasl_continue(&mut out, &server_first);
         send(stream, &out).await?;
         let body = expect_password_message(stream, &mut reader).await?;
-        let (who, server_final) = scram
-            .client_final(&body)
-            .map_err(|e| Rejection::logged(auth_failed(user), format!("SCRAM proof rejected: {e}")))?;
+        let (who, server_final) = scram.client_final(&body).map_err(|e| {
+            Rejection::logged(auth_failed(user), format!("SCRAM proof rejected: {e}"))
+        })?;
         out.clear();
         messages::authentication_sasl_final(&mut out, &server_final);
         send(stream, &out).await?;
@@ -272,17 +328,31 @@ pub async fn authenticate(
 }
 
 fn internal(log: String) -> Rejection {
-    Rejection::logged(PgErrorReply::fatal(sqlstate::INTERNAL_ERROR, "Sluice internal error during authentication"), log)
+    Rejection::logged(
+        PgErrorReply::fatal(
+            sqlstate::INTERNAL_ERROR,
+            "Sluice internal error during authentication",
+        ),
+        log,
+    )
 }
 
-async fn expect_password_message(stream: &mut Stream, reader: &mut FrameReader) -> Result<bytes::Bytes, Rejection> {
+async fn expect_password_message(
+    stream: &mut Stream,
+    reader: &mut FrameReader,
+) -> Result<bytes::Bytes, Rejection> {
     match reader.next(stream).await {
         Ok((b'p', body)) => Ok(body),
-        Ok((tag, _)) => Err(Rejection::protocol(ProtocolError::Unexpected { tag, during: "during authentication" })),
-        Err(crate::frames::ReadError::Protocol(ProtocolError::Closed(_))) => {
-            Err(Rejection::silent("client closed the connection during authentication"))
-        }
+        Ok((tag, _)) => Err(Rejection::protocol(ProtocolError::Unexpected {
+            tag,
+            during: "during authentication",
+        })),
+        Err(crate::frames::ReadError::Protocol(ProtocolError::Closed(_))) => Err(
+            Rejection::silent("client closed the connection during authentication"),
+        ),
         Err(crate::frames::ReadError::Protocol(p)) => Err(Rejection::protocol(p)),
-        Err(crate::frames::ReadError::Io(e)) => Err(Rejection::silent(format!("client I/O error: {e}"))),
+        Err(crate::frames::ReadError::Io(e)) => {
+            Err(Rejection::silent(format!("client I/O error: {e}")))
+        }
     }
 }

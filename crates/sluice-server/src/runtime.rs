@@ -130,25 +130,33 @@ pub async fn serve(prepared: Prepared, stop: impl std::future::Future<Output = (
     info!("stopped");
 }
 
-/// Resolves on SIGTERM or SIGINT.
-pub async fn termination_signal() {
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is
+/// called (inside a runtime), not when the future is first polled, so a
+/// signal that arrives while the gateway is still starting is not lost to
+/// the default action (which would kill the process without draining).
+pub fn termination_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => info!(signal = "SIGTERM", "received"),
-                    _ = int.recv() => info!(signal = "SIGINT", "received"),
+        let handlers = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()));
+        async move {
+            match handlers {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => info!(signal = "SIGTERM", "received"),
+                        _ = int.recv() => info!(signal = "SIGINT", "received"),
+                    }
                 }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

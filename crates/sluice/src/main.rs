@@ -99,8 +99,10 @@ fn serve(path: &std::path::Path) -> Result<()> {
     init_logging(config.server.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async {
+        // Catch SIGTERM from here on: the listener opens in `prepare`.
+        let stop = sluice_server::termination_signal();
         let prepared = sluice_server::prepare(&config).await?;
-        sluice_server::serve(prepared, sluice_server::termination_signal()).await;
+        sluice_server::serve(prepared, stop).await;
         Ok(())
     })
 }
