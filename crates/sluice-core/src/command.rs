@@ -38,16 +38,62 @@ impl Command {
     }
 }
 
-/// The verdict for a command. `Deny` carries what the client is told.
+/// A policy that took part in a decision, with its `@id` and `@reason`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "decision", rename_all = "snake_case")]
-pub enum Decision {
+pub struct PolicyRef {
+    pub id: String,
+    pub reason: Option<String>,
+}
+
+/// What happens to a command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
     Allow,
-    Deny { policy: String, reason: String },
+    /// Held until `quorum` distinct members of `approver_group` approve.
+    Review { approver_group: String, quorum: u32 },
+    Deny,
+}
+
+/// The verdict for a command and the policies behind it: for a deny the
+/// forbids (or none, when nothing permitted), for a review the permit that
+/// asked for it, for an allow the permits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    pub policies: Vec<PolicyRef>,
 }
 
 impl Decision {
+    pub fn allow(policies: Vec<PolicyRef>) -> Self {
+        Self { outcome: Outcome::Allow, policies }
+    }
+
+    pub fn deny(policies: Vec<PolicyRef>) -> Self {
+        Self { outcome: Outcome::Deny, policies }
+    }
+
     pub fn is_allow(&self) -> bool {
-        matches!(self, Decision::Allow)
+        matches!(self.outcome, Outcome::Allow)
+    }
+
+    /// Deny > review > allow: across the statements of one query string the
+    /// strictest decision decides the whole string.
+    pub fn strictness(&self) -> u8 {
+        match self.outcome {
+            Outcome::Allow => 0,
+            Outcome::Review { .. } => 1,
+            Outcome::Deny => 2,
+        }
+    }
+
+    /// The stricter of two decisions (the first on a tie).
+    pub fn stricter(self, other: Decision) -> Decision {
+        if other.strictness() > self.strictness() {
+            other
+        } else {
+            self
+        }
     }
 }
