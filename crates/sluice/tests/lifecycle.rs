@@ -344,3 +344,41 @@ async fn failed_backend_logins_give_their_connection_slot_back() {
         assert_eq!(db_error(&err).0, "08006", "a slot leaked: {err:?}");
     }
 }
+
+/// libpq and tokio-postgres send a Sync right behind the Execute of
+/// `COPY FROM STDIN`, which the backend swallows during copy-in, and another
+/// after CopyDone. The session must still count as idle afterwards, or
+/// SIGTERM would hold it open until the grace deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_idle_after_an_extended_protocol_copy_closes_at_once_on_sigterm() {
+    use futures_util::SinkExt;
+    let pg = PgServer::start();
+    let mut gw = gateway(&pg, "shutdown_grace_secs = 30", "");
+    let key = gw.create_key("copier", "agents");
+    let conn = gw.conn_str("copier", &key, "app");
+    let (ok, _, err) = psql(&conn, "create table copied (id int)");
+    assert!(ok, "{err}");
+
+    let (client, task) = pg_connect(&conn).await.unwrap();
+    let sink = client.copy_in("COPY copied FROM STDIN").await.unwrap();
+    futures_util::pin_mut!(sink);
+    sink.send(bytes::Bytes::from_static(b"1\n2\n3\n"))
+        .await
+        .unwrap();
+    assert_eq!(sink.as_mut().finish().await.unwrap(), 3);
+    assert_eq!(
+        client
+            .query_one("select count(*) from copied", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0),
+        3
+    );
+
+    gw.signal("TERM");
+    assert_eq!(ended_with(&gw, task, Duration::from_secs(5)).await, "57P01");
+    let status = gw
+        .wait_exit(Duration::from_secs(10))
+        .expect("the gateway did not exit");
+    assert!(status.success(), "exit status {status}\n{}", gw.log());
+}
