@@ -7,7 +7,11 @@ use sluice_server::{Config, LogFormat};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "sluice", version, about = "An access gateway for agents and the people who supervise them")]
+#[command(
+    name = "sluice",
+    version,
+    about = "An access gateway for agents and the people who supervise them"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -97,7 +101,10 @@ fn init_logging(format: LogFormat) {
 fn serve(path: &std::path::Path) -> Result<()> {
     let config = Config::load(path)?;
     init_logging(config.server.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
     runtime.block_on(async {
         // Catch SIGTERM from here on: the listener opens in `prepare`.
         let stop = sluice_server::termination_signal();
@@ -115,11 +122,20 @@ fn open_keys(path: &std::path::Path) -> Result<KeyStore> {
 
 fn keys(command: KeysCommand) -> Result<()> {
     match command {
-        KeysCommand::Create { config, identity, groups } => {
+        KeysCommand::Create {
+            config,
+            identity,
+            groups,
+        } => {
             let store = open_keys(&config.config)?;
             let groups: Vec<String> = groups.into_iter().filter(|g| !g.is_empty()).collect();
             let created = store.create_key(&identity, &groups)?;
-            println!("created key {} for identity {} (groups: {})", created.info.key_id, identity, groups.join(","));
+            println!(
+                "created key {} for identity {} (groups: {})",
+                created.info.key_id,
+                identity,
+                groups.join(",")
+            );
             println!("store it now: it cannot be shown again");
             println!("{}", created.secret);
         }
@@ -129,7 +145,10 @@ fn keys(command: KeysCommand) -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&keys)?);
             } else {
-                println!("{:<15} {:<24} {:<24} {:<21} REVOKED", "KEY ID", "IDENTITY", "GROUPS", "CREATED");
+                println!(
+                    "{:<15} {:<24} {:<24} {:<21} REVOKED",
+                    "KEY ID", "IDENTITY", "GROUPS", "CREATED"
+                );
                 for k in keys {
                     println!(
                         "{:<15} {:<24} {:<24} {:<21} {}",
@@ -142,7 +161,11 @@ fn keys(command: KeysCommand) -> Result<()> {
                 }
             }
         }
-        KeysCommand::Revoke { config, identity, key_id } => {
+        KeysCommand::Revoke {
+            config,
+            identity,
+            key_id,
+        } => {
             let store = open_keys(&config.config)?;
             match (identity, key_id) {
                 (Some(identity), _) => {

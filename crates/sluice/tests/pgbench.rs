@@ -32,9 +32,19 @@ fn fixture() -> Arc<Fixture> {
     let key = gw.create_key(IDENTITY, "dev");
     let f = Fixture { gw, pg, key };
     let out = pgbench(&f, &["-i", "-s", "1"]);
-    assert!(out.status.success(), "pgbench -i failed\n{}", describe(&f, &out));
-    assert_eq!(f.pg.psql("app", "select count(*) from pgbench_accounts"), "100000\n");
-    assert_eq!(f.pg.psql("app", "select count(*) from pgbench_branches"), "1\n");
+    assert!(
+        out.status.success(),
+        "pgbench -i failed\n{}",
+        describe(&f, &out)
+    );
+    assert_eq!(
+        f.pg.psql("app", "select count(*) from pgbench_accounts"),
+        "100000\n"
+    );
+    assert_eq!(
+        f.pg.psql("app", "select count(*) from pgbench_branches"),
+        "1\n"
+    );
     let f = Arc::new(f);
     *slot = Arc::downgrade(&f);
     f
@@ -42,12 +52,26 @@ fn fixture() -> Arc<Fixture> {
 
 fn pgbench(f: &Fixture, args: &[&str]) -> Output {
     let mut cmd = Command::new("pgbench");
-    cmd.args(["-h", "127.0.0.1", "-p", &f.gw.port.to_string(), "-U", IDENTITY])
-        .args(args)
-        .arg("app")
-        .env("PGPASSWORD", &f.key)
-        .env("PGSSLMODE", "disable");
-    for var in ["PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGSERVICE", "PGOPTIONS"] {
+    cmd.args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &f.gw.port.to_string(),
+        "-U",
+        IDENTITY,
+    ])
+    .args(args)
+    .arg("app")
+    .env("PGPASSWORD", &f.key)
+    .env("PGSSLMODE", "disable");
+    for var in [
+        "PGHOST",
+        "PGPORT",
+        "PGUSER",
+        "PGDATABASE",
+        "PGSERVICE",
+        "PGOPTIONS",
+    ] {
         cmd.env_remove(var);
     }
     cmd.output().unwrap()
@@ -75,7 +99,11 @@ fn stat(stdout: &str, prefix: &str) -> Option<u64> {
 /// the number of transactions processed.
 fn bench(mode: &str, select_only: bool) -> u64 {
     let f = fixture();
-    let history_before: u64 = f.pg.psql("app", "select count(*) from pgbench_history").trim().parse().unwrap();
+    let history_before: u64 =
+        f.pg.psql("app", "select count(*) from pgbench_history")
+            .trim()
+            .parse()
+            .unwrap();
     // -n: no VACUUM/TRUNCATE of pgbench_history before the run (the
     // initialization did the vacuum), so concurrent runs can be checked
     // against the history table.
@@ -89,13 +117,22 @@ fn bench(mode: &str, select_only: bool) -> u64 {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stdout.contains(&format!("query mode: {mode}")), "{ctx}");
-    assert_eq!(stat(&stdout, "number of failed transactions:"), Some(0), "{ctx}");
+    assert_eq!(
+        stat(&stdout, "number of failed transactions:"),
+        Some(0),
+        "{ctx}"
+    );
     assert_eq!(stat(&stdout, "number of clients:"), Some(8), "{ctx}");
     assert!(!stderr.contains("error"), "pgbench reported errors\n{ctx}");
-    let processed = stat(&stdout, "number of transactions actually processed:").expect("processed count");
+    let processed =
+        stat(&stdout, "number of transactions actually processed:").expect("processed count");
     assert!(processed > 0, "{ctx}");
 
-    let history_after: u64 = f.pg.psql("app", "select count(*) from pgbench_history").trim().parse().unwrap();
+    let history_after: u64 =
+        f.pg.psql("app", "select count(*) from pgbench_history")
+            .trim()
+            .parse()
+            .unwrap();
     if select_only {
         // Select-only transactions write nothing (another test may, concurrently).
         println!("pgbench -S -M {mode}: {processed} transactions");

@@ -65,7 +65,12 @@ fn psql_with(conn: &str, args: &[&str], stdin: &str) -> (bool, String, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     (
         out.status.success(),
@@ -77,7 +82,11 @@ fn psql_with(conn: &str, args: &[&str], stdin: &str) -> (bool, String, String) {
 /// psql with `-c sql` that must succeed; returns stdout.
 fn psql_ok(f: &Fixture, sql: &str) -> String {
     let (ok, out, err) = common::psql(&f.conn_str(), sql);
-    assert!(ok, "psql failed for {sql:?}\nstdout: {out}\nstderr: {err}\ngateway log:\n{}", f.gw.log());
+    assert!(
+        ok,
+        "psql failed for {sql:?}\nstdout: {out}\nstderr: {err}\ngateway log:\n{}",
+        f.gw.log()
+    );
     out
 }
 
@@ -100,30 +109,48 @@ fn code(e: &tokio_postgres::Error) -> Option<&SqlState> {
 #[test]
 fn psql_simple_query_returns_the_row() {
     let f = fixture();
-    assert_eq!(psql_ok(&f, "select 40 + 2, 'through the gateway'"), "42|through the gateway\n");
+    assert_eq!(
+        psql_ok(&f, "select 40 + 2, 'through the gateway'"),
+        "42|through the gateway\n"
+    );
 }
 
 #[test]
 fn psql_multi_statement_string_returns_every_result() {
     let f = fixture();
-    assert_eq!(psql_ok(&f, "select 1; select 2; select 'three'"), "1\n2\nthree\n");
+    assert_eq!(
+        psql_ok(&f, "select 1; select 2; select 'three'"),
+        "1\n2\nthree\n"
+    );
 }
 
 #[test]
 fn psql_error_keeps_its_sqlstate_and_the_session_stays_usable() {
     let f = fixture();
-    let (ok, out, err) =
-        psql_with(&f.conn_str(), &["-v", "VERBOSITY=verbose"], "select 1/0;\nselect 'still alive';\n");
+    let (ok, out, err) = psql_with(
+        &f.conn_str(),
+        &["-v", "VERBOSITY=verbose"],
+        "select 1/0;\nselect 'still alive';\n",
+    );
     assert!(ok, "without ON_ERROR_STOP psql exits 0: {err}");
-    assert!(err.contains("ERROR:  22012: division by zero"), "stderr: {err}");
-    assert_eq!(out, "still alive\n", "the statement after the error ran in the same session");
+    assert!(
+        err.contains("ERROR:  22012: division by zero"),
+        "stderr: {err}"
+    );
+    assert_eq!(
+        out, "still alive\n",
+        "the statement after the error ran in the same session"
+    );
 }
 
 #[test]
 fn psql_error_in_multi_statement_string_stops_the_rest() {
     let f = fixture();
     f.direct("create table if not exists psql_multi_err (v int); grant all on psql_multi_err to scram_user;");
-    let (ok, _out, err) = common::psql(&f.conn_str(), "insert into psql_multi_err values (1); select 1/0; insert into psql_multi_err values (2)");
+    let (ok, _out, err) = common::psql(
+        &f.conn_str(),
+        "insert into psql_multi_err values (1); select 1/0; insert into psql_multi_err values (2)",
+    );
     assert!(!ok);
     assert!(err.contains("division by zero"), "stderr: {err}");
     // A multi-statement Query is one implicit transaction: nothing persists.
@@ -133,7 +160,10 @@ fn psql_error_in_multi_statement_string_stops_the_rest() {
 #[test]
 fn psql_notice_reaches_stderr() {
     let f = fixture();
-    let (ok, out, err) = common::psql(&f.conn_str(), "do $$ begin raise notice 'hi from plpgsql'; end $$; select 'after'");
+    let (ok, out, err) = common::psql(
+        &f.conn_str(),
+        "do $$ begin raise notice 'hi from plpgsql'; end $$; select 'after'",
+    );
     assert!(ok, "stderr: {err}");
     assert!(err.contains("NOTICE:  hi from plpgsql"), "stderr: {err}");
     assert_eq!(out, "after\n");
@@ -143,11 +173,15 @@ fn psql_notice_reaches_stderr() {
 fn psql_rollback_leaves_nothing_and_commit_persists() {
     let f = fixture();
     psql_ok(&f, "create table psql_tx (v int)");
-    let script = "begin;\ninsert into psql_tx values (1);\nselect count(*) from psql_tx;\nrollback;\n\
+    let script =
+        "begin;\ninsert into psql_tx values (1);\nselect count(*) from psql_tx;\nrollback;\n\
                   begin;\ninsert into psql_tx values (2);\ncommit;\nselect v from psql_tx;\n";
     let (ok, out, err) = psql_with(&f.conn_str(), &["-v", "ON_ERROR_STOP=1"], script);
     assert!(ok, "stderr: {err}");
-    assert_eq!(out, "1\n2\n", "the insert is visible inside its transaction, only the committed one stays");
+    assert_eq!(
+        out, "1\n2\n",
+        "the insert is visible inside its transaction, only the committed one stays"
+    );
     assert_eq!(f.direct("select array_agg(v) from psql_tx"), "{2}\n");
 }
 
@@ -191,8 +225,17 @@ fn psql_backslash_copy_from_a_file_loads_every_row() {
     let file = dir.path().join("rows.csv");
     let body: String = (1..=500).map(|i| format!("{i},\"row, {i}\"\n")).collect();
     std::fs::write(&file, body).unwrap();
-    psql_ok(&f, &format!("\\copy psql_bcopy from '{}' with (format csv)", file.display()));
-    assert_eq!(f.direct("select count(*), sum(id), min(name) from psql_bcopy"), "500|125250|row, 1\n");
+    psql_ok(
+        &f,
+        &format!(
+            "\\copy psql_bcopy from '{}' with (format csv)",
+            file.display()
+        ),
+    );
+    assert_eq!(
+        f.direct("select count(*), sum(id), min(name) from psql_bcopy"),
+        "500|125250|row, 1\n"
+    );
 }
 
 #[test]
@@ -205,17 +248,29 @@ fn psql_copy_from_stdin_error_is_reported_and_loads_nothing() {
         "copy psql_copy_bad from stdin;\n1\nnot a number\n\\.\nselect count(*) from psql_copy_bad;\n",
     );
     assert!(ok, "stderr: {err}");
-    assert!(err.contains("invalid input syntax for type integer"), "stderr: {err}");
-    assert_eq!(out, "0\n", "the failed COPY loaded nothing and the session went on");
+    assert!(
+        err.contains("invalid input syntax for type integer"),
+        "stderr: {err}"
+    );
+    assert_eq!(
+        out, "0\n",
+        "the failed COPY loaded nothing and the session went on"
+    );
 }
 
 #[test]
 fn psql_copy_to_stdout_streams_every_row() {
     let f = fixture();
-    let out = psql_ok(&f, "copy (select i, 'v' || i from generate_series(1, 5000) i) to stdout with (format csv)");
+    let out = psql_ok(
+        &f,
+        "copy (select i, 'v' || i from generate_series(1, 5000) i) to stdout with (format csv)",
+    );
     let expected: String = (1..=5000).map(|i| format!("{i},v{i}\n")).collect();
     assert_eq!(out.len(), expected.len());
-    assert!(out == expected, "COPY output differs from what was generated");
+    assert!(
+        out == expected,
+        "COPY output differs from what was generated"
+    );
 }
 
 #[test]
@@ -223,19 +278,37 @@ fn psql_cancel_with_sigint_cancels_the_running_statement() {
     let f = fixture();
     let child = Command::new("psql")
         .arg(f.conn_str())
-        .args(["-X", "-A", "-t", "-c", "select pg_sleep(30) /* psql_cancel */"])
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-c",
+            "select pg_sleep(30) /* psql_cancel */",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     wait_for_active(&f, "psql_cancel");
     let started = Instant::now();
-    let ok = Command::new("kill").arg("-INT").arg(child.id().to_string()).status().unwrap();
+    let ok = Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
     assert!(ok.success());
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(started.elapsed() < Duration::from_secs(10), "cancel took {:?}", started.elapsed());
-    assert!(stderr.contains("canceling statement due to user request"), "stderr: {stderr}\nlog:\n{}", f.gw.log());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "cancel took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        stderr.contains("canceling statement due to user request"),
+        "stderr: {stderr}\nlog:\n{}",
+        f.gw.log()
+    );
     assert!(!out.status.success());
 }
 
@@ -246,7 +319,10 @@ fn wait_for_active(f: &Fixture, tag: &str) {
         "select count(*) from pg_stat_activity where state = 'active' and query like '%{tag}%' and query not like '%pg_stat_activity%'"
     );
     while f.direct(&sql).trim() != "1" {
-        assert!(start.elapsed() < Duration::from_secs(15), "statement {tag} never started");
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "statement {tag} never started"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -257,9 +333,15 @@ fn wait_for_active(f: &Fixture, tag: &str) {
 async fn prepared_statement_with_parameters_is_reused_by_name() {
     let f = fixture();
     let client = connect(&f).await;
-    let stmt = client.prepare("select $1::int4 * 2, $2::text || '!'").await.unwrap();
+    let stmt = client
+        .prepare("select $1::int4 * 2, $2::text || '!'")
+        .await
+        .unwrap();
     for i in 0..20 {
-        let row = client.query_one(&stmt, &[&i, &format!("n{i}")]).await.unwrap();
+        let row = client
+            .query_one(&stmt, &[&i, &format!("n{i}")])
+            .await
+            .unwrap();
         assert_eq!(row.get::<_, i32>(0), i * 2);
         assert_eq!(row.get::<_, String>(1), format!("n{i}!"));
     }
@@ -290,7 +372,10 @@ async fn binary_results_decode_to_the_right_values() {
     assert_eq!(row.get::<_, f64>(3), 1.5);
     assert!(row.get::<_, bool>(4));
     assert_eq!(row.get::<_, Vec<u8>>(5), vec![0xde, 0xad, 0xbe, 0xef]);
-    assert_eq!(row.get::<_, Vec<Option<String>>>(6), vec![Some("a".into()), Some("b".into()), None]);
+    assert_eq!(
+        row.get::<_, Vec<Option<String>>>(6),
+        vec![Some("a".into()), Some("b".into()), None]
+    );
     assert_eq!(row.get::<_, Option<i32>>(7), None);
     assert_eq!(row.get::<_, Vec<u8>>(8), vec![0, 1, 2, 255]);
 }
@@ -299,11 +384,19 @@ async fn binary_results_decode_to_the_right_values() {
 async fn pipelined_queries_on_one_connection_each_get_their_own_result() {
     let f = fixture();
     let client = connect(&f).await;
-    let stmt = client.prepare("select $1::int8 + 1000, pg_backend_pid()").await.unwrap();
+    let stmt = client
+        .prepare("select $1::int8 + 1000, pg_backend_pid()")
+        .await
+        .unwrap();
     let futures = (0..50i64).map(|i| {
         let client = &client;
         let stmt = &stmt;
-        async move { client.query_one(stmt, &[&i]).await.map(|r| (i, r.get::<_, i64>(0), r.get::<_, i32>(1))) }
+        async move {
+            client
+                .query_one(stmt, &[&i])
+                .await
+                .map(|r| (i, r.get::<_, i64>(0), r.get::<_, i32>(1)))
+        }
     });
     let results = future::try_join_all(futures).await.unwrap();
     assert_eq!(results.len(), 50);
@@ -332,24 +425,43 @@ async fn an_error_in_a_pipeline_fails_only_its_own_query() {
 async fn errors_keep_their_sqlstate_and_fields_and_the_connection_stays_usable() {
     let f = fixture();
     let client = connect(&f).await;
-    client.batch_execute("create table tp_errors (id int primary key)").await.unwrap();
-    client.execute("insert into tp_errors values (1)", &[]).await.unwrap();
+    client
+        .batch_execute("create table tp_errors (id int primary key)")
+        .await
+        .unwrap();
+    client
+        .execute("insert into tp_errors values (1)", &[])
+        .await
+        .unwrap();
 
-    let e = client.execute("insert into tp_errors values (1)", &[]).await.unwrap_err();
+    let e = client
+        .execute("insert into tp_errors values (1)", &[])
+        .await
+        .unwrap_err();
     let db = e.as_db_error().expect("a database error");
     assert_eq!(db.code(), &SqlState::UNIQUE_VIOLATION);
     assert_eq!(db.table(), Some("tp_errors"));
     assert_eq!(db.constraint(), Some("tp_errors_pkey"));
-    assert!(db.detail().unwrap_or_default().contains("(id)=(1)"), "{db:?}");
+    assert!(
+        db.detail().unwrap_or_default().contains("(id)=(1)"),
+        "{db:?}"
+    );
 
-    let e = client.query("select * from no_such_table", &[]).await.unwrap_err();
+    let e = client
+        .query("select * from no_such_table", &[])
+        .await
+        .unwrap_err();
     assert_eq!(code(&e), Some(&SqlState::UNDEFINED_TABLE));
     let e = client.simple_query("selec 1").await.unwrap_err();
     assert_eq!(code(&e), Some(&SqlState::SYNTAX_ERROR));
     let e = client.prepare("select $1::int4 + nope").await.unwrap_err();
     assert_eq!(code(&e), Some(&SqlState::UNDEFINED_COLUMN));
 
-    let n: i64 = client.query_one("select count(*) from tp_errors", &[]).await.unwrap().get(0);
+    let n: i64 = client
+        .query_one("select count(*) from tp_errors", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, 1);
 }
 
@@ -357,7 +469,10 @@ async fn errors_keep_their_sqlstate_and_fields_and_the_connection_stays_usable()
 async fn simple_query_protocol_returns_every_statements_rows() {
     let f = fixture();
     let client = connect(&f).await;
-    let msgs = client.simple_query("select 'a' as x; select 'b' union all select 'c'").await.unwrap();
+    let msgs = client
+        .simple_query("select 'a' as x; select 'b' union all select 'c'")
+        .await
+        .unwrap();
     let rows: Vec<String> = msgs
         .iter()
         .filter_map(|m| match m {
@@ -366,7 +481,10 @@ async fn simple_query_protocol_returns_every_statements_rows() {
         })
         .collect();
     assert_eq!(rows, ["a", "b", "c"]);
-    let completes = msgs.iter().filter(|m| matches!(m, SimpleQueryMessage::CommandComplete(_))).count();
+    let completes = msgs
+        .iter()
+        .filter(|m| matches!(m, SimpleQueryMessage::CommandComplete(_)))
+        .count();
     assert_eq!(completes, 2);
 }
 
@@ -374,28 +492,53 @@ async fn simple_query_protocol_returns_every_statements_rows() {
 async fn transactions_roll_back_and_commit() {
     let f = fixture();
     let mut client = connect(&f).await;
-    client.batch_execute("create table tp_tx (v int)").await.unwrap();
+    client
+        .batch_execute("create table tp_tx (v int)")
+        .await
+        .unwrap();
 
     let tx = client.transaction().await.unwrap();
-    tx.execute("insert into tp_tx values (1)", &[]).await.unwrap();
-    let inside: i64 = tx.query_one("select count(*) from tp_tx", &[]).await.unwrap().get(0);
+    tx.execute("insert into tp_tx values (1)", &[])
+        .await
+        .unwrap();
+    let inside: i64 = tx
+        .query_one("select count(*) from tp_tx", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(inside, 1);
     tx.rollback().await.unwrap();
 
     let tx = client.transaction().await.unwrap();
-    tx.execute("insert into tp_tx values (2)", &[]).await.unwrap();
+    tx.execute("insert into tp_tx values (2)", &[])
+        .await
+        .unwrap();
     // An error aborts the transaction; the rest of it is refused until rollback.
-    let e = tx.execute("insert into tp_tx values ('x')", &[]).await.unwrap_err();
+    let e = tx
+        .execute("insert into tp_tx values ('x')", &[])
+        .await
+        .unwrap_err();
     assert_eq!(code(&e), Some(&SqlState::INVALID_TEXT_REPRESENTATION));
-    let e = tx.execute("insert into tp_tx values (3)", &[]).await.unwrap_err();
+    let e = tx
+        .execute("insert into tp_tx values (3)", &[])
+        .await
+        .unwrap_err();
     assert_eq!(code(&e), Some(&SqlState::IN_FAILED_SQL_TRANSACTION));
     tx.rollback().await.unwrap();
 
     let tx = client.transaction().await.unwrap();
-    tx.execute("insert into tp_tx values (4)", &[]).await.unwrap();
+    tx.execute("insert into tp_tx values (4)", &[])
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
 
-    let values: Vec<i32> = client.query("select v from tp_tx", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    let values: Vec<i32> = client
+        .query("select v from tp_tx", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     assert_eq!(values, [4]);
     assert_eq!(f.direct("select array_agg(v) from tp_tx"), "{4}\n");
 }
@@ -404,7 +547,10 @@ async fn transactions_roll_back_and_commit() {
 async fn copy_in_loads_every_row_and_copy_out_streams_them_back() {
     let f = fixture();
     let client = connect(&f).await;
-    client.batch_execute("create table tp_copy (id int, name text)").await.unwrap();
+    client
+        .batch_execute("create table tp_copy (id int, name text)")
+        .await
+        .unwrap();
 
     let mut data = Vec::new();
     for i in 0..20_000 {
@@ -414,12 +560,17 @@ async fn copy_in_loads_every_row_and_copy_out_streams_them_back() {
     let mut sink = std::pin::pin!(sink);
     // Several CopyData messages of uneven size.
     for chunk in data.chunks(7_777) {
-        futures_util::SinkExt::send(&mut sink, Cursor::new(chunk.to_vec())).await.unwrap();
+        futures_util::SinkExt::send(&mut sink, Cursor::new(chunk.to_vec()))
+            .await
+            .unwrap();
     }
     let n = sink.finish().await.unwrap();
     assert_eq!(n, 20_000);
 
-    let stream = client.copy_out("copy (select * from tp_copy order by id) to stdout").await.unwrap();
+    let stream = client
+        .copy_out("copy (select * from tp_copy order by id) to stdout")
+        .await
+        .unwrap();
     let out = stream
         .try_fold(Vec::new(), |mut acc, chunk| async move {
             acc.extend_from_slice(&chunk);
@@ -427,20 +578,38 @@ async fn copy_in_loads_every_row_and_copy_out_streams_them_back() {
         })
         .await
         .unwrap();
-    assert!(out == data, "COPY out returned {} bytes, expected {}", out.len(), data.len());
+    assert!(
+        out == data,
+        "COPY out returned {} bytes, expected {}",
+        out.len(),
+        data.len()
+    );
 }
 
 #[tokio::test]
 async fn a_failed_copy_in_reports_the_error_and_the_connection_stays_usable() {
     let f = fixture();
     let client = connect(&f).await;
-    client.batch_execute("create table tp_copy_bad (id int)").await.unwrap();
+    client
+        .batch_execute("create table tp_copy_bad (id int)")
+        .await
+        .unwrap();
     let sink = client.copy_in("copy tp_copy_bad from stdin").await.unwrap();
     let mut sink = std::pin::pin!(sink);
-    futures_util::SinkExt::send(&mut sink, Cursor::new(b"1\nnope\n".to_vec())).await.unwrap();
+    futures_util::SinkExt::send(&mut sink, Cursor::new(b"1\nnope\n".to_vec()))
+        .await
+        .unwrap();
     let e = sink.finish().await.unwrap_err();
-    assert_eq!(code(&e), Some(&SqlState::INVALID_TEXT_REPRESENTATION), "{e:?}");
-    let n: i64 = client.query_one("select count(*) from tp_copy_bad", &[]).await.unwrap().get(0);
+    assert_eq!(
+        code(&e),
+        Some(&SqlState::INVALID_TEXT_REPRESENTATION),
+        "{e:?}"
+    );
+    let n: i64 = client
+        .query_one("select count(*) from tp_copy_bad", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, 0);
 }
 
@@ -454,30 +623,51 @@ async fn listen_notify_delivers_the_notification_with_its_payload() {
         while let Some(m) = messages.next().await {
             match m {
                 Ok(AsyncMessage::Notification(n)) => {
-                    let _ = tx.send((n.channel().to_owned(), n.payload().to_owned(), n.process_id()));
+                    let _ = tx.send((
+                        n.channel().to_owned(),
+                        n.payload().to_owned(),
+                        n.process_id(),
+                    ));
                 }
                 Ok(_) => {}
                 Err(e) => panic!("listener connection failed: {e}"),
             }
         }
     });
-    listener.batch_execute("listen sluice_events").await.unwrap();
+    listener
+        .batch_execute("listen sluice_events")
+        .await
+        .unwrap();
 
     let notifier = connect(&f).await;
-    notifier.execute("select pg_notify('sluice_events', $1)", &[&"payload one"]).await.unwrap();
-    notifier.batch_execute("notify sluice_events, 'payload two'").await.unwrap();
-    notifier.batch_execute("notify other_channel, 'not for us'").await.unwrap();
+    notifier
+        .execute("select pg_notify('sluice_events', $1)", &[&"payload one"])
+        .await
+        .unwrap();
+    notifier
+        .batch_execute("notify sluice_events, 'payload two'")
+        .await
+        .unwrap();
+    notifier
+        .batch_execute("notify other_channel, 'not for us'")
+        .await
+        .unwrap();
 
     let mut got = Vec::new();
     for _ in 0..2 {
-        let n = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.expect("notification in time").unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("notification in time")
+            .unwrap();
         got.push(n);
     }
     assert_eq!(got[0].0, "sluice_events");
     assert_eq!(got[0].1, "payload one");
     assert_eq!(got[1].1, "payload two");
     assert!(
-        tokio::time::timeout(Duration::from_millis(300), rx.recv()).await.is_err(),
+        tokio::time::timeout(Duration::from_millis(300), rx.recv())
+            .await
+            .is_err(),
         "no notification on a channel we did not listen to"
     );
 }
@@ -487,7 +677,10 @@ async fn a_large_result_streams_every_row_through_the_gateway() {
     let f = fixture();
     let client = connect(&f).await;
     let rows = client
-        .query_raw("select i, repeat('x', 1000) from generate_series(1, 50000) i", std::iter::empty::<i32>())
+        .query_raw(
+            "select i, repeat('x', 1000) from generate_series(1, 50000) i",
+            std::iter::empty::<i32>(),
+        )
         .await
         .unwrap();
     let mut rows = std::pin::pin!(rows);
@@ -518,7 +711,11 @@ async fn cancel_request_stops_a_running_query_and_the_connection_stays_usable() 
     });
     let e = client.query("select pg_sleep(30)", &[]).await.unwrap_err();
     assert_eq!(code(&e), Some(&SqlState::QUERY_CANCELED), "{e:?}");
-    assert!(started.elapsed() < Duration::from_secs(10), "cancel took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "cancel took {:?}",
+        started.elapsed()
+    );
     canceller.await.unwrap().unwrap();
     let v: i32 = client.query_one("select 5", &[]).await.unwrap().get(0);
     assert_eq!(v, 5);
@@ -547,10 +744,16 @@ async fn large_single_values_pass_both_ways() {
     // One 8 MB Bind message in, one 8 MB DataRow out (twice: echoed and generated).
     let big: Vec<u8> = (0..8 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
     let row = client
-        .query_one("select $1::bytea, length($1::bytea), repeat('y', 8000000)", &[&big])
+        .query_one(
+            "select $1::bytea, length($1::bytea), repeat('y', 8000000)",
+            &[&big],
+        )
         .await
         .unwrap();
-    assert!(row.get::<_, Vec<u8>>(0) == big, "the 8 MB value came back changed");
+    assert!(
+        row.get::<_, Vec<u8>>(0) == big,
+        "the 8 MB value came back changed"
+    );
     assert_eq!(row.get::<_, i32>(1), big.len() as i32);
     assert_eq!(row.get::<_, &str>(2).len(), 8_000_000);
 }
@@ -559,17 +762,31 @@ async fn large_single_values_pass_both_ways() {
 async fn a_backend_terminated_by_the_server_ends_the_client_session_with_57p01() {
     let f = fixture();
     let client = connect(&f).await;
-    let pid: i32 = client.query_one("select pg_backend_pid()", &[]).await.unwrap().get(0);
+    let pid: i32 = client
+        .query_one("select pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
     let victim = connect(&f).await;
-    let victim_pid: i32 = victim.query_one("select pg_backend_pid()", &[]).await.unwrap().get(0);
+    let victim_pid: i32 = victim
+        .query_one("select pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_ne!(pid, victim_pid, "each client session has its own backend");
     // The victim terminates its own backend: PostgreSQL sends FATAL 57P01
     // and closes; the gateway passes the FATAL on and closes the client.
-    let e = victim.simple_query("select pg_terminate_backend(pg_backend_pid())").await.unwrap_err();
+    let e = victim
+        .simple_query("select pg_terminate_backend(pg_backend_pid())")
+        .await
+        .unwrap_err();
     assert_eq!(code(&e), Some(&SqlState::ADMIN_SHUTDOWN), "{e:?}");
     let start = Instant::now();
     while !victim.is_closed() {
-        assert!(start.elapsed() < Duration::from_secs(5), "the gateway did not close the client");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the gateway did not close the client"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // Other sessions are unaffected.
@@ -583,7 +800,11 @@ async fn a_backend_terminated_by_the_server_ends_the_client_session_with_57p01()
 fn psycopg_client_suite_passes_through_the_gateway() {
     let f = fixture();
     let script = common::py_dir().join("clients.py");
-    let out = Command::new("python3").arg(&script).arg(f.conn_str()).output().unwrap();
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(f.conn_str())
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -592,7 +813,10 @@ fn psycopg_client_suite_passes_through_the_gateway() {
         out.status,
         tail(&f.gw.log(), 40)
     );
-    assert!(stdout.contains("all psycopg checks passed"), "stdout:\n{stdout}");
+    assert!(
+        stdout.contains("all psycopg checks passed"),
+        "stdout:\n{stdout}"
+    );
     println!("{stdout}");
 }
 
@@ -673,7 +897,10 @@ impl Raw {
                     match code {
                         0 => {}
                         10 => {
-                            let s = ScramSha256::new(password.as_bytes(), ChannelBinding::unsupported());
+                            let s = ScramSha256::new(
+                                password.as_bytes(),
+                                ChannelBinding::unsupported(),
+                            );
                             let mut b = cstr("SCRAM-SHA-256");
                             b.extend((s.message().len() as i32).to_be_bytes());
                             b.extend_from_slice(s.message());
@@ -735,7 +962,10 @@ impl Raw {
                 b'D' => format!("D {}", data_row(&body).join("|")),
                 b'C' => format!("C {}", text(&body)),
                 b'E' => {
-                    let code = body.split(|&b| b == 0).find(|f| f.first() == Some(&b'C')).map(|f| text(&f[1..]));
+                    let code = body
+                        .split(|&b| b == 0)
+                        .find(|f| f.first() == Some(&b'C'))
+                        .map(|f| text(&f[1..]));
                     format!("E {}", code.unwrap_or_default())
                 }
                 b'Z' => {
@@ -773,9 +1003,17 @@ fn data_row(body: &[u8]) -> Vec<String> {
 
 /// Sends `bytes` (in one write) directly and through the gateway; asserts
 /// both sides reply the same and returns the replies.
-fn same_replies_direct_and_through_gateway(f: &Fixture, setup: &str, bytes: &[u8], zs: usize) -> Vec<String> {
+fn same_replies_direct_and_through_gateway(
+    f: &Fixture,
+    setup: &str,
+    bytes: &[u8],
+    zs: usize,
+) -> Vec<String> {
     let mut results = Vec::new();
-    for (port, user, pw) in [(f.pg.port(), "scram_user", "scram_pw"), (f.gw.port, IDENTITY, f.key.as_str())] {
+    for (port, user, pw) in [
+        (f.pg.port(), "scram_user", "scram_pw"),
+        (f.gw.port, IDENTITY, f.key.as_str()),
+    ] {
         if !setup.is_empty() {
             f.direct(setup);
         }
@@ -783,7 +1021,12 @@ fn same_replies_direct_and_through_gateway(f: &Fixture, setup: &str, bytes: &[u8
         raw.send(bytes);
         results.push(raw.replies(zs));
     }
-    assert_eq!(results[1], results[0], "through the gateway (left) vs direct (right)\nlog:\n{}", tail(&f.gw.log(), 20));
+    assert_eq!(
+        results[1],
+        results[0],
+        "through the gateway (left) vs direct (right)\nlog:\n{}",
+        tail(&f.gw.log(), 20)
+    );
     results.pop().unwrap()
 }
 
@@ -791,13 +1034,26 @@ fn same_replies_direct_and_through_gateway(f: &Fixture, setup: &str, bytes: &[u8
 fn an_extended_batch_ended_by_flush_is_answered_before_sync() {
     let f = fixture();
     let mut raw = Raw::connect(f.gw.port, IDENTITY, &f.key);
-    raw.send(&[parse("select 'flushed'"), bind(), describe_portal(), execute(), flush()].concat());
+    raw.send(
+        &[
+            parse("select 'flushed'"),
+            bind(),
+            describe_portal(),
+            execute(),
+            flush(),
+        ]
+        .concat(),
+    );
     let mut got = Vec::new();
     while got.len() < 5 {
         let Some((tag, _)) = raw.next() else { break };
         got.push(tag as char);
     }
-    assert_eq!(got, ['1', '2', 'T', 'D', 'C'], "results arrive on Flush, with no Sync sent");
+    assert_eq!(
+        got,
+        ['1', '2', 'T', 'D', 'C'],
+        "results arrive on Flush, with no Sync sent"
+    );
     raw.send(&sync());
     assert_eq!(raw.replies(1), ["Z I"]);
 }
@@ -805,9 +1061,29 @@ fn an_extended_batch_ended_by_flush_is_answered_before_sync() {
 #[test]
 fn a_simple_query_after_unsynced_extended_messages_keeps_its_place() {
     let f = fixture();
-    let bytes = [parse("select 'first'"), bind(), execute(), query("select 'second'"), sync()].concat();
+    let bytes = [
+        parse("select 'first'"),
+        bind(),
+        execute(),
+        query("select 'second'"),
+        sync(),
+    ]
+    .concat();
     let got = same_replies_direct_and_through_gateway(&f, "", &bytes, 2);
-    assert_eq!(got, ["1", "2", "D first", "C SELECT 1", "T", "D second", "C SELECT 1", "Z I", "Z I"]);
+    assert_eq!(
+        got,
+        [
+            "1",
+            "2",
+            "D first",
+            "C SELECT 1",
+            "T",
+            "D second",
+            "C SELECT 1",
+            "Z I",
+            "Z I"
+        ]
+    );
 }
 
 #[test]
@@ -848,7 +1124,19 @@ fn an_error_in_an_extended_batch_skips_to_sync_like_postgres() {
     .concat();
     let got = same_replies_direct_and_through_gateway(&f, "", &bytes, 2);
     // 1/0 is folded while planning, which for the unnamed statement is at Bind.
-    assert_eq!(got, ["1", "E 22012", "Z I", "1", "2", "D next", "C SELECT 1", "Z I"]);
+    assert_eq!(
+        got,
+        [
+            "1",
+            "E 22012",
+            "Z I",
+            "1",
+            "2",
+            "D next",
+            "C SELECT 1",
+            "Z I"
+        ]
+    );
 }
 
 #[test]

@@ -27,14 +27,18 @@ async fn a_one_gigabyte_result_streams_with_bounded_gateway_memory() {
     let pg = PgServer::start();
     let gw = Gateway::start_for(&pg);
     let key = gw.create_key("streamer", "agents");
-    let (client, conn) = tokio_postgres::connect(&gw.conn_str("streamer", &key, "app"), tokio_postgres::NoTls)
-        .await
-        .unwrap();
+    let (client, conn) =
+        tokio_postgres::connect(&gw.conn_str("streamer", &key, "app"), tokio_postgres::NoTls)
+            .await
+            .unwrap();
     tokio::spawn(conn);
 
     let before = peak_rss(gw.pid());
     let sql = format!("SELECT repeat('x', {ROW_BYTES}) FROM generate_series(1, {ROWS})");
-    let rows = client.query_raw(sql.as_str(), Vec::<String>::new()).await.unwrap();
+    let rows = client
+        .query_raw(sql.as_str(), Vec::<String>::new())
+        .await
+        .unwrap();
     pin_mut!(rows);
     let (mut count, mut bytes) = (0i64, 0i64);
     while let Some(row) = rows.try_next().await.unwrap() {
@@ -59,12 +63,16 @@ async fn copy_to_stdout_of_a_large_table_streams_with_bounded_gateway_memory() {
     let pg = PgServer::start();
     let gw = Gateway::start_for(&pg);
     let key = gw.create_key("copier", "agents");
-    let (client, conn) = tokio_postgres::connect(&gw.conn_str("copier", &key, "app"), tokio_postgres::NoTls)
-        .await
-        .unwrap();
+    let (client, conn) =
+        tokio_postgres::connect(&gw.conn_str("copier", &key, "app"), tokio_postgres::NoTls)
+            .await
+            .unwrap();
     tokio::spawn(conn);
 
-    let sql = format!("COPY (SELECT repeat('y', {ROW_BYTES}) FROM generate_series(1, {})) TO STDOUT", ROWS / 2);
+    let sql = format!(
+        "COPY (SELECT repeat('y', {ROW_BYTES}) FROM generate_series(1, {})) TO STDOUT",
+        ROWS / 2
+    );
     let stream = client.copy_out(sql.as_str()).await.unwrap();
     pin_mut!(stream);
     let mut bytes = 0usize;
@@ -74,5 +82,9 @@ async fn copy_to_stdout_of_a_large_table_streams_with_bounded_gateway_memory() {
     // Each line is the value plus a newline.
     assert_eq!(bytes as i64, (ROWS / 2) * (ROW_BYTES + 1));
     let peak = peak_rss(gw.pid());
-    assert!(peak < RSS_LIMIT, "gateway peak RSS {} MB after a 500 MB COPY", peak >> 20);
+    assert!(
+        peak < RSS_LIMIT,
+        "gateway peak RSS {} MB after a 500 MB COPY",
+        peak >> 20
+    );
 }

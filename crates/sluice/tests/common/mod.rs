@@ -17,8 +17,16 @@ pub struct Gateway {
 }
 
 /// The `[[resource]]` table for a test server, logging in as `user`.
-pub fn resource_toml(name: &str, pg: &PgServer, user: &str, password_env: Option<&str>, extra: &str) -> String {
-    let password = password_env.map(|v| format!("password_env = \"{v}\"\n")).unwrap_or_default();
+pub fn resource_toml(
+    name: &str,
+    pg: &PgServer,
+    user: &str,
+    password_env: Option<&str>,
+    extra: &str,
+) -> String {
+    let password = password_env
+        .map(|v| format!("password_env = \"{v}\"\n"))
+        .unwrap_or_default();
     format!(
         "[[resource]]\nname = \"{name}\"\nkind = \"postgres\"\nhost = \"127.0.0.1\"\nport = {}\ndatabase = \"app\"\nuser = \"{user}\"\n{password}tags = {{ env = \"test\" }}\n{extra}\n",
         pg.port()
@@ -36,12 +44,20 @@ impl Gateway {
             "[server]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"data\"\n{server_extra}\n\n{resources}"
         );
         std::fs::write(&config, text).unwrap();
-        Gateway { dir, port, child: None, config }
+        Gateway {
+            dir,
+            port,
+            child: None,
+            config,
+        }
     }
 
     /// The common case: one resource "app" in front of `pg` as scram_user.
     pub fn start_for(pg: &PgServer) -> Gateway {
-        let mut gw = Gateway::configure("", &resource_toml("app", pg, "scram_user", Some("SLUICE_TEST_PW"), ""));
+        let mut gw = Gateway::configure(
+            "",
+            &resource_toml("app", pg, "scram_user", Some("SLUICE_TEST_PW"), ""),
+        );
         gw.start(&[("SLUICE_TEST_PW", "scram_pw")]);
         gw
     }
@@ -58,8 +74,13 @@ impl Gateway {
     pub fn start(&mut self, env: &[(&str, &str)]) {
         let log = std::fs::File::create(self.log_path()).unwrap();
         let mut cmd = Command::new(SLUICE);
-        cmd.arg("serve").arg("--config").arg(&self.config).current_dir(self.dir.path());
-        cmd.env("SLUICE_LOG", "debug").stdout(Stdio::null()).stderr(log);
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&self.config)
+            .current_dir(self.dir.path());
+        cmd.env("SLUICE_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(log);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -67,9 +88,16 @@ impl Gateway {
         let start = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("sluice exited with {status} before listening:\n{}", self.log());
+                panic!(
+                    "sluice exited with {status} before listening:\n{}",
+                    self.log()
+                );
             }
-            assert!(start.elapsed() < Duration::from_secs(20), "sluice did not listen:\n{}", self.log());
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "sluice did not listen:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -77,20 +105,35 @@ impl Gateway {
     /// Runs a `sluice` subcommand against this gateway's config.
     pub fn cli(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new(SLUICE);
-        cmd.args(args).arg("--config").arg(&self.config).current_dir(self.dir.path());
+        cmd.args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .current_dir(self.dir.path());
         cmd.output().unwrap()
     }
 
     /// Creates a key and returns it (the last line of stdout).
     pub fn create_key(&self, identity: &str, groups: &str) -> String {
         let out = self.cli(&["keys", "create", "--identity", identity, "--groups", groups]);
-        assert!(out.status.success(), "keys create failed: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap().lines().last().unwrap().to_owned()
+        assert!(
+            out.status.success(),
+            "keys create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap()
+            .to_owned()
     }
 
     /// A libpq connection string through the gateway.
     pub fn conn_str(&self, identity: &str, key: &str, dbname: &str) -> String {
-        format!("host=127.0.0.1 port={} dbname={dbname} user={identity} password={key} sslmode=disable", self.port)
+        format!(
+            "host=127.0.0.1 port={} dbname={dbname} user={identity} password={key} sslmode=disable",
+            self.port
+        )
     }
 
     pub fn pid(&self) -> u32 {
@@ -98,7 +141,11 @@ impl Gateway {
     }
 
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").arg(format!("-{sig}")).arg(self.pid().to_string()).status().unwrap();
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
         assert!(ok.success());
     }
 
@@ -143,7 +190,9 @@ pub fn psql(conn: &str, sql: &str) -> (bool, String, String) {
 
 /// The directory of the Python client scripts.
 pub fn py_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("py")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("py")
 }
 
 // --- helpers for auth.rs, bad_input.rs, lifecycle.rs ---
@@ -153,7 +202,9 @@ pub fn py_dir() -> PathBuf {
 pub type ConnTask = tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>;
 
 /// Connects with tokio-postgres (no TLS) and drives the connection in a task.
-pub async fn pg_connect(conn: &str) -> Result<(tokio_postgres::Client, ConnTask), tokio_postgres::Error> {
+pub async fn pg_connect(
+    conn: &str,
+) -> Result<(tokio_postgres::Client, ConnTask), tokio_postgres::Error> {
     let (client, connection) = tokio_postgres::connect(conn, tokio_postgres::NoTls).await?;
     Ok((client, tokio::spawn(connection)))
 }
@@ -161,14 +212,18 @@ pub async fn pg_connect(conn: &str) -> Result<(tokio_postgres::Client, ConnTask)
 /// (SQLSTATE, message) of an error sent by the server side; panics on any
 /// other kind of error (I/O, client-side parse ...).
 pub fn db_error(e: &tokio_postgres::Error) -> (String, String) {
-    let db = e.as_db_error().unwrap_or_else(|| panic!("expected an ErrorResponse, got: {e:?}"));
+    let db = e
+        .as_db_error()
+        .unwrap_or_else(|| panic!("expected an ErrorResponse, got: {e:?}"));
     (db.code().code().to_owned(), db.message().to_owned())
 }
 
 impl Gateway {
     /// True while the `sluice serve` process started by [`Gateway::start`] runs.
     pub fn is_running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| c.try_wait().unwrap().is_none())
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().unwrap().is_none())
     }
 
     /// Runs `sluice serve` on this config when it is expected to exit by
@@ -176,8 +231,13 @@ impl Gateway {
     /// after `timeout`.
     pub fn serve_expecting_exit(&self, env: &[(&str, &str)], timeout: Duration) -> Output {
         let mut cmd = Command::new(SLUICE);
-        cmd.arg("serve").arg("--config").arg(&self.config).current_dir(self.dir.path());
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&self.config)
+            .current_dir(self.dir.path());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -187,7 +247,10 @@ impl Gateway {
             if start.elapsed() > timeout {
                 let _ = child.kill();
                 let out = child.wait_with_output().unwrap();
-                panic!("sluice serve still running after {timeout:?}: {}", String::from_utf8_lossy(&out.stderr));
+                panic!(
+                    "sluice serve still running after {timeout:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -203,7 +266,10 @@ impl Gateway {
             if log.contains(needle) {
                 return log;
             }
-            assert!(start.elapsed() < timeout, "gateway log never said {needle:?}:\n{log}");
+            assert!(
+                start.elapsed() < timeout,
+                "gateway log never said {needle:?}:\n{log}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
