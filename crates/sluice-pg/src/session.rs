@@ -24,7 +24,7 @@ use std::future::{poll_fn, Future};
 use std::task::Poll;
 use tokio::sync::watch;
 
-use crate::pump::{drain, fill};
+use crate::pump::{drain, fill, trim, ReadSize};
 use crate::stream::Stream;
 
 /// Stop reading a side while this much is queued for the other.
@@ -103,6 +103,8 @@ pub struct Session<G: Gate> {
     /// Complete backend messages are waiting for the client to drain: do
     /// not read more from the backend until they have moved on.
     backend_backlog: bool,
+    client_read: ReadSize,
+    backend_read: ReadSize,
     /// The held batch contains an Execute.
     batch_has_execute: bool,
     /// The last batch forwarded was an Execute followed by Sync. If that
@@ -130,8 +132,8 @@ impl<G: Gate> Session<G> {
             shutdown,
             client_in: client_leftover,
             backend_in: backend_leftover,
-            to_client: BytesMut::with_capacity(64 * 1024),
-            to_backend: BytesMut::with_capacity(64 * 1024),
+            to_client: BytesMut::new(),
+            to_backend: BytesMut::new(),
             batch: BytesMut::new(),
             batch_commands: Vec::new(),
             denials: VecDeque::new(),
@@ -141,6 +143,8 @@ impl<G: Gate> Session<G> {
             client_eof: false,
             backend_eof: false,
             backend_backlog: false,
+            client_read: ReadSize::default(),
+            backend_read: ReadSize::default(),
             batch_has_execute: false,
             sync_after_execute: false,
         }
@@ -185,6 +189,14 @@ impl<G: Gate> Session<G> {
             if let Some(end) = self.finished() {
                 return Ok(end);
             }
+            for buf in [
+                &mut self.client_in,
+                &mut self.backend_in,
+                &mut self.to_client,
+                &mut self.to_backend,
+            ] {
+                trim(buf);
+            }
             self.io().await?;
             match *self.shutdown.borrow() {
                 ShutdownState::Running => {}
@@ -228,6 +240,8 @@ impl<G: Gate> Session<G> {
             client_eof,
             backend_eof,
             backend_backlog,
+            client_read,
+            backend_read,
             ..
         } = self;
         let mut shutdown_changed = std::pin::pin!(shutdown.changed());
@@ -236,12 +250,12 @@ impl<G: Gate> Session<G> {
                 let mut progress = drain(backend, to_backend, cx).map_err(PgError::BackendIo)?;
                 progress |= drain(client, to_client, cx).map_err(PgError::ClientIo)?;
                 if !*client_eof && to_backend.len() < HIGH_WATER {
-                    progress |=
-                        fill(client, client_in, client_eof, cx).map_err(PgError::ClientIo)?;
+                    progress |= fill(client_read, client, client_in, client_eof, cx)
+                        .map_err(PgError::ClientIo)?;
                 }
                 if !*backend_eof && !*backend_backlog && to_client.len() < HIGH_WATER {
-                    progress |=
-                        fill(backend, backend_in, backend_eof, cx).map_err(PgError::BackendIo)?;
+                    progress |= fill(backend_read, backend, backend_in, backend_eof, cx)
+                        .map_err(PgError::BackendIo)?;
                 }
                 Ok(progress)
             };

@@ -85,6 +85,8 @@ pub struct ServerConfig {
     pub max_connections_per_identity: Option<usize>,
     #[serde(default)]
     pub log_format: LogFormat,
+    /// Threads running sessions; default: one per CPU core.
+    pub worker_threads: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -171,6 +173,9 @@ impl Config {
         }
         if s.client_auth == ClientAuthMode::Password && s.tls_cert.is_none() {
             return Err(self.error("[server] client_auth = \"password\" needs tls_cert and tls_key: cleartext keys only travel over TLS"));
+        }
+        if s.worker_threads == Some(0) {
+            return Err(self.error("[server] worker_threads must be at least 1"));
         }
         if s.max_message_bytes < 1024 {
             return Err(self.error("[server] max_message_bytes must be at least 1024"));

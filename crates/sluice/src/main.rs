@@ -101,10 +101,11 @@ fn init_logging(format: LogFormat) {
 fn serve(path: &std::path::Path) -> Result<()> {
     let config = Config::load(path)?;
     init_logging(config.server.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = config.server.worker_threads {
+        builder.worker_threads(n);
+    }
+    let runtime = builder.enable_all().build().context("starting the runtime")?;
     runtime.block_on(async {
         // Catch SIGTERM from here on: the listener opens in `prepare`.
         let stop = sluice_server::termination_signal();

@@ -1,0 +1,106 @@
+# shellcheck shell=bash
+# Helpers for bench/run.sh. Sourced, never run.
+
+log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+die() {
+    printf '[bench %s] ERROR: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2
+    exit 1
+}
+
+# Runs a command as the `postgres` OS user when we are root (initdb, pg_ctl
+# and pgbouncer refuse to run as root), directly otherwise.
+as_pg() {
+    if [[ $EUID -eq 0 ]]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+# wait_for DESCRIPTION TIMEOUT_SECONDS COMMAND...: polls COMMAND every 0.2 s
+# until it succeeds; dies with DESCRIPTION after the timeout.
+wait_for() {
+    local what=$1 timeout=$2
+    shift 2
+    local deadline=$((SECONDS + timeout))
+    until "$@" >/dev/null 2>&1; do
+        if ((SECONDS >= deadline)); then
+            die "timed out after ${timeout}s waiting for ${what}"
+        fi
+        sleep 0.2
+    done
+}
+
+# Is something listening on 127.0.0.1:PORT?
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# A TCP port on loopback nobody listens on, not in $TAKEN_PORTS.
+TAKEN_PORTS=" "
+free_port() {
+    local used p i
+    used=" $(ss -Htan 2>/dev/null | awk '{n=split($4,a,":"); printf "%s ", a[n]}') "
+    for ((i = 0; i < 200; i++)); do
+        p=$((20000 + RANDOM % 40000))
+        if [[ $used != *" $p "* && $TAKEN_PORTS != *" $p "* ]] && ! port_open "$p"; then
+            TAKEN_PORTS+="$p "
+            echo "$p"
+            return 0
+        fi
+    done
+    die "could not find a free loopback port"
+}
+
+# Median of the numbers on stdin (one per line), printed with the printf
+# format $1 (default %.1f); empty input gives "".
+median() {
+    sort -g | awk -v fmt="${1:-%.1f}\n" '{ v[NR] = $1 } END {
+        if (NR == 0) exit
+        if (NR % 2) printf fmt, v[(NR + 1) / 2]
+        else printf fmt, (v[NR / 2] + v[NR / 2 + 1]) / 2
+    }'
+}
+
+# ratio A B -> A/B with two decimals, or "n/a".
+ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f\n", a / b }'
+}
+
+# CPU seconds (user+system) a live process has used so far.
+proc_cpu_seconds() {
+    local pid=$1 hz
+    hz=$(getconf CLK_TCK)
+    # Fields after the ")" that closes the command name: utime is the 12th, stime the 13th.
+    sed 's/.*) //' "/proc/$pid/stat" | awk -v hz="$hz" '{ printf "%.2f\n", ($12 + $13) / hz }'
+}
+
+# A /proc/<pid>/status field (VmHWM, VmRSS ...) in MiB.
+proc_status_mib() {
+    awk -v k="$2:" '$1 == k { printf "%.1f\n", $2 / 1024 }' "/proc/$1/status"
+}
+
+# Replaces the text between the bench markers in FILE with the contents of
+# SECTION_FILE (markers kept); creates FILE, or appends the markers, if needed.
+replace_section() {
+    local file=$1 section=$2 start='<!-- bench:pgbench:start -->' end='<!-- bench:pgbench:end -->'
+    if [[ ! -f $file ]]; then
+        cat >"$file" <<'EOF'
+# Benchmarks
+
+Throughput of Sluice against a direct PostgreSQL connection and against
+PgBouncer, measured with pgbench by `bench/run.sh` (see `bench/README.md`).
+The section between the markers below is rewritten by that script.
+EOF
+    fi
+    if ! grep -qF "$start" "$file" || ! grep -qF "$end" "$file"; then
+        printf '\n%s\n%s\n' "$start" "$end" >>"$file"
+    fi
+    local tmp
+    tmp=$(mktemp "${file}.XXXXXX")
+    awk -v start="$start" -v end="$end" -v section="$section" '
+        $0 == start { print; while ((getline line < section) > 0) print line; skipping = 1; next }
+        $0 == end { skipping = 0 }
+        !skipping { print }
+    ' "$file" >"$tmp"
+    cat "$tmp" >"$file" # keeps the file's owner and mode
+    rm -f "$tmp"
+}
