@@ -5,49 +5,31 @@
 
 mod common;
 
-use common::Gateway;
-use sluice_testkit::PgServer;
+use common::{shared_fixture, Fixture};
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 
 const IDENTITY: &str = "bench-tester";
 
 /// A server with `pgbench -i -s 1` done through the gateway, shared by the
 /// tests running at the same time and stopped when the last one is done.
-struct Fixture {
-    // Field order matters: the gateway stops before the server.
-    gw: Gateway,
-    pg: PgServer,
-    key: String,
-}
-
 fn fixture() -> Arc<Fixture> {
-    static SHARED: Mutex<Weak<Fixture>> = Mutex::new(Weak::new());
-    let mut slot = SHARED.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(f) = slot.upgrade() {
-        return f;
-    }
-    let pg = PgServer::start();
-    let gw = Gateway::start_for(&pg);
-    let key = gw.create_key(IDENTITY, "dev");
-    let f = Fixture { gw, pg, key };
-    let out = pgbench(&f, &["-i", "-s", "1"]);
-    assert!(
-        out.status.success(),
-        "pgbench -i failed\n{}",
-        describe(&f, &out)
-    );
-    assert_eq!(
-        f.pg.psql("app", "select count(*) from pgbench_accounts"),
-        "100000\n"
-    );
-    assert_eq!(
-        f.pg.psql("app", "select count(*) from pgbench_branches"),
-        "1\n"
-    );
-    let f = Arc::new(f);
-    *slot = Arc::downgrade(&f);
-    f
+    shared_fixture(IDENTITY, |f| {
+        let out = pgbench(f, &["-i", "-s", "1"]);
+        assert!(
+            out.status.success(),
+            "pgbench -i failed\n{}",
+            describe(f, &out)
+        );
+        assert_eq!(
+            f.pg.psql("app", "select count(*) from pgbench_accounts"),
+            "100000\n"
+        );
+        assert_eq!(
+            f.pg.psql("app", "select count(*) from pgbench_branches"),
+            "1\n"
+        );
+    })
 }
 
 fn pgbench(f: &Fixture, args: &[&str]) -> Output {

@@ -6,28 +6,16 @@
 
 mod common;
 
-use common::Gateway;
+use common::{shared_fixture, Fixture};
 use futures_util::{future, StreamExt, TryStreamExt};
-use sluice_testkit::PgServer;
 use std::io::{Cursor, Write};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, NoTls, SimpleQueryMessage};
 
 const IDENTITY: &str = "proto-tester";
-
-/// One PostgreSQL server and one gateway in front of it, shared by the tests
-/// that run at the same time. It lives while at least one test holds it, so
-/// both processes are stopped by `Drop` when the last test is done (a plain
-/// `static` would leak them past the end of the test binary).
-struct Fixture {
-    // Field order matters: the gateway stops before the server.
-    gw: Gateway,
-    pg: PgServer,
-    key: String,
-}
 
 impl Fixture {
     fn conn_str(&self) -> String {
@@ -41,17 +29,7 @@ impl Fixture {
 }
 
 fn fixture() -> Arc<Fixture> {
-    static SHARED: Mutex<Weak<Fixture>> = Mutex::new(Weak::new());
-    let mut slot = SHARED.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(f) = slot.upgrade() {
-        return f;
-    }
-    let pg = PgServer::start();
-    let gw = Gateway::start_for(&pg);
-    let key = gw.create_key(IDENTITY, "dev");
-    let f = Arc::new(Fixture { gw, pg, key });
-    *slot = Arc::downgrade(&f);
-    f
+    shared_fixture(IDENTITY, |_| {})
 }
 
 /// Runs psql with `args`, feeding `stdin`; returns (success, stdout, stderr).

@@ -274,3 +274,33 @@ impl Gateway {
         }
     }
 }
+
+/// One PostgreSQL server and one gateway in front of it, shared by the tests
+/// of a binary that run at the same time. It lives while at least one test
+/// holds it, so both processes are stopped by `Drop` when the last test is
+/// done (a plain `static` would leak them past the end of the test binary).
+pub struct Fixture {
+    // Field order matters: the gateway stops before the server.
+    pub gw: Gateway,
+    pub pg: PgServer,
+    pub key: String,
+}
+
+/// The shared fixture of this test binary, created on first use with a key
+/// for `identity`; `init` runs once on a new fixture.
+pub fn shared_fixture(identity: &str, init: impl FnOnce(&Fixture)) -> std::sync::Arc<Fixture> {
+    use std::sync::{Arc, Mutex, Weak};
+    static SHARED: Mutex<Weak<Fixture>> = Mutex::new(Weak::new());
+    let mut slot = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(f) = slot.upgrade() {
+        return f;
+    }
+    let pg = PgServer::start();
+    let gw = Gateway::start_for(&pg);
+    let key = gw.create_key(identity, "dev");
+    let f = Fixture { gw, pg, key };
+    init(&f);
+    let f = Arc::new(f);
+    *slot = Arc::downgrade(&f);
+    f
+}
