@@ -4,26 +4,38 @@
 //! never learns what the answer was based on.
 
 use crate::messages::PgErrorReply;
-use sluice_core::Command;
+use sluice_core::{Command, Identity, ResourceId};
+use std::net::SocketAddr;
 
 pub enum Verdict {
     Forward,
-    /// Do not forward; the client gets this error in the statement's place.
-    Deny(PgErrorReply),
+    /// Do not forward command `at` (an index into the commands decided) nor
+    /// anything after it in the unit; the client gets `reply` in its place.
+    Deny {
+        at: usize,
+        reply: PgErrorReply,
+    },
 }
 
 pub trait Gate: Send {
-    /// Decides for all commands of one unit the client sent together (a
+    /// Decides the commands of one unit the client sent together (a
     /// simple-query string, or an extended-protocol batch up to Sync or
-    /// Flush): one denial blocks the whole unit.
+    /// Flush), in order. The first refused command stops the unit there,
+    /// as an error would in PostgreSQL.
     fn decide(&mut self, commands: &[Command]) -> Verdict;
 }
 
-/// Until policy exists every authenticated identity may run anything.
-pub struct AllowAll;
+/// Who a session is and what it reaches: what a gate judges statements by.
+pub struct SessionInfo<'a> {
+    pub identity: &'a Identity,
+    pub resource: &'a ResourceId,
+    pub peer: SocketAddr,
+    pub tls: bool,
+}
 
-impl Gate for AllowAll {
-    fn decide(&mut self, _commands: &[Command]) -> Verdict {
-        Verdict::Forward
-    }
+/// Makes the gate of each new session. The gate may keep per-session state
+/// (SQL-level prepared statements, say); the factory holds what is shared.
+pub trait GateFactory: Send + Sync + 'static {
+    type Gate: Gate + 'static;
+    fn open(&self, session: &SessionInfo<'_>) -> Self::Gate;
 }

@@ -5,7 +5,7 @@
 use crate::backend::{self, BackendTarget};
 use crate::cancel::CancelRegistry;
 use crate::error::PgError;
-use crate::gate::AllowAll;
+use crate::gate::{GateFactory, SessionInfo};
 use crate::messages::{self, sqlstate, PgErrorReply};
 use crate::session::{Session, SessionLimits, ShutdownState};
 use crate::startup::{self, ClientAuth, Hello, Rejection};
@@ -41,7 +41,7 @@ pub struct GatewayConfig {
     pub max_connections_per_identity: Option<usize>,
 }
 
-pub struct Gateway {
+pub struct Gateway<F: GateFactory> {
     config: GatewayConfig,
     resources: HashMap<String, Arc<Resource>>,
     keys: Arc<KeyStore>,
@@ -49,6 +49,7 @@ pub struct Gateway {
     counts: Arc<Mutex<Counts>>,
     shutdown: watch::Receiver<ShutdownState>,
     next_session: AtomicU64,
+    gates: F,
 }
 
 #[derive(Default)]
@@ -85,11 +86,12 @@ fn release(map: &mut HashMap<String, usize>, key: &str) {
     }
 }
 
-impl Gateway {
+impl<F: GateFactory> Gateway<F> {
     pub fn new(
         config: GatewayConfig,
         resources: Vec<Resource>,
         keys: Arc<KeyStore>,
+        gates: F,
         shutdown: watch::Receiver<ShutdownState>,
     ) -> Self {
         let resources = resources
@@ -104,6 +106,7 @@ impl Gateway {
             counts: Arc::default(),
             shutdown,
             next_session: AtomicU64::new(1),
+            gates,
         }
     }
 
@@ -219,7 +222,7 @@ impl Gateway {
         &self,
         slot: &mut Option<Stream>,
         peer: SocketAddr,
-    ) -> Result<Option<(Session<AllowAll>, Identity, Slot, crate::cancel::CancelKey)>, Rejection>
+    ) -> Result<Option<(Session<F::Gate>, Identity, Slot, crate::cancel::CancelKey)>, Rejection>
     {
         // The startup deadline bounds what the client controls; the backend
         // login has its own (the resource's connect timeout).
@@ -307,12 +310,18 @@ impl Gateway {
             max_backend_message: self.config.max_backend_message,
             max_batch: self.config.max_client_message.saturating_mul(4),
         };
+        let gate = self.gates.open(&SessionInfo {
+            identity: &auth.identity,
+            resource: &resource.id,
+            peer,
+            tls: client.is_tls(),
+        });
         let session = Session::new(
             client,
             client_leftover,
             backend.stream,
             backend.leftover,
-            AllowAll,
+            gate,
             limits,
             self.shutdown.clone(),
         );

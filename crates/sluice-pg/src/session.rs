@@ -91,6 +91,8 @@ pub struct Session<G: Gate> {
     /// commands among them.
     batch: BytesMut,
     batch_commands: Vec<Command>,
+    /// Where each held command's Parse starts in `batch`.
+    batch_offsets: Vec<usize>,
     denials: VecDeque<PendingDenial>,
     /// Messages forwarded that each end in one ReadyForQuery (Query, Sync,
     /// FunctionCall), and ReadyForQuery seen: equal means nothing in flight.
@@ -136,6 +138,7 @@ impl<G: Gate> Session<G> {
             to_backend: BytesMut::new(),
             batch: BytesMut::new(),
             batch_commands: Vec::new(),
+            batch_offsets: Vec::new(),
             denials: VecDeque::new(),
             z_expected: 0,
             z_seen: 0,
@@ -291,13 +294,14 @@ impl<G: Gate> Session<G> {
                     self.sync_after_execute = false;
                     match verdict {
                         Verdict::Forward => self.to_backend.extend_from_slice(&frame),
-                        Verdict::Deny(reply) => self.deny(reply, Terminator::Query),
+                        Verdict::Deny { reply, .. } => self.deny(reply, Terminator::Query),
                     }
                 }
                 b'P' => {
                     let mut r = Reader::new(body);
                     let _name = r.cstr().map_err(PgError::ClientProtocol)?;
                     let sql = r.cstr().map_err(PgError::ClientProtocol)?;
+                    self.batch_offsets.push(self.batch.len());
                     self.batch_commands.push(Command::new(
                         CommandOrigin::Parse,
                         CommandKind::Unclassified,
@@ -328,7 +332,7 @@ impl<G: Gate> Session<G> {
                     self.sync_after_execute = false;
                     match self.gate.decide(std::slice::from_ref(&command)) {
                         Verdict::Forward => self.to_backend.extend_from_slice(&frame),
-                        Verdict::Deny(reply) => self.deny(reply, Terminator::Query),
+                        Verdict::Deny { reply, .. } => self.deny(reply, Terminator::Query),
                     }
                 }
                 // COPY FROM STDIN data flows straight through, after the
@@ -363,6 +367,7 @@ impl<G: Gate> Session<G> {
     fn release_batch(&mut self, terminator: Terminator) {
         let verdict = self.gate.decide(&self.batch_commands);
         self.batch_commands.clear();
+        let offsets = std::mem::take(&mut self.batch_offsets);
         let swallowable_sync = self.batch_has_execute && terminator == Terminator::Sync;
         self.batch_has_execute = false;
         self.sync_after_execute = swallowable_sync && matches!(verdict, Verdict::Forward);
@@ -371,7 +376,12 @@ impl<G: Gate> Session<G> {
                 self.to_backend.extend_from_slice(&self.batch);
                 self.batch.clear();
             }
-            Verdict::Deny(reply) => {
+            Verdict::Deny { at, reply } => {
+                // What came before the denied Parse runs, as it would in
+                // PostgreSQL before an error; the rest of the segment is
+                // skipped by the backend after the stand-in's error.
+                let cut = offsets.get(at).copied().unwrap_or(0);
+                self.to_backend.extend_from_slice(&self.batch[..cut]);
                 self.batch.clear();
                 self.deny(reply, terminator);
             }

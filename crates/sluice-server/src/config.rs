@@ -20,11 +20,20 @@ pub struct Config {
     pub server: ServerConfig,
     #[serde(default, rename = "resource")]
     pub resources: Vec<ResourceConfig>,
+    /// Absent: no policy, so nothing is permitted.
+    pub policy: Option<PolicyConfig>,
     /// The directory the config file is in; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
     #[serde(skip)]
     pub file: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Cedar policy files or globs, relative to the config file.
+    pub files: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -133,9 +142,14 @@ pub struct ResourceConfig {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let err = |message: String| ConfigError { file: path.to_path_buf(), message };
-        let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read config: {e}")))?;
-        let mut config: Config = toml::from_str(&text).map_err(|e| err(e.to_string().trim_end().to_owned()))?;
+        let err = |message: String| ConfigError {
+            file: path.to_path_buf(),
+            message,
+        };
+        let text =
+            std::fs::read_to_string(path).map_err(|e| err(format!("cannot read config: {e}")))?;
+        let mut config: Config =
+            toml::from_str(&text).map_err(|e| err(e.to_string().trim_end().to_owned()))?;
         config.file = path.to_path_buf();
         config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         config.validate()?;
@@ -143,7 +157,10 @@ impl Config {
     }
 
     pub fn error(&self, message: impl Into<String>) -> ConfigError {
-        ConfigError { file: self.file.clone(), message: message.into() }
+        ConfigError {
+            file: self.file.clone(),
+            message: message.into(),
+        }
     }
 
     /// A path from the config, relative to the config file's directory.
@@ -190,16 +207,26 @@ impl Config {
                 return Err(at("name: defined twice".into()));
             }
             if r.kind != "postgres" {
-                return Err(at(format!("kind: \"{}\" is not supported (supported: \"postgres\")", r.kind)));
+                return Err(at(format!(
+                    "kind: \"{}\" is not supported (supported: \"postgres\")",
+                    r.kind
+                )));
             }
             if r.password.is_some() {
-                return Err(at("password: inline passwords are not allowed; use password_env or password_file".into()));
+                return Err(at(
+                    "password: inline passwords are not allowed; use password_env or password_file"
+                        .into(),
+                ));
             }
             if r.password_env.is_some() && r.password_file.is_some() {
                 return Err(at("password_env and password_file are exclusive".into()));
             }
-            if r.tls == BackendTlsMode::Disable && (r.tls_ca_file.is_some() || r.tls_server_name.is_some()) {
-                return Err(at("tls_ca_file/tls_server_name need tls = \"verify-full\"".into()));
+            if r.tls == BackendTlsMode::Disable
+                && (r.tls_ca_file.is_some() || r.tls_server_name.is_some())
+            {
+                return Err(at(
+                    "tls_ca_file/tls_server_name need tls = \"verify-full\"".into()
+                ));
             }
         }
         Ok(())
@@ -211,13 +238,19 @@ impl Config {
         if let Some(var) = &r.password_env {
             return match std::env::var(var) {
                 Ok(v) => Ok(Some(v)),
-                Err(_) => Err(at(format!("password_env: environment variable {var} is not set"))),
+                Err(_) => Err(at(format!(
+                    "password_env: environment variable {var} is not set"
+                ))),
             };
         }
         if let Some(file) = &r.password_file {
             let path = self.resolve(file);
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| at(format!("password_file: cannot read {}: {e}", path.display())))?;
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                at(format!(
+                    "password_file: cannot read {}: {e}",
+                    path.display()
+                ))
+            })?;
             return Ok(Some(text.trim_end_matches(['\r', '\n']).to_owned()));
         }
         Ok(None)
@@ -260,36 +293,54 @@ tags = { env = "prod" }
 
     #[test]
     fn an_unknown_key_names_the_file_and_the_key() {
-        let e = load(&MINIMAL.replace("listen =", "lisen =")).unwrap_err().to_string();
+        let e = load(&MINIMAL.replace("listen =", "lisen ="))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("sluice.toml"), "{e}");
         assert!(e.contains("lisen"), "{e}");
     }
 
     #[test]
     fn a_missing_field_is_named() {
-        let e = load(&MINIMAL.replace("user = \"app_owner\"\n", "")).unwrap_err().to_string();
+        let e = load(&MINIMAL.replace("user = \"app_owner\"\n", ""))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("user"), "{e}");
     }
 
     #[test]
     fn an_inline_password_is_refused() {
-        let e = load(&MINIMAL.replace("password_env = \"SLUICE_TEST_UNSET_VAR\"", "password = \"hunter2\""))
-            .unwrap_err()
-            .to_string();
+        let e = load(&MINIMAL.replace(
+            "password_env = \"SLUICE_TEST_UNSET_VAR\"",
+            "password = \"hunter2\"",
+        ))
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("inline passwords are not allowed"), "{e}");
     }
 
     #[test]
     fn an_unset_password_variable_names_resource_key_and_variable() {
         let c = load(MINIMAL).unwrap();
-        let e = c.resource_password(&c.resources[0]).unwrap_err().to_string();
-        assert!(e.contains("\"app\"") && e.contains("password_env") && e.contains("SLUICE_TEST_UNSET_VAR"), "{e}");
+        let e = c
+            .resource_password(&c.resources[0])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("\"app\"")
+                && e.contains("password_env")
+                && e.contains("SLUICE_TEST_UNSET_VAR"),
+            "{e}"
+        );
     }
 
     #[test]
     fn a_non_loopback_listener_without_tls_is_refused_unless_allowed() {
         let open = MINIMAL.replace("127.0.0.1:6432", "0.0.0.0:6432");
-        assert!(load(&open).unwrap_err().to_string().contains("not a loopback address"));
+        assert!(load(&open)
+            .unwrap_err()
+            .to_string()
+            .contains("not a loopback address"));
         let allowed = open.replace("[server]\n", "[server]\nallow_plaintext = true\n");
         assert!(load(&allowed).is_ok());
     }

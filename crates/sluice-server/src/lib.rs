@@ -2,6 +2,7 @@
 //! listeners until shutdown.
 
 pub mod config;
+pub mod policy;
 pub mod runtime;
 pub mod tls;
 

@@ -2,10 +2,13 @@
 //! by broadcast (SIGTERM drains, the grace deadline closes).
 
 use crate::config::{ClientAuthMode, Config, ConfigError};
+use crate::policy::{load_policies, resource_infos, PolicyGates};
 use crate::tls;
 use sluice_auth::KeyStore;
 use sluice_core::ResourceId;
-use sluice_pg::{BackendTarget, ClientAuth, Gateway, GatewayConfig, Resource, Secret, ShutdownState};
+use sluice_pg::{
+    BackendTarget, ClientAuth, Gateway, GatewayConfig, Resource, Secret, ShutdownState,
+};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,9 +22,15 @@ pub enum ServeError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("cannot open the key store in {dir}: {source}")]
-    KeyStore { dir: String, source: sluice_auth::AuthError },
+    KeyStore {
+        dir: String,
+        source: sluice_auth::AuthError,
+    },
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// The largest message accepted from a backend. PostgreSQL's own limit on a
@@ -30,7 +39,11 @@ const MAX_BACKEND_MESSAGE: usize = (1 << 30) + (1 << 20);
 
 /// Everything needed to serve, checked before the listener opens.
 pub struct Prepared {
-    gateway: Arc<Gateway>,
+    gateway: Arc<Gateway<PolicyGates>>,
+    gates: PolicyGates,
+    config: Config,
+    #[cfg(unix)]
+    hangup: tokio::signal::unix::Signal,
     listener: TcpListener,
     shutdown: watch::Sender<ShutdownState>,
     grace: Duration,
@@ -44,8 +57,10 @@ impl Prepared {
 
 pub async fn prepare(config: &Config) -> Result<Prepared, ServeError> {
     let data_dir = config.data_dir();
-    let keys = KeyStore::open(&data_dir)
-        .map_err(|source| ServeError::KeyStore { dir: data_dir.display().to_string(), source })?;
+    let keys = KeyStore::open(&data_dir).map_err(|source| ServeError::KeyStore {
+        dir: data_dir.display().to_string(),
+        source,
+    })?;
     let mut resources = Vec::new();
     for r in &config.resources {
         let password = config.resource_password(r)?.map(Secret::new);
@@ -78,20 +93,63 @@ pub async fn prepare(config: &Config) -> Result<Prepared, ServeError> {
         max_backend_message: MAX_BACKEND_MESSAGE,
         max_connections_per_identity: s.max_connections_per_identity,
     };
+    let policies = load_policies(config)?;
+    if config.policy.is_none() {
+        warn!("no [policy] section in the config: every statement will be denied");
+    }
+    info!(policies = policies.policy_ids().len(), "policies loaded");
+    let gates = PolicyGates::new(policies, resource_infos(config));
+    // Installed before the listener opens: SIGHUP's default action would
+    // kill the process.
+    #[cfg(unix)]
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| config.error(format!("cannot install the SIGHUP handler: {e}")))?;
     let (shutdown, watcher) = watch::channel(ShutdownState::Running);
-    let gateway = Arc::new(Gateway::new(gateway_config, resources, Arc::new(keys), watcher));
-    let listener =
-        TcpListener::bind(s.listen).await.map_err(|source| ServeError::Bind { addr: s.listen, source })?;
-    Ok(Prepared { gateway, listener, shutdown, grace: Duration::from_secs(s.shutdown_grace_secs) })
+    let gateway = Arc::new(Gateway::new(
+        gateway_config,
+        resources,
+        Arc::new(keys),
+        gates.clone(),
+        watcher,
+    ));
+    let listener = TcpListener::bind(s.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: s.listen,
+            source,
+        })?;
+    Ok(Prepared {
+        gateway,
+        gates,
+        config: config.clone(),
+        #[cfg(unix)]
+        hangup,
+        listener,
+        shutdown,
+        grace: Duration::from_secs(s.shutdown_grace_secs),
+    })
 }
 
 /// Accepts connections until `stop` resolves, then drains: open sessions
 /// end at their next idle moment, and at the grace deadline all are closed.
 pub async fn serve(prepared: Prepared, stop: impl std::future::Future<Output = ()>) {
-    let Prepared { gateway, listener, shutdown, grace } = prepared;
+    let Prepared {
+        gateway,
+        gates,
+        config,
+        #[cfg(unix)]
+        hangup,
+        listener,
+        shutdown,
+        grace,
+    } = prepared;
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "listening for PostgreSQL clients");
     }
+    #[cfg(unix)]
+    let reloader = tokio::spawn(reload_on_hangup(hangup, config, gates));
+    #[cfg(not(unix))]
+    let _ = (config, gates);
     let mut sessions = JoinSet::new();
     tokio::pin!(stop);
     loop {
@@ -111,23 +169,52 @@ pub async fn serve(prepared: Prepared, stop: impl std::future::Future<Output = (
         }
     }
     drop(listener);
-    info!(open_sessions = sessions.len(), grace_secs = grace.as_secs(), "shutting down: draining sessions");
+    info!(
+        open_sessions = sessions.len(),
+        grace_secs = grace.as_secs(),
+        "shutting down: draining sessions"
+    );
     let _ = shutdown.send(ShutdownState::Draining);
     let drained = tokio::time::timeout(grace, async {
         while sessions.join_next().await.is_some() {}
     })
     .await;
     if drained.is_err() {
-        warn!(open_sessions = sessions.len(), "grace period over: closing remaining sessions");
+        warn!(
+            open_sessions = sessions.len(),
+            "grace period over: closing remaining sessions"
+        );
         let _ = shutdown.send(ShutdownState::Closing);
-        if tokio::time::timeout(Duration::from_secs(5), async { while sessions.join_next().await.is_some() {} })
-            .await
-            .is_err()
+        if tokio::time::timeout(Duration::from_secs(5), async {
+            while sessions.join_next().await.is_some() {}
+        })
+        .await
+        .is_err()
         {
             sessions.abort_all();
         }
     }
+    #[cfg(unix)]
+    reloader.abort();
     info!("stopped");
+}
+
+/// Reloads the policies on each SIGHUP. A set with errors is not loaded:
+/// the last good policies stay in force and the log says why.
+#[cfg(unix)]
+async fn reload_on_hangup(
+    mut hangup: tokio::signal::unix::Signal,
+    config: Config,
+    gates: PolicyGates,
+) {
+    while hangup.recv().await.is_some() {
+        info!(signal = "SIGHUP", "reloading policies");
+        let reloaded = Config::load(&config.file).and_then(|fresh| load_policies(&fresh));
+        match reloaded {
+            Ok(policies) => gates.swap(policies),
+            Err(e) => error!(error = %e, "policy reload failed: keeping the last good policies"),
+        }
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT. The handlers are installed when this is
@@ -138,7 +225,10 @@ pub fn termination_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let handlers = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()));
+        let handlers = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        );
         async move {
             match handlers {
                 (Ok(mut term), Ok(mut int)) => {

@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 pub const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
 
+/// A policy that permits everything: for tests of the data path itself.
+pub const ALLOW_ALL: &str = "@id(\"test-allow-all\")\npermit(principal, action, resource);\n";
+
 /// A gateway process with its own config and data directory.
 pub struct Gateway {
     pub dir: tempfile::TempDir,
@@ -37,11 +40,18 @@ impl Gateway {
     /// Writes a config with `[server] listen` on a free port plus `server_extra`
     /// lines, and `resources` (TOML tables). Does not start the process.
     pub fn configure(server_extra: &str, resources: &str) -> Gateway {
+        Gateway::configure_with_policy(server_extra, resources, ALLOW_ALL)
+    }
+
+    /// Like [`Gateway::configure`] with `policy` as the only policy file
+    /// (`policies.cedar`).
+    pub fn configure_with_policy(server_extra: &str, resources: &str, policy: &str) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let config = dir.path().join("sluice.toml");
+        std::fs::write(dir.path().join("policies.cedar"), policy).unwrap();
         let text = format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"data\"\n{server_extra}\n\n{resources}"
+            "[server]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"data\"\n{server_extra}\n\n{resources}\n[policy]\nfiles = [\"policies.cedar\"]\n"
         );
         std::fs::write(&config, text).unwrap();
         Gateway {

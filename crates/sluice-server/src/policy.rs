@@ -1,0 +1,202 @@
+//! Policy on the data path: every statement is classified (`sluice-sql`)
+//! and decided (`sluice-policy`) before it is forwarded. The policies can
+//! be swapped at run time (SIGHUP) without touching open sessions; a failed
+//! reload keeps the last good set.
+
+use crate::config::{Config, ConfigError};
+use arc_swap::ArcSwap;
+use sluice_core::{Action, Command, CommandOrigin, Decision, Outcome, Statement};
+use sluice_pg::{sqlstate, Gate, GateFactory, PgErrorReply, SessionInfo, Verdict};
+use sluice_policy::{PolicySet, RequestContext, ResourceInfo, Scope};
+use sluice_sql::{Classifier, ClassifierConfig, SqlSession};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tracing::{info, warn};
+
+/// Loads the policies the config names. No `[policy]` section means no
+/// policy, and no policy permits anything.
+pub fn load_policies(config: &Config) -> Result<PolicySet, ConfigError> {
+    let loaded = match &config.policy {
+        Some(p) => PolicySet::load(&config.base_dir, &p.files),
+        None => PolicySet::from_sources(&[]),
+    };
+    loaded.map_err(|e| config.error(format!("[policy] {e}")))
+}
+
+/// The resources as policy sees them: name, kind and tags.
+pub fn resource_infos(config: &Config) -> HashMap<String, ResourceInfo> {
+    config
+        .resources
+        .iter()
+        .map(|r| {
+            let info = ResourceInfo {
+                name: r.name.clone(),
+                kind: r.kind.clone(),
+                tags: r.tags.clone(),
+            };
+            (r.name.clone(), info)
+        })
+        .collect()
+}
+
+/// What every session's gate shares.
+#[derive(Clone)]
+pub struct PolicyGates {
+    classifier: Arc<Classifier>,
+    policies: Arc<ArcSwap<PolicySet>>,
+    resources: Arc<HashMap<String, ResourceInfo>>,
+}
+
+impl PolicyGates {
+    pub fn new(policies: PolicySet, resources: HashMap<String, ResourceInfo>) -> Self {
+        Self {
+            classifier: Arc::new(Classifier::new(ClassifierConfig::default())),
+            policies: Arc::new(ArcSwap::from_pointee(policies)),
+            resources: Arc::new(resources),
+        }
+    }
+
+    /// Replaces the policies for every statement decided from now on.
+    pub fn swap(&self, policies: PolicySet) {
+        info!(policies = policies.policy_ids().len(), "policies reloaded");
+        self.policies.store(Arc::new(policies));
+    }
+}
+
+impl GateFactory for PolicyGates {
+    type Gate = PolicyGate;
+
+    fn open(&self, session: &SessionInfo<'_>) -> PolicyGate {
+        let resource = self
+            .resources
+            .get(session.resource.as_str())
+            .cloned()
+            .unwrap_or_else(|| ResourceInfo {
+                name: session.resource.0.clone(),
+                ..ResourceInfo::default()
+            });
+        let ctx = RequestContext {
+            client_addr: Some(session.peer.ip()),
+        };
+        PolicyGate {
+            scope: self
+                .policies
+                .load()
+                .scope(session.identity, &resource, &ctx),
+            shared: self.clone(),
+            sql: SqlSession::default(),
+        }
+    }
+}
+
+/// One session's gate: its policy scope and its SQL-level prepared
+/// statements (so `EXECUTE name` is judged by what was prepared).
+pub struct PolicyGate {
+    shared: PolicyGates,
+    scope: Scope,
+    sql: SqlSession,
+}
+
+impl PolicyGate {
+    /// The statements of a command, classified and resolved in this session.
+    fn statements(&mut self, command: &Command) -> Vec<Statement> {
+        match command.origin {
+            // A fast-path call names a function by OID: nothing to judge.
+            CommandOrigin::FunctionCall => vec![Statement::unknown(
+                "",
+                "fast-path function call (no SQL text)",
+            )],
+            CommandOrigin::SimpleQuery | CommandOrigin::Parse => {
+                let classified = self.shared.classifier.classify(&command.text);
+                self.sql.resolve(&self.shared.classifier, &classified)
+            }
+        }
+    }
+}
+
+impl Gate for PolicyGate {
+    fn decide(&mut self, commands: &[Command]) -> Verdict {
+        let policies = self.shared.policies.load();
+        for (at, command) in commands.iter().enumerate() {
+            // Across the statements of one query string the strictest wins.
+            let mut strictest: Option<(Decision, Statement)> = None;
+            for statement in self.statements(command) {
+                let decision = policies.decide_in(&self.scope, &statement);
+                if strictest
+                    .as_ref()
+                    .map_or(true, |(d, _)| decision.strictness() > d.strictness())
+                {
+                    strictest = Some((decision, statement));
+                }
+            }
+            let Some((decision, statement)) = strictest else {
+                continue;
+            };
+            if decision.is_allow() {
+                continue;
+            }
+            let reply = refusal(&decision, &statement, self.scope.resource());
+            warn!(
+                action = %statement.action,
+                outcome = outcome_name(&decision.outcome),
+                policies = %policy_ids(&decision),
+                sql = %statement.text,
+                "statement refused"
+            );
+            return Verdict::Deny { at, reply };
+        }
+        Verdict::Forward
+    }
+}
+
+fn outcome_name(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Allow => "allow",
+        Outcome::Review { .. } => "review",
+        Outcome::Deny => "deny",
+    }
+}
+
+fn policy_ids(decision: &Decision) -> String {
+    decision
+        .policies
+        .iter()
+        .map(|p| p.id.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What the client is told when a statement does not run.
+fn refusal(decision: &Decision, statement: &Statement, resource: &ResourceInfo) -> PgErrorReply {
+    let first = decision.policies.first();
+    let id = first.map_or(sluice_policy::DEFAULT_DENY_ID, |p| p.id.as_str());
+    let reason = first.and_then(|p| p.reason.clone()).unwrap_or_else(|| {
+        format!(
+            "no policy permits {} on resource \"{}\"",
+            statement.action, resource.name
+        )
+    });
+    let mut detail = format!("action: {}", statement.action);
+    if statement.action == Action::Unknown {
+        if let Some(e) = &statement.error {
+            detail.push_str(&format!("; not understood: {e}"));
+        }
+    }
+    if decision.policies.len() > 1 {
+        detail.push_str(&format!("; policies: {}", policy_ids(decision)));
+    }
+    match &decision.outcome {
+        Outcome::Review { approver_group, quorum } => PgErrorReply::error(
+            sqlstate::INSUFFICIENT_PRIVILEGE,
+            format!("statement requires review by \"{approver_group}\" (policy \"{id}\"): {reason}"),
+        )
+        .with_detail(format!("{detail}; approvals needed: {quorum}"))
+        .with_hint("This Sluice version cannot hold statements for approval yet; ask an approver to run it, or for a policy that permits it."),
+        _ => PgErrorReply::error(sqlstate::INSUFFICIENT_PRIVILEGE, format!("denied by policy \"{id}\": {reason}"))
+            .with_detail(detail)
+            .with_hint(format!(
+                "The statement did not reach the database. `sluice policy check --identity <you> --resource {} \"<sql>\"` shows why.",
+                resource.name
+            )),
+    }
+}

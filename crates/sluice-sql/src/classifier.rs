@@ -1,0 +1,111 @@
+//! The shared, cached classifier.
+
+use crate::cache::Cache;
+use crate::parse::classify_query;
+use crate::pool::{default_threads, Pool};
+use crate::prepared::{prepared_op, PreparedOp};
+use sluice_core::Statement;
+use std::sync::Arc;
+
+/// Limits of a [`Classifier`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassifierConfig {
+    /// Query strings whose classification is kept (0: no cache).
+    pub cache_entries: usize,
+    /// Longest query string classified; a longer one is `Unknown`.
+    pub max_statement_bytes: usize,
+}
+
+impl Default for ClassifierConfig {
+    fn default() -> Self {
+        ClassifierConfig {
+            cache_entries: 10_000,
+            max_statement_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Classifies SQL. One per gateway, shared by all sessions (`Send + Sync`).
+///
+/// Parsing runs on a small pool of large-stack threads (so a hostile,
+/// deeply nested statement cannot overflow a caller's stack); a repeated
+/// query string is answered from the cache on the caller's thread.
+pub struct Classifier {
+    config: ClassifierConfig,
+    cache: Cache<Arc<[Statement]>>,
+    prepared: Cache<Arc<PreparedOp>>,
+    pool: Pool,
+}
+
+impl std::fmt::Debug for Classifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Classifier")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Classifier {
+    pub fn new(config: ClassifierConfig) -> Self {
+        Classifier {
+            cache: Cache::new(config.cache_entries),
+            prepared: Cache::new(config.cache_entries / 10),
+            pool: Pool::new(default_threads()),
+            config,
+        }
+    }
+
+    /// Classifies each statement of a query string (one per statement, in
+    /// order; an empty or comment-only string yields none, as PostgreSQL
+    /// answers it with EmptyQueryResponse). Never fails: what cannot be
+    /// parsed, exceeds the size cap or is not a known construct is a single
+    /// `Unknown` statement carrying the error (a parse error makes the whole
+    /// string one `Unknown`: the server would run none of it either).
+    ///
+    /// Cached by the exact text; each statement's `text` is its exact slice
+    /// of `sql` (surrounding whitespace trimmed).
+    pub fn classify(&self, sql: &str) -> Arc<[Statement]> {
+        if sql.len() > self.config.max_statement_bytes {
+            let error = format!(
+                "query is {} bytes, more than the {} bytes the classifier accepts",
+                sql.len(),
+                self.config.max_statement_bytes
+            );
+            return Arc::from(vec![Statement::unknown(sql, error)]);
+        }
+        if let Some(hit) = self.cache.get(sql) {
+            return hit;
+        }
+        let owned = sql.to_owned();
+        let statements: Arc<[Statement]> = match self.pool.run(move || classify_query(&owned)) {
+            Some(statements) => Arc::from(statements),
+            None => {
+                // Not cached: the pool may recover (it does not today, but a
+                // transient failure must not be remembered).
+                return Arc::from(vec![Statement::unknown(sql, "classifier unavailable")]);
+            }
+        };
+        self.cache.insert(sql, Arc::clone(&statements));
+        statements
+    }
+
+    /// The prepared-statement operation of one statement's text (cached).
+    pub(crate) fn prepared_op(&self, text: &str) -> Arc<PreparedOp> {
+        if let Some(hit) = self.prepared.get(text) {
+            return hit;
+        }
+        let owned = text.to_owned();
+        let op = match self.pool.run(move || prepared_op(&owned)) {
+            Some(op) => Arc::new(op),
+            None => return Arc::new(PreparedOp::None),
+        };
+        self.prepared.insert(text, Arc::clone(&op));
+        op
+    }
+}
+
+impl Default for Classifier {
+    fn default() -> Self {
+        Classifier::new(ClassifierConfig::default())
+    }
+}

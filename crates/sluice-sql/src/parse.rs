@@ -1,0 +1,91 @@
+//! Query string → classified statements. Runs on the classifier's
+//! large-stack threads (see `pool`): the C parser, the protobuf decoder and
+//! the walk all recurse.
+
+use crate::analyze::{analyze, Analysis};
+use pg_query::protobuf::{node::Node as N, RawStmt};
+use pg_query::ParserOptions;
+use sluice_core::Statement;
+
+/// A parsed query string: each statement's exact text and node.
+pub(crate) struct Parsed {
+    result: pg_query::ParseResult,
+}
+
+/// Parses `sql`; the error is the message an `Unknown` statement carries.
+pub(crate) fn parse(sql: &str) -> Result<Parsed, String> {
+    pg_query::parse(sql, ParserOptions::DEFAULT)
+        .map(|result| Parsed { result })
+        .map_err(describe)
+}
+
+fn describe(error: pg_query::Error) -> String {
+    match error {
+        pg_query::Error::Conversion(_) => "query contains a NUL byte".into(),
+        // prost refuses messages nested deeper than its recursion limit.
+        pg_query::Error::Decode(_) => "statement nested too deeply".into(),
+        pg_query::Error::Parse(msg) if msg.contains("stack depth limit exceeded") => {
+            format!("statement nested too deeply ({msg})")
+        }
+        pg_query::Error::Parse(msg) => format!("syntax error: {msg}"),
+        other => other.to_string(),
+    }
+}
+
+impl Parsed {
+    /// Each statement's exact text (from the parser's locations, so `;`
+    /// inside strings, comments or dollar quotes cannot split it) and node.
+    pub fn statements<'q>(&self, sql: &'q str) -> Result<Vec<(&'q str, Option<&N>)>, String> {
+        self.result
+            .protobuf
+            .stmts
+            .iter()
+            .map(|raw| Ok((text_of(sql, raw)?, raw.stmt.as_ref().and_then(|n| n.node.as_ref()))))
+            .collect()
+    }
+}
+
+fn text_of<'q>(sql: &'q str, raw: &RawStmt) -> Result<&'q str, String> {
+    let start = usize::try_from(raw.stmt_location).map_err(|_| "bad statement location")?;
+    let len = usize::try_from(raw.stmt_len).map_err(|_| "bad statement length")?;
+    // A length of 0 means "to the end of the string".
+    let end = if len == 0 { sql.len() } else { start.saturating_add(len) };
+    sql.get(start..end)
+        .map(str::trim)
+        .ok_or_else(|| "statement location outside the query".into())
+}
+
+/// The normalized fingerprint of one statement's text (hex).
+pub(crate) fn fingerprint(text: &str) -> Result<String, String> {
+    pg_query::fingerprint(text, ParserOptions::DEFAULT, 0)
+        .map(|f| f.hex)
+        .map_err(|e| format!("cannot fingerprint statement: {e}"))
+}
+
+/// Classifies every statement of `sql` (no cache, no size cap: callers
+/// check those).
+pub(crate) fn classify_query(sql: &str) -> Vec<Statement> {
+    let parsed = match parse(sql) {
+        Ok(parsed) => parsed,
+        Err(e) => return vec![Statement::unknown(sql, e)],
+    };
+    let statements = match parsed.statements(sql) {
+        Ok(statements) => statements,
+        Err(e) => return vec![Statement::unknown(sql, e)],
+    };
+    statements
+        .into_iter()
+        .map(|(text, node)| match node {
+            Some(node) => with_fingerprint(text, analyze(node)),
+            None => Statement::unknown(text, "empty statement"),
+        })
+        .collect()
+}
+
+/// The statement, or `Unknown` if it cannot be fingerprinted.
+pub(crate) fn with_fingerprint(text: &str, analysis: Analysis) -> Statement {
+    match fingerprint(text) {
+        Ok(fp) => analysis.into_statement(text, fp),
+        Err(e) => Statement::unknown(text, e),
+    }
+}

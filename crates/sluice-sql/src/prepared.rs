@@ -1,0 +1,114 @@
+//! What a statement does to SQL-level prepared statements (PREPARE,
+//! EXECUTE, DEALLOCATE, DISCARD ALL), for [`crate::SqlSession`].
+//!
+//! Only statements whose text contains one of the keywords are parsed again:
+//! a keyword cannot be written without its letters (comments split tokens,
+//! and escapes only exist in identifiers and strings), so the text test
+//! cannot miss one.
+
+use crate::analyze::analyze;
+use crate::kinds::inner;
+use crate::parse::{self, with_fingerprint};
+use pg_query::protobuf::{node::Node as N, DiscardMode};
+use sluice_core::{Action, Statement};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PreparedOp {
+    /// Nothing to do with prepared statements.
+    None,
+    /// `PREPARE name AS body`: the body's classification (text: the PREPARE).
+    Prepare { name: String, body: Statement },
+    /// Runs prepared statement `name`; `base` is everything else the
+    /// statement does (action `select` for a bare EXECUTE).
+    Execute { name: String, base: Statement },
+    /// DEALLOCATE name, or everything (`None`: DEALLOCATE ALL, DISCARD ALL).
+    Deallocate(Option<String>),
+}
+
+const KEYWORDS: [&str; 4] = ["prepare", "execute", "deallocate", "discard"];
+
+/// Whether `text` could hold a prepared-statement operation.
+pub(crate) fn may_apply(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    KEYWORDS.iter().any(|k| {
+        bytes
+            .windows(k.len())
+            .any(|w| w.eq_ignore_ascii_case(k.as_bytes()))
+    })
+}
+
+/// The operation of one statement's text (as split by the classifier).
+pub(crate) fn prepared_op(text: &str) -> PreparedOp {
+    let Ok(parsed) = parse::parse(text) else {
+        return PreparedOp::None;
+    };
+    let Ok(statements) = parsed.statements(text) else {
+        return PreparedOp::None;
+    };
+    let [(_, Some(node))] = statements.as_slice() else {
+        return PreparedOp::None;
+    };
+    match node {
+        N::PrepareStmt(p) => {
+            let body = match inner(&p.query) {
+                Some(query) => with_fingerprint(text, analyze(query)),
+                None => Statement::unknown(text, "PREPARE without a statement"),
+            };
+            PreparedOp::Prepare {
+                name: p.name.clone(),
+                body,
+            }
+        }
+        N::DeallocateStmt(d) if d.isall => PreparedOp::Deallocate(None),
+        N::DeallocateStmt(d) => PreparedOp::Deallocate(Some(d.name.clone())),
+        N::DiscardStmt(d) if d.target == DiscardMode::DiscardAll as i32 => {
+            PreparedOp::Deallocate(None)
+        }
+        _ => {
+            let analysis = analyze(node);
+            match analysis.executes_prepared.clone() {
+                Some(name) => {
+                    let base = match parse::fingerprint(text) {
+                        Ok(fp) => analysis.statement(analysis.base, text, fp),
+                        Err(e) => Statement::unknown(text, e),
+                    };
+                    PreparedOp::Execute { name, base }
+                }
+                None => PreparedOp::None,
+            }
+        }
+    }
+}
+
+/// `EXECUTE` of `body` by a statement whose own effects are `base`.
+pub(crate) fn merge_execute(base: &Statement, body: &Statement) -> Statement {
+    let mut merged = merge(body, base);
+    merged.text.clone_from(&base.text);
+    merged.fingerprint.clone_from(&base.fingerprint);
+    merged
+}
+
+/// Both statements' effects in one (the stronger action, every table and
+/// function, WHERE only if both restrict). Used for EXECUTE and when a name
+/// is prepared again: the gateway cannot tell which PREPARE the server kept
+/// (the second fails if the first succeeded), so it assumes both.
+pub(crate) fn merge(a: &Statement, b: &Statement) -> Statement {
+    let mut out = a.clone();
+    out.action = crate::rank::stronger(a.action, b.action);
+    for table in &b.tables {
+        if !out.tables.contains(table) {
+            out.tables.push(table.clone());
+        }
+    }
+    for function in &b.functions {
+        if !out.functions.contains(function) {
+            out.functions.push(function.clone());
+        }
+    }
+    out.has_where = a.has_where && b.has_where;
+    out.calls_volatile = a.calls_volatile || b.calls_volatile;
+    if out.action == Action::Unknown && out.error.is_none() {
+        out.error.clone_from(&b.error);
+    }
+    out
+}

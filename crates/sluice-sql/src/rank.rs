@@ -1,0 +1,67 @@
+//! The order in which actions combine when one statement does several things.
+//!
+//! A statement maps to a single [`Action`], yet one statement can hold several
+//! effects: `WITH d AS (DELETE ...) SELECT ...` reads and deletes,
+//! `SELECT set_config('role', ...)` reads and changes the role. Policy must
+//! see the strongest effect, so effects combine by taking the higher rank.
+//! The rank is the blast radius: what a default policy guards most strictly
+//! ranks highest, so wrapping a write in a weaker-looking statement never
+//! makes it look weaker.
+
+use sluice_core::Action;
+
+/// Higher is stronger. `Select` is the neutral element of [`stronger`].
+pub(crate) fn rank(action: Action) -> u8 {
+    match action {
+        Action::Select => 0,
+        Action::Explain => 1,
+        Action::CopyOut => 2,
+        Action::Tcl => 3,
+        Action::Session => 4,
+        Action::Listen => 5,
+        Action::Prepare => 6,
+        Action::Insert => 7,
+        Action::CopyIn => 8,
+        Action::Update => 9,
+        Action::Delete => 10,
+        Action::Merge => 11,
+        Action::Ddl => 12,
+        Action::Grant => 13,
+        Action::Truncate => 14,
+        Action::Drop => 15,
+        Action::Procedural => 16,
+        Action::Role => 17,
+        Action::Admin => 18,
+        Action::Unknown => 19,
+    }
+}
+
+/// The stronger of two actions (the first one on a tie).
+pub(crate) fn stronger(a: Action, b: Action) -> Action {
+    if rank(b) > rank(a) {
+        b
+    } else {
+        a
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranks_are_distinct_and_total() {
+        let mut seen: Vec<u8> = Action::ALL.iter().map(|a| rank(*a)).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), Action::ALL.len());
+    }
+
+    #[test]
+    fn writes_beat_reads_and_session() {
+        assert_eq!(stronger(Action::Select, Action::Delete), Action::Delete);
+        assert_eq!(stronger(Action::Session, Action::Delete), Action::Delete);
+        assert_eq!(stronger(Action::Delete, Action::Role), Action::Role);
+        assert_eq!(stronger(Action::Unknown, Action::Admin), Action::Unknown);
+    }
+}

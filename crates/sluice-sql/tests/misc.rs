@@ -1,0 +1,77 @@
+//! Caching, fingerprints and exact texts.
+
+use sluice_core::Action;
+use sluice_sql::{Classifier, ClassifierConfig};
+use std::sync::Arc;
+
+#[test]
+fn repeated_query_comes_from_the_cache() {
+    let c = Classifier::default();
+    let a = c.classify("SELECT * FROM users WHERE id = 1");
+    let b = c.classify("SELECT * FROM users WHERE id = 1");
+    assert!(Arc::ptr_eq(&a, &b));
+}
+
+#[test]
+fn no_cache_still_classifies() {
+    let c = Classifier::new(ClassifierConfig { cache_entries: 0, ..Default::default() });
+    let a = c.classify("SELECT 1");
+    let b = c.classify("SELECT 1");
+    assert!(!Arc::ptr_eq(&a, &b));
+    assert_eq!(a, b);
+}
+
+#[test]
+fn fingerprint_ignores_constants_but_not_shape() {
+    let c = Classifier::default();
+    let fp = |sql: &str| c.classify(sql)[0].fingerprint.clone();
+    assert_eq!(fp("SELECT * FROM t WHERE id = 1"), fp("select * from t where id = 42"));
+    assert_ne!(fp("SELECT * FROM t WHERE id = 1"), fp("DELETE FROM t WHERE id = 1"));
+    let both = c.classify("SELECT * FROM t WHERE id = 1; DELETE FROM t WHERE id = 1");
+    assert_eq!(both[0].fingerprint, fp("SELECT * FROM t WHERE id = 1"));
+    assert_eq!(both[1].fingerprint, fp("DELETE FROM t WHERE id = 1"));
+}
+
+#[test]
+fn texts_keep_the_clients_spelling() {
+    let c = Classifier::default();
+    let s = c.classify("  DeLeTe   FROM \"T\"  WHERE x = 'a;b' ;  select   1  ");
+    assert_eq!(s[0].text, "DeLeTe   FROM \"T\"  WHERE x = 'a;b'");
+    assert_eq!(s[1].text, "select   1");
+}
+
+#[test]
+fn different_texts_never_share_an_entry() {
+    let c = Classifier::default();
+    assert_eq!(c.classify("SELECT 1 -- x")[0].action, Action::Select);
+    assert_eq!(c.classify("SELECT 1 -- x\n; DROP TABLE t").len(), 2);
+}
+
+#[test]
+fn unknown_carries_the_parse_error_and_is_volatile() {
+    let c = Classifier::default();
+    let s = &c.classify("SELEKT 1")[0];
+    assert_eq!(s.action, Action::Unknown);
+    assert!(s.calls_volatile);
+    assert!(s.error.as_deref().unwrap_or("").contains("syntax error"));
+}
+
+#[test]
+fn functions_and_volatility() {
+    let c = Classifier::default();
+    let s = &c.classify("SELECT lower(name), pg_catalog.upper(x), count(*) FROM t")[0];
+    assert_eq!(s.functions, ["lower", "pg_catalog.upper", "count"]);
+    assert!(!s.calls_volatile);
+    let s = &c.classify("SELECT nextval('s'), extract(year from now())")[0];
+    assert_eq!(s.functions, ["nextval", "extract", "now"]);
+    assert!(s.calls_volatile);
+    assert!(c.classify("SELECT public.lower('x')")[0].calls_volatile);
+    assert!(c.classify("SELECT my_audit_fn()")[0].calls_volatile);
+}
+
+#[test]
+fn classifier_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Classifier>();
+    check::<sluice_sql::SqlSession>();
+}
