@@ -248,12 +248,22 @@ check_target pgbouncer
 
 # --- 6. Sluice -------------------------------------------------------------------
 
-log "starting Sluice ($SLUICE_BIN) on 127.0.0.1:$SL_PORT"
+POLICY_GLOB=$ROOT/examples/policies/*.cedar
+compgen -G "$POLICY_GLOB" >/dev/null || die "no default policies match $POLICY_GLOB"
+[[ $POLICY_GLOB != *[\"\\]* ]] || die "the repository path ($ROOT) must not contain \" or \\ (it goes into a TOML string)"
+log "starting Sluice ($SLUICE_BIN) on 127.0.0.1:$SL_PORT, policy on ($POLICY_GLOB)"
 cat >"$SL_DIR/sluice.toml" <<EOF
 [server]
 listen = "127.0.0.1:$SL_PORT"
 data_dir = "data"
 shutdown_grace_secs = 2
+
+# Policy on: the shipped default policies. Every statement is classified and
+# decided. The bench identity is in group "agents" and the resource is not
+# prod, so pgbench's reads, writes (UPDATE ... WHERE, INSERT) and BEGIN/END
+# are permitted.
+[policy]
+files = ["$POLICY_GLOB"]
 
 [[resource]]
 name = "app"
@@ -263,8 +273,9 @@ port = $PG_PORT
 database = "app"
 user = "app_owner"
 password_env = "APP_DB_PASSWORD"
+tags = { env = "bench" }
 EOF
-"$SLUICE_BIN" keys create --config "$SL_DIR/sluice.toml" --identity bench --groups bench \
+"$SLUICE_BIN" keys create --config "$SL_DIR/sluice.toml" --identity bench --groups agents \
     >"$OUT_DIR/keys.stdout" 2>"$OUT_DIR/keys.stderr" ||
     die "sluice keys create failed: $(cat "$OUT_DIR/keys.stderr")"
 SLUICE_KEY=$(tail -n 1 "$OUT_DIR/keys.stdout")
@@ -285,6 +296,17 @@ on_target direct "$PG_BIN/pgbench" -i -q -s "$SCALE" >"$OUT_DIR/pgbench-init.log
     die "pgbench -i failed: $(tail -n 5 "$OUT_DIR/pgbench-init.log")"
 PGDB=app pg_super -c "VACUUM ANALYZE" >/dev/null
 
+# Policy is really on: what the defaults forbid agents is refused (history is
+# empty here, so nothing is lost if it were not), what pgbench needs is not.
+out=$(on_target sluice "$PG_BIN/psql" -X -At -c "TRUNCATE pgbench_history" 2>&1) &&
+    die "Sluice let TRUNCATE through: policy is not on ($out)"
+[[ $out == *'denied by policy "agents-no-truncate"'* ]] ||
+    die "TRUNCATE through Sluice failed, but not by policy: $out"
+out=$(on_target sluice "$PG_BIN/psql" -X -At -c "BEGIN" \
+    -c "UPDATE pgbench_tellers SET tbalance = tbalance WHERE tid = 1" -c "END" 2>&1) ||
+    die "the default policies refuse a pgbench-like transaction through Sluice: $out"
+log "policy check: TRUNCATE denied by agents-no-truncate, BEGIN/UPDATE ... WHERE/END allowed"
+
 # --- 8. runs ---------------------------------------------------------------------
 
 proxy_pid() {
@@ -295,11 +317,15 @@ proxy_pid() {
     esac
 }
 
-RESULTS=$OUT_DIR/results.tsv # round workload target tps txns latency_ms proxy_cpu_s
+RESULTS=$OUT_DIR/results.tsv # round workload target tps txns latency_ms proxy_cpu_s failed
 : >"$RESULTS"
 
+refusals() { # statements Sluice has refused so far (it logs each at warn)
+    grep -c 'statement refused' "$SL_DIR/sluice.log" || true
+}
+
 run_one() { # run_one ROUND WORKLOAD TARGET
-    local round=$1 w=$2 t=$3 out pid cpu0=0 cpu1=0 tps txns lat failed
+    local round=$1 w=$2 t=$3 out pid cpu0=0 cpu1=0 tps txns lat failed refused0 refused
     out=$OUT_DIR/$w.$t.$round.log
     # Same starting state for every target: the tpcb tables are vacuumed and
     # history emptied (what pgbench's own pre-run vacuum does), then a
@@ -309,6 +335,7 @@ run_one() { # run_one ROUND WORKLOAD TARGET
             -c "TRUNCATE pgbench_history" >/dev/null
     fi
     pg_super -c "CHECKPOINT" >/dev/null
+    refused0=$(refusals)
     pid=$(proxy_pid "$t")
     if [[ -n $pid ]]; then
         kill -0 "$pid" 2>/dev/null || die "$t (pid $pid) is no longer running"
@@ -325,9 +352,20 @@ run_one() { # run_one ROUND WORKLOAD TARGET
     lat=$(sed -n 's/^latency average = \([0-9.]*\) ms$/\1/p' "$out")
     failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$out")
     [[ -n $tps && -n $txns ]] || die "could not parse pgbench output for $w against $t: $(tail -n 8 "$out")"
-    [[ ${failed:-0} == 0 ]] || die "pgbench reported $failed failed transactions for $w against $t"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$w" "$t" "$tps" "$txns" "${lat:-}" \
-        "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.2f", b - a }')" >>"$RESULTS"
+    # pgbench >= 15 always prints the failed count; a policy refusal or any
+    # other error either counts there or aborts the client ("aborted", exit
+    # status 2, caught above). Any of these fails the whole bench.
+    [[ -n $failed ]] || die "pgbench printed no 'number of failed transactions' for $w against $t (pgbench >= 15 needed): $(tail -n 8 "$out")"
+    ((failed == 0)) || die "pgbench reported $failed failed transactions for $w against $t (round $round): $(grep -m 3 -i 'error' "$out")"
+    if grep -qiE 'error|aborted' "$out"; then
+        die "pgbench printed errors for $w against $t (round $round): $(grep -m 3 -iE 'error|aborted' "$out")"
+    fi
+    if [[ $t == sluice ]]; then
+        refused=$(($(refusals) - refused0))
+        ((refused == 0)) || die "Sluice refused $refused statement(s) during $w (round $round): $(grep 'statement refused' "$SL_DIR/sluice.log" | tail -n 3)"
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$w" "$t" "$tps" "$txns" "${lat:-}" \
+        "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.2f", b - a }')" "$failed" >>"$RESULTS"
     log "round $round  $(printf '%-16s %-10s' "$w" "$t") tps $(printf '%10.1f' "$tps")  latency ${lat:-?} ms"
 }
 
@@ -380,7 +418,7 @@ RUSTC_VER=$(cd "$ROOT" && rustc --version 2>/dev/null || echo unknown)
 
 SECTION=$OUT_DIR/section.md
 {
-    echo "## pgbench: direct vs PgBouncer vs Sluice"
+    echo "## pgbench: direct vs PgBouncer vs Sluice (policy on)"
     echo
     echo "_Written by \`bench/run.sh\`$([[ ${QUICK:-0} == 1 ]] && echo ' (QUICK=1 smoke run, not a measurement)') on $(date -u). Do not edit by hand: rerun the script._"
     echo
@@ -390,7 +428,8 @@ SECTION=$OUT_DIR/section.md
     echo "| Commit | $COMMIT, $RUSTC_VER, \`cargo build --release\` |"
     echo "| PostgreSQL | $PG_VER; defaults (fsync on, synchronous_commit on) except shared_buffers=256MB, max_connections=100; TCP on 127.0.0.1 |"
     echo "| PgBouncer | $PGB_VER; pool_mode=session, default_pool_size=$POOL_SIZE, auth_type=scram-sha-256, no TLS |"
-    echo "| Sluice | default settings, plaintext loopback listener, SCRAM client auth, log level info |"
+    echo "| Sluice | **policy on**: the shipped default policies (\`examples/policies/*.cedar\`), every statement classified (sluice-sql) and decided (Cedar) before it is forwarded; identity \`bench\` in group \`agents\`, resource tagged \`env = \"bench\"\`; all pgbench statements permitted, 0 failed transactions and 0 refusals checked on every run. Otherwise default settings, plaintext loopback listener, SCRAM client auth, log level info |"
+    echo "| Direct, PgBouncer | no policy (nothing classified) |"
     echo "| pgbench | scale $SCALE; \`-c $CLIENTS -j $JOBS -T $DURATION\`; $ROUNDS round(s), the three targets interleaved per workload (starting target rotates per round); TPS excludes connection time; median over rounds |"
     echo
     echo "| Workload | pgbench flags | Direct TPS | PgBouncer TPS | Sluice TPS | PgBouncer / direct | Sluice / direct | Sluice / PgBouncer |"
@@ -415,13 +454,13 @@ SECTION=$OUT_DIR/section.md
     echo "| Process | Peak RSS (VmHWM) | CPU time, all runs | $(for w in "${WORKLOADS[@]}"; do printf 'CPU µs/txn %s | ' "$w"; done)"
     echo "|---|--:|--:|$(for _ in "${WORKLOADS[@]}"; do printf -- '--:|'; done)"
     echo "| PgBouncer | $PGB_HWM MiB | $PGB_CPU s | $(for w in "${WORKLOADS[@]}"; do printf '%s | ' "$(us_per_txn "$w" pgbouncer)"; done)"
-    echo "| Sluice ($SL_THREADS threads, RSS now $SL_RSS MiB) | $SL_HWM MiB | $SL_CPU s | $(for w in "${WORKLOADS[@]}"; do printf '%s | ' "$(us_per_txn "$w" sluice)"; done)"
+    echo "| Sluice, policy on ($SL_THREADS threads, RSS now $SL_RSS MiB) | $SL_HWM MiB | $SL_CPU s | $(for w in "${WORKLOADS[@]}"; do printf '%s | ' "$(us_per_txn "$w" sluice)"; done)"
     echo
     echo "<details><summary>Every run, in the order run</summary>"
     echo
-    echo "| Round | Workload | Target | TPS | Transactions | Latency (ms) | Proxy CPU (s) |"
-    echo "|--:|---|---|--:|--:|--:|--:|"
-    awk -F'\t' '{ printf "| %s | %s | %s | %.1f | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, ($3 == "direct" ? "-" : $7) }' "$RESULTS"
+    echo "| Round | Workload | Target | TPS | Transactions | Failed | Latency (ms) | Proxy CPU (s) |"
+    echo "|--:|---|---|--:|--:|--:|--:|--:|"
+    awk -F'\t' '{ printf "| %s | %s | %s | %.1f | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $8, $6, ($3 == "direct" ? "-" : $7) }' "$RESULTS"
     echo
     echo "</details>"
 } >"$SECTION"

@@ -71,6 +71,9 @@ database = "app"
 user = "app_owner"
 password_env = "APP_DB_PASSWORD"
 tags = { env = "demo" }
+
+[policy]
+files = ["$ROOT/examples/policies/*.cedar"]
 TOML
 
 KEY="$("$SLUICE" keys create --config .demo/sluice.toml --identity demo-agent --groups agents | tail -1)"
@@ -81,7 +84,11 @@ Connect through it with (the key is the agent's only credential):
 
   psql "host=127.0.0.1 port=$LISTEN_PORT dbname=app user=demo-agent password=$KEY"
 
-Try: SELECT * FROM customers;     Ctrl-C here stops the gateway and the cluster.
+Try: SELECT * FROM customers;          (allowed: agents may read)
+     DELETE FROM customers;            (denied: no WHERE clause)
+     DROP TABLE customers;             (denied: agents may not drop)
+     $SLUICE policy check --config .demo/sluice.toml --identity demo-agent --resource app "DELETE FROM customers"
+Ctrl-C here stops the gateway and the cluster.
 
 MSG
 APP_DB_PASSWORD="$DB_PASSWORD" "$SLUICE" serve --config .demo/sluice.toml

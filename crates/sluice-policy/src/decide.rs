@@ -204,6 +204,10 @@ pub(crate) struct ContextUse {
 }
 
 impl ContextUse {
+    pub(crate) fn sql(&self) -> bool {
+        self.sql
+    }
+
     #[cfg(test)]
     pub(crate) const ALL: ContextUse = ContextUse {
         sql: true,

@@ -149,6 +149,15 @@ impl PolicySet {
         })
     }
 
+    /// Whether any policy reads `context.sql`. When none does, statements
+    /// with the same action, tables, WHERE, functions and volatility get
+    /// the same decision within a scope, so a session may cache decisions
+    /// by those alone (a repeated statement with new constants then costs
+    /// no policy evaluation).
+    pub fn reads_sql(&self) -> bool {
+        self.context_use.sql()
+    }
+
     /// The `@id`s of all policies, in load order.
     pub fn policy_ids(&self) -> Vec<String> {
         self.ids.clone()

@@ -78,13 +78,15 @@ impl GateFactory for PolicyGates {
         let ctx = RequestContext {
             client_addr: Some(session.peer.ip()),
         };
+        let policies = self.policies.load_full();
         PolicyGate {
-            scope: self
-                .policies
-                .load()
-                .scope(session.identity, &resource, &ctx),
+            scope: policies.scope(session.identity, &resource, &ctx),
             shared: self.clone(),
             sql: SqlSession::default(),
+            decisions: DecisionCache {
+                policies,
+                entries: HashMap::new(),
+            },
         }
     }
 }
@@ -95,6 +97,64 @@ pub struct PolicyGate {
     shared: PolicyGates,
     scope: Scope,
     sql: SqlSession,
+    decisions: DecisionCache,
+}
+
+/// Decisions already made in this session, valid for one policy set.
+struct DecisionCache {
+    policies: Arc<PolicySet>,
+    entries: HashMap<DecisionKey, Decision>,
+}
+
+/// Bounds a session's cache: a client sending endless distinct shapes
+/// only makes it start over.
+const DECISION_CACHE_ENTRIES: usize = 1024;
+
+/// Everything a decision can depend on within one scope (the statement
+/// text only when a policy reads `context.sql`).
+#[derive(PartialEq, Eq, Hash)]
+struct DecisionKey {
+    action: Action,
+    tables: Vec<String>,
+    has_where: bool,
+    functions: Vec<String>,
+    calls_volatile: bool,
+    error: Option<String>,
+    text: Option<String>,
+}
+
+impl DecisionCache {
+    /// The decision for `statement` under the current policies, evaluated
+    /// only the first time this session sees its shape.
+    fn decide(
+        &mut self,
+        current: Arc<PolicySet>,
+        scope: &Scope,
+        statement: &Statement,
+    ) -> Decision {
+        if !Arc::ptr_eq(&self.policies, &current) {
+            self.policies = current;
+            self.entries.clear();
+        }
+        let key = DecisionKey {
+            action: statement.action,
+            tables: statement.tables.clone(),
+            has_where: statement.has_where,
+            functions: statement.functions.clone(),
+            calls_volatile: statement.calls_volatile,
+            error: statement.error.clone(),
+            text: self.policies.reads_sql().then(|| statement.text.clone()),
+        };
+        if let Some(d) = self.entries.get(&key) {
+            return d.clone();
+        }
+        let decision = self.policies.decide_in(scope, statement);
+        if self.entries.len() >= DECISION_CACHE_ENTRIES {
+            self.entries.clear();
+        }
+        self.entries.insert(key, decision.clone());
+        decision
+    }
 }
 
 impl PolicyGate {
@@ -116,12 +176,14 @@ impl PolicyGate {
 
 impl Gate for PolicyGate {
     fn decide(&mut self, commands: &[Command]) -> Verdict {
-        let policies = self.shared.policies.load();
+        let policies = self.shared.policies.load_full();
         for (at, command) in commands.iter().enumerate() {
             // Across the statements of one query string the strictest wins.
             let mut strictest: Option<(Decision, Statement)> = None;
             for statement in self.statements(command) {
-                let decision = policies.decide_in(&self.scope, &statement);
+                let decision = self
+                    .decisions
+                    .decide(policies.clone(), &self.scope, &statement);
                 if strictest
                     .as_ref()
                     .map_or(true, |(d, _)| decision.strictness() > d.strictness())

@@ -35,7 +35,9 @@ fn repeated(c: &mut Criterion) {
     let mut group = c.benchmark_group("repeated");
     for (name, sql) in OLTP {
         classifier.classify(sql);
-        group.bench_function(*name, |b| b.iter(|| black_box(classifier.classify(black_box(sql)))));
+        group.bench_function(*name, |b| {
+            b.iter(|| black_box(classifier.classify(black_box(sql))))
+        });
     }
     group.finish();
 }

@@ -103,7 +103,9 @@ mod tests {
         for i in 0..1000 {
             cache.insert(&format!("k{i}"), i);
         }
-        let kept = (0..1000).filter(|i| cache.get(&format!("k{i}")).is_some()).count();
+        let kept = (0..1000)
+            .filter(|i| cache.get(&format!("k{i}")).is_some())
+            .count();
         assert!(kept <= SHARDS, "kept {kept}");
         assert_eq!(cache.get("k999"), Some(999));
     }

@@ -18,6 +18,7 @@
 mod analyze;
 mod cache;
 mod classifier;
+mod function_lists;
 mod functions;
 mod kinds;
 mod parse;

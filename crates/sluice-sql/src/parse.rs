@@ -40,7 +40,12 @@ impl Parsed {
             .protobuf
             .stmts
             .iter()
-            .map(|raw| Ok((text_of(sql, raw)?, raw.stmt.as_ref().and_then(|n| n.node.as_ref()))))
+            .map(|raw| {
+                Ok((
+                    text_of(sql, raw)?,
+                    raw.stmt.as_ref().and_then(|n| n.node.as_ref()),
+                ))
+            })
             .collect()
     }
 }
@@ -49,7 +54,11 @@ fn text_of<'q>(sql: &'q str, raw: &RawStmt) -> Result<&'q str, String> {
     let start = usize::try_from(raw.stmt_location).map_err(|_| "bad statement location")?;
     let len = usize::try_from(raw.stmt_len).map_err(|_| "bad statement length")?;
     // A length of 0 means "to the end of the string".
-    let end = if len == 0 { sql.len() } else { start.saturating_add(len) };
+    let end = if len == 0 {
+        sql.len()
+    } else {
+        start.saturating_add(len)
+    };
     sql.get(start..end)
         .map(str::trim)
         .ok_or_else(|| "statement location outside the query".into())

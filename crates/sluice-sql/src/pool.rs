@@ -65,7 +65,9 @@ impl Pool {
 fn work(queue: &Mutex<Receiver<Job>>) {
     loop {
         let job = {
-            let queue = queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let queue = queue
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             queue.recv()
         };
         match job {

@@ -13,7 +13,12 @@ struct Case {
 }
 
 const fn c(sql: &'static str, action: Action) -> Case {
-    Case { sql, action, tables: None, has_where: None }
+    Case {
+        sql,
+        action,
+        tables: None,
+        has_where: None,
+    }
 }
 
 impl Case {
@@ -262,7 +267,11 @@ fn classifier() -> Classifier {
 
 #[test]
 fn corpus_is_large_enough() {
-    assert!(CORPUS.len() >= 150, "corpus has {} statements", CORPUS.len());
+    assert!(
+        CORPUS.len() >= 150,
+        "corpus has {} statements",
+        CORPUS.len()
+    );
 }
 
 #[test]
@@ -276,16 +285,25 @@ fn corpus() {
             continue;
         };
         if s.action != case.action {
-            failures.push(format!("{:?}: {} expected, got {} ({:?})", case.sql, case.action, s.action, s.error));
+            failures.push(format!(
+                "{:?}: {} expected, got {} ({:?})",
+                case.sql, case.action, s.action, s.error
+            ));
         }
         if let Some(tables) = case.tables {
             if s.tables != tables {
-                failures.push(format!("{:?}: tables {:?}, got {:?}", case.sql, tables, s.tables));
+                failures.push(format!(
+                    "{:?}: tables {:?}, got {:?}",
+                    case.sql, tables, s.tables
+                ));
             }
         }
         if let Some(has_where) = case.has_where {
             if s.has_where != has_where {
-                failures.push(format!("{:?}: has_where {has_where}, got {}", case.sql, s.has_where));
+                failures.push(format!(
+                    "{:?}: has_where {has_where}, got {}",
+                    case.sql, s.has_where
+                ));
             }
         }
         if s.action == Unknown {
@@ -293,10 +311,18 @@ fn corpus() {
                 failures.push(format!("{:?}: unknown without an error", case.sql));
             }
         } else if s.fingerprint.len() != 16 || s.error.is_some() {
-            failures.push(format!("{:?}: fingerprint {:?} error {:?}", case.sql, s.fingerprint, s.error));
+            failures.push(format!(
+                "{:?}: fingerprint {:?} error {:?}",
+                case.sql, s.fingerprint, s.error
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Multi-statement strings: each statement is classified on its own, with
@@ -317,8 +343,13 @@ const MULTI: &[(&str, &[(Action, &str)])] = &[
 fn multi_statement_strings() {
     let classifier = classifier();
     for (sql, expected) in MULTI {
-        let got: Vec<(Action, String)> = classifier.classify(sql).iter().map(|s| (s.action, s.text.clone())).collect();
-        let expected: Vec<(Action, String)> = expected.iter().map(|(a, t)| (*a, t.to_string())).collect();
+        let got: Vec<(Action, String)> = classifier
+            .classify(sql)
+            .iter()
+            .map(|s| (s.action, s.text.clone()))
+            .collect();
+        let expected: Vec<(Action, String)> =
+            expected.iter().map(|(a, t)| (*a, t.to_string())).collect();
         assert_eq!(got, expected, "{sql:?}");
     }
 }

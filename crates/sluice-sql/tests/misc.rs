@@ -14,7 +14,10 @@ fn repeated_query_comes_from_the_cache() {
 
 #[test]
 fn no_cache_still_classifies() {
-    let c = Classifier::new(ClassifierConfig { cache_entries: 0, ..Default::default() });
+    let c = Classifier::new(ClassifierConfig {
+        cache_entries: 0,
+        ..Default::default()
+    });
     let a = c.classify("SELECT 1");
     let b = c.classify("SELECT 1");
     assert!(!Arc::ptr_eq(&a, &b));
@@ -25,8 +28,14 @@ fn no_cache_still_classifies() {
 fn fingerprint_ignores_constants_but_not_shape() {
     let c = Classifier::default();
     let fp = |sql: &str| c.classify(sql)[0].fingerprint.clone();
-    assert_eq!(fp("SELECT * FROM t WHERE id = 1"), fp("select * from t where id = 42"));
-    assert_ne!(fp("SELECT * FROM t WHERE id = 1"), fp("DELETE FROM t WHERE id = 1"));
+    assert_eq!(
+        fp("SELECT * FROM t WHERE id = 1"),
+        fp("select * from t where id = 42")
+    );
+    assert_ne!(
+        fp("SELECT * FROM t WHERE id = 1"),
+        fp("DELETE FROM t WHERE id = 1")
+    );
     let both = c.classify("SELECT * FROM t WHERE id = 1; DELETE FROM t WHERE id = 1");
     assert_eq!(both[0].fingerprint, fp("SELECT * FROM t WHERE id = 1"));
     assert_eq!(both[1].fingerprint, fp("DELETE FROM t WHERE id = 1"));

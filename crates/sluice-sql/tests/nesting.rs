@@ -35,25 +35,51 @@ fn deep_subqueries() {
         unknown_or_select(&c, &format!("subqueries {n}"), &sql);
     }
     // Shallow nesting is classified, not refused.
-    assert_eq!(classify_one(&c, &format!("SELECT {}1{}", "(SELECT ".repeat(10), ")".repeat(10))).0, Action::Select);
+    assert_eq!(
+        classify_one(
+            &c,
+            &format!("SELECT {}1{}", "(SELECT ".repeat(10), ")".repeat(10))
+        )
+        .0,
+        Action::Select
+    );
 }
 
 #[test]
 fn long_operator_chains() {
     let c = Classifier::default();
     for n in [10, 40, 100, 10_000, 200_000] {
-        unknown_or_select(&c, &format!("a+ {n}"), &format!("SELECT {}", vec!["a"; n].join("+")));
-        unknown_or_select(&c, &format!("not {n}"), &format!("SELECT {}true", "NOT ".repeat(n)));
-        unknown_or_select(&c, &format!("array {n}"), &format!("SELECT {}1{}", "ARRAY[".repeat(n), "]".repeat(n)));
+        unknown_or_select(
+            &c,
+            &format!("a+ {n}"),
+            &format!("SELECT {}", vec!["a"; n].join("+")),
+        );
+        unknown_or_select(
+            &c,
+            &format!("not {n}"),
+            &format!("SELECT {}true", "NOT ".repeat(n)),
+        );
+        unknown_or_select(
+            &c,
+            &format!("array {n}"),
+            &format!("SELECT {}1{}", "ARRAY[".repeat(n), "]".repeat(n)),
+        );
     }
-    assert_eq!(classify_one(&c, &format!("SELECT {}", vec!["a"; 40].join("+"))).0, Action::Select);
+    assert_eq!(
+        classify_one(&c, &format!("SELECT {}", vec!["a"; 40].join("+"))).0,
+        Action::Select
+    );
 }
 
 #[test]
 fn deep_nesting_that_hides_a_write_is_unknown_not_select() {
     let c = Classifier::default();
     let n = 5_000;
-    let sql = format!("WITH d AS (DELETE FROM t RETURNING 1) SELECT {}1{}", "(SELECT ".repeat(n), ")".repeat(n));
+    let sql = format!(
+        "WITH d AS (DELETE FROM t RETURNING 1) SELECT {}1{}",
+        "(SELECT ".repeat(n),
+        ")".repeat(n)
+    );
     assert_eq!(classify_one(&c, &sql).0, Action::Unknown);
 }
 
@@ -68,7 +94,10 @@ fn deep_nesting_error_says_so() {
 
 #[test]
 fn oversized_query_is_unknown() {
-    let c = Classifier::new(ClassifierConfig { max_statement_bytes: 100, ..Default::default() });
+    let c = Classifier::new(ClassifierConfig {
+        max_statement_bytes: 100,
+        ..Default::default()
+    });
     let sql = format!("SELECT '{}'", "x".repeat(200));
     let (action, error) = classify_one(&c, &sql);
     assert_eq!(action, Action::Unknown);

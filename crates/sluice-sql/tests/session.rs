@@ -5,21 +5,38 @@ use sluice_sql::{Classifier, SqlSession};
 
 fn run(classifier: &Classifier, session: &mut SqlSession, sql: &str) -> Vec<Action> {
     let statements = classifier.classify(sql);
-    session.resolve(classifier, &statements).iter().map(|s| s.action).collect()
+    session
+        .resolve(classifier, &statements)
+        .iter()
+        .map(|s| s.action)
+        .collect()
 }
 
 #[test]
 fn execute_is_what_was_prepared() {
     let c = Classifier::default();
     let mut s = SqlSession::default();
-    assert_eq!(run(&c, &mut s, "PREPARE d (int) AS DELETE FROM users WHERE id = $1"), [Prepare]);
-    assert_eq!(run(&c, &mut s, "PREPARE r AS SELECT * FROM users"), [Prepare]);
+    assert_eq!(
+        run(
+            &c,
+            &mut s,
+            "PREPARE d (int) AS DELETE FROM users WHERE id = $1"
+        ),
+        [Prepare]
+    );
+    assert_eq!(
+        run(&c, &mut s, "PREPARE r AS SELECT * FROM users"),
+        [Prepare]
+    );
     let resolved = s.resolve(&c, &c.classify("EXECUTE d(1)"));
     assert_eq!(resolved[0].action, Delete);
     assert_eq!(resolved[0].tables, ["users"]);
     assert!(resolved[0].has_where);
     assert_eq!(resolved[0].text, "EXECUTE d(1)");
-    assert_eq!(resolved[0].fingerprint, c.classify("EXECUTE d(1)")[0].fingerprint);
+    assert_eq!(
+        resolved[0].fingerprint,
+        c.classify("EXECUTE d(1)")[0].fingerprint
+    );
     assert_eq!(run(&c, &mut s, "execute r"), [Select]);
     assert_eq!(run(&c, &mut s, "/* x */ ExEcUtE \"r\""), [Select]); // evasion
 }
@@ -41,12 +58,13 @@ fn prepare_and_execute_in_one_string() {
         run(&c, &mut s, "PREPARE x AS DROP TABLE t; EXECUTE x"),
         [Unknown] // DROP cannot be prepared: a syntax error, the whole string
     );
+    assert_eq!(run(&c, &mut s, "PREPARE x AS TRUNCATE t"), [Unknown]);
     assert_eq!(
-        run(&c, &mut s, "PREPARE x AS TRUNCATE t"),
-        [Unknown]
-    );
-    assert_eq!(
-        run(&c, &mut s, "PREPARE x AS UPDATE t SET a = 1; EXECUTE x; DEALLOCATE x; EXECUTE x"),
+        run(
+            &c,
+            &mut s,
+            "PREPARE x AS UPDATE t SET a = 1; EXECUTE x; DEALLOCATE x; EXECUTE x"
+        ),
         [Prepare, Update, Prepare, Unknown]
     );
 }
@@ -60,7 +78,10 @@ fn wrappers_of_execute_resolve_too() {
     assert_eq!(run(&c, &mut s, "EXPLAIN EXECUTE d"), [Explain]);
     assert_eq!(run(&c, &mut s, "CREATE TABLE saved AS EXECUTE d"), [Ddl]);
     run(&c, &mut s, "PREPARE r AS SELECT 1");
-    assert_eq!(run(&c, &mut s, "EXECUTE r(set_config('role', 'x', false))"), [Role]); // evasion
+    assert_eq!(
+        run(&c, &mut s, "EXECUTE r(set_config('role', 'x', false))"),
+        [Role]
+    ); // evasion
 }
 
 #[test]

@@ -183,7 +183,13 @@ impl Walk {
     }
 
     /// The call at `index` is complete: record its effect.
-    fn function_done(&mut self, index: usize, parts: &[String], sql_syntax: bool, arg: Option<&str>) {
+    fn function_done(
+        &mut self,
+        index: usize,
+        parts: &[String],
+        sql_syntax: bool,
+        arg: Option<&str>,
+    ) {
         let Some((name, schema)) = parts.split_last() else {
             self.calls_volatile = true;
             return;

@@ -190,7 +190,11 @@ impl Struct<'_> {
             ("RangeVar", "schemaname") => self.relation[1] = capture_str(value)?,
             ("RangeVar", "relname") => self.relation[2] = capture_str(value)?,
             ("RangeVar", "location") => {
-                self.location = capture(value)?.as_i64().unwrap_or(0).try_into().unwrap_or(0);
+                self.location = capture(value)?
+                    .as_i64()
+                    .unwrap_or(0)
+                    .try_into()
+                    .unwrap_or(0);
             }
             ("FuncCall", "funcname") => {
                 let mut parts = Vec::new();
@@ -271,7 +275,12 @@ impl Struct<'_> {
             walk.table(relation, location);
         }
         if let Some(call) = call {
-            walk.function_done(call.index, &call.parts, call.sql_syntax, call.first_arg.as_deref());
+            walk.function_done(
+                call.index,
+                &call.parts,
+                call.sql_syntax,
+                call.first_arg.as_deref(),
+            );
         }
         walk.finish(name, restricted);
         walk.leave();
@@ -282,7 +291,11 @@ impl Struct<'_> {
 impl ser::SerializeStruct for Struct<'_> {
     type Ok = ();
     type Error = WalkError;
-    fn serialize_field<T: ?Sized + Serialize>(&mut self, key: &'static str, value: &T) -> Result<()> {
+    fn serialize_field<T: ?Sized + Serialize>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<()> {
         self.field(key, value)
     }
     fn end(self) -> Result<()> {
@@ -293,7 +306,11 @@ impl ser::SerializeStruct for Struct<'_> {
 impl ser::SerializeStructVariant for Struct<'_> {
     type Ok = ();
     type Error = WalkError;
-    fn serialize_field<T: ?Sized + Serialize>(&mut self, key: &'static str, value: &T) -> Result<()> {
+    fn serialize_field<T: ?Sized + Serialize>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<()> {
         self.field(key, value)
     }
     fn end(self) -> Result<()> {
