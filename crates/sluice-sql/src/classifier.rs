@@ -7,6 +7,18 @@ use crate::prepared::{prepared_op, PreparedOp};
 use sluice_core::Statement;
 use std::sync::Arc;
 
+/// Statements at most this long, with few parentheses, are parsed on the
+/// caller's thread: they cannot nest deeply enough to threaten a stack
+/// (a 1 KiB operator chain is a few hundred levels; the C parser checks its
+/// own depth and the walk is depth-limited), and skipping the hand-off to a
+/// parser thread halves the cost of a first sight.
+const INLINE_MAX_BYTES: usize = 1024;
+const INLINE_MAX_PARENS: usize = 16;
+
+fn parse_inline(sql: &str) -> bool {
+    sql.len() <= INLINE_MAX_BYTES && sql.bytes().filter(|&b| b == b'(' || b == b'[').count() <= INLINE_MAX_PARENS
+}
+
 /// Limits of a [`Classifier`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClassifierConfig {
@@ -75,6 +87,11 @@ impl Classifier {
         }
         if let Some(hit) = self.cache.get(sql) {
             return hit;
+        }
+        if parse_inline(sql) {
+            let statements: Arc<[Statement]> = Arc::from(classify_query(sql));
+            self.cache.insert(sql, Arc::clone(&statements));
+            return statements;
         }
         let owned = sql.to_owned();
         let statements: Arc<[Statement]> = match self.pool.run(move || classify_query(&owned)) {

@@ -130,3 +130,25 @@ fn concurrent_sessions_share_one_classifier() {
         assert!(t.join().is_ok());
     }
 }
+
+/// Short statements are parsed on the caller's thread: the worst that fits
+/// under the inline limit (the longest operator chain, brackets at the
+/// limit) must classify on a thread with tokio's default 2 MiB stack.
+#[test]
+fn the_deepest_statement_parsed_inline_fits_a_default_worker_stack() {
+    let chain = format!("select {}1", "1+".repeat(505));
+    let brackets = format!("select {}1{}", "(".repeat(16), ")".repeat(16));
+    let mixed = format!("select {}1{} + {}", "(".repeat(8), ")".repeat(8), "a||".repeat(300) + "a");
+    let classifier = std::sync::Arc::new(Classifier::default());
+    let worker = std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(move || {
+            for sql in [chain, brackets, mixed] {
+                assert!(sql.len() <= 1024, "{} bytes", sql.len());
+                let statements = classifier.classify(&sql);
+                assert_eq!(statements.len(), 1, "{sql}");
+            }
+        })
+        .unwrap();
+    worker.join().expect("classification on a 2 MiB stack crashed");
+}

@@ -79,6 +79,10 @@ fn serve(path: &std::path::Path) -> Result<()> {
     let config = Config::load(path)?;
     init_logging(config.server.log_format);
     let mut builder = tokio::runtime::Builder::new_multi_thread();
+    // Short statements are parsed on the worker thread (long or deeply
+    // nested ones go to the classifier's own 64 MiB-stack threads); give
+    // the workers room beyond the 2 MiB default.
+    builder.thread_stack_size(8 * 1024 * 1024);
     if let Some(n) = config.server.worker_threads {
         builder.worker_threads(n);
     }
