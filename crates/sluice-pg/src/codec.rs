@@ -109,6 +109,20 @@ pub fn parse_startup(buf: &[u8]) -> Result<StartupPacket, ProtocolError> {
     }
 }
 
+/// The SQL text of a Query message.
+pub fn query_text(body: &[u8]) -> Result<&str, ProtocolError> {
+    Reader::new(body).cstr()
+}
+
+/// What the gateway judges in a Parse message: the statement name and text
+/// (parameter types and the rest are the backend's to validate).
+pub fn parse_message(body: &[u8]) -> Result<(&str, &str), ProtocolError> {
+    let mut r = Reader::new(body);
+    let name = r.cstr()?;
+    let sql = r.cstr()?;
+    Ok((name, sql))
+}
+
 /// A cursor over a message body that fails instead of panicking.
 pub struct Reader<'a> {
     buf: &'a [u8],

@@ -13,7 +13,7 @@
 //! - [`Session::on_backend_frames`] is where every backend message passes on
 //!   its way to the client.
 
-use crate::codec::{peek_frame, Reader};
+use crate::codec::{self, peek_frame};
 use crate::error::{PgError, ProtocolError};
 use crate::gate::{Gate, Verdict};
 use crate::messages::{put_cstr, put_message, sqlstate, PgErrorReply};
@@ -286,7 +286,7 @@ impl<G: Gate> Session<G> {
             match h.tag {
                 b'Q' => {
                     self.release_unsynced_batch();
-                    let sql = Reader::new(body).cstr().map_err(PgError::ClientProtocol)?;
+                    let sql = codec::query_text(body).map_err(PgError::ClientProtocol)?;
                     let command =
                         Command::new(CommandOrigin::SimpleQuery, CommandKind::Unclassified, sql);
                     let verdict = self.gate.decide(std::slice::from_ref(&command));
@@ -298,9 +298,7 @@ impl<G: Gate> Session<G> {
                     }
                 }
                 b'P' => {
-                    let mut r = Reader::new(body);
-                    let _name = r.cstr().map_err(PgError::ClientProtocol)?;
-                    let sql = r.cstr().map_err(PgError::ClientProtocol)?;
+                    let (_name, sql) = codec::parse_message(body).map_err(PgError::ClientProtocol)?;
                     self.batch_offsets.push(self.batch.len());
                     self.batch_commands.push(Command::new(
                         CommandOrigin::Parse,
