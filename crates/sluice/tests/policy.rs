@@ -302,3 +302,40 @@ fn sighup_reloads_policies_without_dropping_sessions_and_keeps_the_last_good_set
     let e = rt.block_on(client.batch_execute("select 1")).unwrap_err();
     assert!(db_error(&e).1.contains("reads are paused"), "{e:?}");
 }
+
+#[test]
+fn the_gateway_refuses_to_start_with_policies_that_have_errors() {
+    let pg = PgServer::start();
+    let mut gw = Gateway::configure_with_policy(
+        "",
+        &resource_toml("app", &pg, "scram_user", Some("PW"), ""),
+        "@id(\"typo\")\npermit(principal, action == Action::\"selct\", resource);\n",
+    );
+    let out = std::process::Command::new(common::SLUICE)
+        .args(["serve", "--config"])
+        .arg(&gw.config)
+        .env("PW", "scram_pw")
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "the gateway started with a broken policy"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("policies.cedar") && err.contains("selct"),
+        "{err}"
+    );
+    // And with no [policy] section at all, nothing is permitted.
+    std::fs::write(
+        &gw.config,
+        std::fs::read_to_string(&gw.config)
+            .unwrap()
+            .replace("[policy]\nfiles = [\"policies.cedar\"]\n", ""),
+    )
+    .unwrap();
+    gw.start(&[("PW", "scram_pw")]);
+    let key = gw.create_key("agent-1", "agents");
+    let (ok, _, err) = psql(&gw.conn_str("agent-1", &key, "app"), "select 1");
+    assert!(!ok && err.contains("default-deny"), "{err}");
+}
