@@ -186,7 +186,7 @@ impl Gate for PolicyGate {
                     .decide(policies.clone(), &self.scope, &statement);
                 if strictest
                     .as_ref()
-                    .map_or(true, |(d, _)| decision.strictness() > d.strictness())
+                    .is_none_or(|(d, _)| decision.strictness() > d.strictness())
                 {
                     strictest = Some((decision, statement));
                 }

@@ -314,3 +314,9 @@ pub fn shared_fixture(identity: &str, init: impl FnOnce(&Fixture)) -> std::sync:
     *slot = Arc::downgrade(&f);
     f
 }
+
+// --- helpers for the split protocol_*.rs and auth_*.rs binaries ---
+
+pub mod auth;
+pub mod proto;
+pub mod raw;
