@@ -13,28 +13,21 @@ pub enum CommandOrigin {
     FunctionCall,
 }
 
-/// What the command does. Until SQL classification lands every statement is
-/// `Unclassified`; a fast-path function call is opaque and so is always the
-/// riskiest kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CommandKind {
-    Unclassified,
-    Unknown,
-}
-
 /// One unit that the gateway decides on before anything reaches the target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Command {
     pub origin: CommandOrigin,
-    pub kind: CommandKind,
     /// The exact text as the client sent it (empty for a function call).
+    /// What it does is for the classifier to say (`Statement`).
     pub text: String,
 }
 
 impl Command {
-    pub fn new(origin: CommandOrigin, kind: CommandKind, text: impl Into<String>) -> Self {
-        Self { origin, kind, text: text.into() }
+    pub fn new(origin: CommandOrigin, text: impl Into<String>) -> Self {
+        Self {
+            origin,
+            text: text.into(),
+        }
     }
 }
 
@@ -51,7 +44,10 @@ pub struct PolicyRef {
 pub enum Outcome {
     Allow,
     /// Held until `quorum` distinct members of `approver_group` approve.
-    Review { approver_group: String, quorum: u32 },
+    Review {
+        approver_group: String,
+        quorum: u32,
+    },
     Deny,
 }
 
@@ -67,11 +63,17 @@ pub struct Decision {
 
 impl Decision {
     pub fn allow(policies: Vec<PolicyRef>) -> Self {
-        Self { outcome: Outcome::Allow, policies }
+        Self {
+            outcome: Outcome::Allow,
+            policies,
+        }
     }
 
     pub fn deny(policies: Vec<PolicyRef>) -> Self {
-        Self { outcome: Outcome::Deny, policies }
+        Self {
+            outcome: Outcome::Deny,
+            policies,
+        }
     }
 
     pub fn is_allow(&self) -> bool {

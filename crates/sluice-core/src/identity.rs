@@ -11,7 +11,10 @@ pub struct Identity {
 
 impl Identity {
     pub fn new(name: impl Into<String>, groups: Vec<String>) -> Self {
-        Self { name: name.into(), groups }
+        Self {
+            name: name.into(),
+            groups,
+        }
     }
 
     pub fn in_group(&self, group: &str) -> bool {

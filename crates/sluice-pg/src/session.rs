@@ -18,7 +18,7 @@ use crate::error::{PgError, ProtocolError};
 use crate::gate::{Gate, Verdict};
 use crate::messages::{put_cstr, put_message, sqlstate, PgErrorReply};
 use bytes::{Buf, BufMut, BytesMut};
-use sluice_core::{Command, CommandKind, CommandOrigin};
+use sluice_core::{Command, CommandOrigin};
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::task::Poll;
@@ -287,8 +287,7 @@ impl<G: Gate> Session<G> {
                 b'Q' => {
                     self.release_unsynced_batch();
                     let sql = codec::query_text(body).map_err(PgError::ClientProtocol)?;
-                    let command =
-                        Command::new(CommandOrigin::SimpleQuery, CommandKind::Unclassified, sql);
+                    let command = Command::new(CommandOrigin::SimpleQuery, sql);
                     let verdict = self.gate.decide(std::slice::from_ref(&command));
                     self.z_expected += 1;
                     self.sync_after_execute = false;
@@ -298,13 +297,11 @@ impl<G: Gate> Session<G> {
                     }
                 }
                 b'P' => {
-                    let (_name, sql) = codec::parse_message(body).map_err(PgError::ClientProtocol)?;
+                    let (_name, sql) =
+                        codec::parse_message(body).map_err(PgError::ClientProtocol)?;
                     self.batch_offsets.push(self.batch.len());
-                    self.batch_commands.push(Command::new(
-                        CommandOrigin::Parse,
-                        CommandKind::Unclassified,
-                        sql,
-                    ));
+                    self.batch_commands
+                        .push(Command::new(CommandOrigin::Parse, sql));
                     self.hold(&frame)?;
                 }
                 b'B' | b'D' | b'E' | b'C' => self.hold(&frame)?,
@@ -324,8 +321,7 @@ impl<G: Gate> Session<G> {
                     // A fast-path call names a function by OID: there is no text to
                     // judge, so it is the riskiest kind of command.
                     self.release_unsynced_batch();
-                    let command =
-                        Command::new(CommandOrigin::FunctionCall, CommandKind::Unknown, "");
+                    let command = Command::new(CommandOrigin::FunctionCall, "");
                     self.z_expected += 1;
                     self.sync_after_execute = false;
                     match self.gate.decide(std::slice::from_ref(&command)) {

@@ -30,7 +30,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
-use sluice_core::{Command, CommandKind, CommandOrigin, Identity, ResourceId};
+use sluice_core::{Command, CommandOrigin, Identity, ResourceId};
 use sluice_pg::{Gate, GateFactory, SessionInfo, Verdict};
 use sluice_policy::{PolicySet, RequestContext, ResourceInfo};
 use sluice_server::policy::{PolicyGate, PolicyGates};
@@ -92,7 +92,7 @@ fn tpcb_text(template: &str, n: u64) -> String {
 }
 
 fn command(sql: String) -> Command {
-    Command::new(CommandOrigin::SimpleQuery, CommandKind::Unclassified, sql)
+    Command::new(CommandOrigin::SimpleQuery, sql)
 }
 
 fn policies() -> PolicySet {
@@ -199,7 +199,9 @@ fn repeated(c: &mut Criterion) {
     for (name, template) in OLTP {
         let commands = [command(text(template, 42))];
         forward(&mut gate, &commands);
-        group.bench_function(*name, |b| b.iter(|| black_box(gate.decide(black_box(&commands)))));
+        group.bench_function(*name, |b| {
+            b.iter(|| black_box(gate.decide(black_box(&commands))))
+        });
     }
     group.finish();
 }
@@ -209,9 +211,8 @@ fn transaction(c: &mut Criterion) {
     let mut gate = fx.open();
     let mut group = c.benchmark_group("gate_txn");
     let mut n: u64 = 0;
-    let txn = |n: u64| -> Vec<[Command; 1]> {
-        TPCB.iter().map(|t| [command(tpcb_text(t, n))]).collect()
-    };
+    let txn =
+        |n: u64| -> Vec<[Command; 1]> { TPCB.iter().map(|t| [command(tpcb_text(t, n))]).collect() };
     for commands in txn(0) {
         forward(&mut gate, &commands);
     }
