@@ -14,6 +14,7 @@ fuzz_target!(|data: &[u8]| {
     if data.len() >= 4 {
         let _ = codec::parse_startup(data);
     }
+    let mut extended = sluice_pg::extended::Extended::default();
     let mut rest = data;
     while let Ok(Some(h)) = peek_frame(rest, MAX) {
         assert!(h.len >= 5 && h.len <= rest.len() && h.len <= MAX);
@@ -22,8 +23,9 @@ fuzz_target!(|data: &[u8]| {
             b'Q' => {
                 let _ = codec::query_text(body);
             }
-            b'P' => {
+            b'P' | b'B' | b'C' | b'E' => {
                 let _ = codec::parse_message(body);
+                let _ = extended.on_message(h.tag, body);
             }
             b'E' | b'N' => {
                 let _ = sluice_pg::backend::error_message(body);

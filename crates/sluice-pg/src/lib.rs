@@ -7,6 +7,7 @@ pub mod backend;
 pub mod cancel;
 pub mod codec;
 pub mod error;
+pub mod extended;
 pub mod frames;
 pub mod gate;
 pub mod gateway;
