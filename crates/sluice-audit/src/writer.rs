@@ -1,0 +1,413 @@
+//! The single writer thread and the queue in front of it.
+//!
+//! `append` takes the queue lock, hands out the next seq and a clamped time,
+//! and pushes the already-serialized body: queue order is seq order, so the
+//! writer can chain without sorting. The writer drains up to `batch_max`
+//! records, hashes them in order, writes them in one transaction (one fsync
+//! for every session that appended meanwhile), then publishes the new durable
+//! watermark once for the whole batch.
+//!
+//! When a commit fails the log is *failed*: every queued seq and every later
+//! append gets an error, and nothing after the failure is ever reported
+//! durable. Reopening the log continues from what is really stored.
+
+use crate::chain::{checkpoint_message, head_message, RecordHasher};
+use crate::error::AuditError;
+use crate::keys::Signer;
+use crate::record::{Body, Checkpoint, Kind, PruneMark, RawRecord};
+use crate::store::{AuditStore, ChainHead, HeadMarker};
+use crate::summary::{SessionEffect, Summaries};
+use crate::time::Timestamp;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+// Nearly every item is a record: boxing it would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Item {
+    Record {
+        session: String,
+        kind: Kind,
+        body_json: String,
+        /// Hash state over session, kind and body, computed by the appender.
+        hasher: RecordHasher,
+        effect: SessionEffect,
+    },
+    /// Signed by the writer over whatever precedes it in the chain.
+    Checkpoint { prune: Option<PruneMark> },
+}
+
+pub(crate) struct Pending {
+    pub seq: u64,
+    pub time: Timestamp,
+    pub item: Item,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    pub from: u64,
+    pub reason: String,
+}
+
+pub(crate) struct Queue {
+    pub next_seq: u64,
+    pub last_time: Timestamp,
+    pub items: VecDeque<Pending>,
+    pub failed: Option<Failure>,
+    pub shutdown: bool,
+    pub writer_waiting: bool,
+    /// Records appended since the last checkpoint was queued.
+    pub since_checkpoint: u64,
+    /// Write the head marker right after the next commit (flush).
+    pub head_now: bool,
+    /// Sessions started and not yet ended by this process: prune keeps them.
+    pub open_sessions: HashMap<String, u64>,
+}
+
+impl Queue {
+    /// Hand out the next seq and a time that never goes backwards.
+    pub(crate) fn push(&mut self, item: Item) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let time = Timestamp::now().max(self.last_time);
+        self.last_time = time;
+        self.since_checkpoint = match item {
+            Item::Checkpoint { .. } => 0,
+            Item::Record { .. } => self.since_checkpoint + 1,
+        };
+        self.items.push_back(Pending { seq, time, item });
+        seq
+    }
+}
+
+/// The durable watermark as published after each batch.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DurableState {
+    pub durable: u64,
+    pub failed: Option<Failure>,
+    /// The writer has exited; nothing more will become durable.
+    pub stopped: bool,
+}
+
+impl DurableState {
+    /// `Some` once the fate of `seq` is known.
+    pub(crate) fn outcome(&self, seq: u64) -> Option<Result<(), AuditError>> {
+        if seq <= self.durable {
+            return Some(Ok(()));
+        }
+        if let Some(f) = &self.failed {
+            if seq >= f.from {
+                return Some(Err(AuditError::NotDurable {
+                    seq,
+                    failed_from: f.from,
+                    reason: f.reason.clone(),
+                }));
+            }
+        }
+        if self.stopped {
+            return Some(Err(AuditError::Writer(format!(
+                "writer stopped before seq {seq} was durable"
+            ))));
+        }
+        None
+    }
+}
+
+pub(crate) struct Shared {
+    pub queue: Mutex<Queue>,
+    pub wake: Condvar,
+    pub durable: Mutex<DurableState>,
+    pub durable_changed: Condvar,
+    pub durable_tx: watch::Sender<DurableState>,
+}
+
+impl Shared {
+    pub(crate) fn new(next_seq: u64, last_time: Timestamp) -> Shared {
+        let durable = DurableState {
+            durable: next_seq - 1,
+            failed: None,
+            stopped: false,
+        };
+        Shared {
+            queue: Mutex::new(Queue {
+                next_seq,
+                last_time,
+                items: VecDeque::new(),
+                failed: None,
+                shutdown: false,
+                writer_waiting: false,
+                since_checkpoint: 0,
+                head_now: false,
+                open_sessions: HashMap::new(),
+            }),
+            wake: Condvar::new(),
+            durable: Mutex::new(durable.clone()),
+            durable_changed: Condvar::new(),
+            durable_tx: watch::Sender::new(durable),
+        }
+    }
+
+    fn publish(&self, update: impl FnOnce(&mut DurableState)) {
+        let snapshot = {
+            let mut d = lock(&self.durable);
+            update(&mut d);
+            d.clone()
+        };
+        self.durable_changed.notify_all();
+        self.durable_tx.send_replace(snapshot);
+    }
+
+    /// Block until `seq`'s fate is known.
+    pub(crate) fn wait_durable(&self, seq: u64) -> Result<(), AuditError> {
+        let mut d = lock(&self.durable);
+        loop {
+            if let Some(outcome) = d.outcome(seq) {
+                return outcome;
+            }
+            d = self
+                .durable_changed
+                .wait(d)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+/// Tunables the writer needs (a subset of `AuditConfig`).
+pub(crate) struct WriterConfig {
+    pub batch_max: usize,
+    pub checkpoint_interval: Duration,
+    pub head_interval: Duration,
+}
+
+pub(crate) struct Writer {
+    pub shared: Arc<Shared>,
+    pub store: Arc<dyn AuditStore>,
+    pub signer: Arc<Signer>,
+    pub config: WriterConfig,
+    pub head: Option<ChainHead>,
+    pub summaries: Summaries,
+}
+
+/// Marks the writer stopped however it exits, so no waiter hangs forever.
+struct StopGuard(Arc<Shared>);
+
+impl Drop for StopGuard {
+    fn drop(&mut self) {
+        self.0.publish(|d| d.stopped = true);
+    }
+}
+
+impl Writer {
+    pub(crate) fn run(mut self) {
+        let _guard = StopGuard(self.shared.clone());
+        let mut last_checkpoint = Instant::now();
+        let mut last_head = None::<Instant>;
+        let mut head_dirty = false;
+        loop {
+            let (batch, head_now, shutdown) = {
+                let mut q = lock(&self.shared.queue);
+                loop {
+                    if !q.items.is_empty() || q.shutdown {
+                        break;
+                    }
+                    let now = Instant::now();
+                    if q.since_checkpoint > 0
+                        && q.failed.is_none()
+                        && now >= last_checkpoint + self.config.checkpoint_interval
+                    {
+                        q.push(Item::Checkpoint { prune: None });
+                        break;
+                    }
+                    let head_due =
+                        last_head.map_or(now, |t: Instant| t + self.config.head_interval);
+                    if head_dirty && now >= head_due {
+                        break;
+                    }
+                    let summaries_due = self.summaries.due_at();
+                    if summaries_due.is_some_and(|t| now >= t) {
+                        break;
+                    }
+                    let mut deadline = last_checkpoint + self.config.checkpoint_interval;
+                    if head_dirty {
+                        deadline = deadline.min(head_due);
+                    }
+                    if let Some(t) = summaries_due {
+                        deadline = deadline.min(t);
+                    }
+                    q.writer_waiting = true;
+                    let timeout = deadline
+                        .saturating_duration_since(now)
+                        .max(Duration::from_millis(1));
+                    q = self
+                        .shared
+                        .wake
+                        .wait_timeout(q, timeout)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                    q.writer_waiting = false;
+                }
+                let n = q.items.len().min(self.config.batch_max);
+                let batch: Vec<Pending> = q.items.drain(..n).collect();
+                let head_now = std::mem::take(&mut q.head_now);
+                (batch, head_now, q.shutdown && q.items.is_empty())
+            };
+            if !batch.is_empty() {
+                if batch
+                    .iter()
+                    .any(|p| matches!(p.item, Item::Checkpoint { .. }))
+                {
+                    last_checkpoint = Instant::now();
+                }
+                let first = batch.first().map_or(0, |p| p.seq);
+                match self.commit(batch, head_now || shutdown) {
+                    Ok(last) => {
+                        head_dirty = true;
+                        let now = Instant::now();
+                        // A flush returns only with the head marker written;
+                        // the periodic rewrite happens after waking the
+                        // appenders, so its fsyncs add no latency to them.
+                        if head_now || shutdown {
+                            self.write_head();
+                            last_head = Some(now);
+                            head_dirty = false;
+                        }
+                        self.shared.publish(|d| d.durable = last);
+                        if head_dirty
+                            && last_head.is_none_or(|t| now >= t + self.config.head_interval)
+                        {
+                            self.write_head();
+                            last_head = Some(now);
+                            head_dirty = false;
+                        }
+                    }
+                    Err(e) => self.fail(first, &e),
+                }
+            } else {
+                self.write_idle_summaries(shutdown);
+                if head_dirty {
+                    self.write_head();
+                    last_head = Some(Instant::now());
+                    head_dirty = false;
+                }
+            }
+            if shutdown {
+                if head_dirty {
+                    self.write_head();
+                }
+                return;
+            }
+        }
+    }
+
+    /// Chain, hash and store one batch. Returns the last seq stored.
+    fn commit(&mut self, batch: Vec<Pending>, force_summaries: bool) -> Result<u64, AuditError> {
+        let mut records = Vec::with_capacity(batch.len());
+        let (mut prev_seq, mut prev_hash) = match &self.head {
+            Some(h) => (h.seq, h.hash.clone()),
+            None => (0, crate::chain::ZERO_HASH.to_owned()),
+        };
+        let mut last_time = self.head.as_ref().map(|h| h.time);
+        for p in batch {
+            if p.seq != prev_seq + 1 {
+                // Cannot happen: the queue hands seqs out in order. Refuse
+                // rather than write a broken chain.
+                return Err(AuditError::Writer(format!(
+                    "seq {} does not follow {prev_seq}",
+                    p.seq
+                )));
+            }
+            let time = p.time.to_string();
+            let (session, kind, body_json, hasher) = match p.item {
+                Item::Record {
+                    session,
+                    kind,
+                    body_json,
+                    hasher,
+                    effect,
+                } => {
+                    self.summaries.record(&session, p.seq, p.time, effect);
+                    (session, kind, body_json, hasher)
+                }
+                Item::Checkpoint { prune } => {
+                    let message = checkpoint_message(prev_seq, &prev_hash, prune.as_ref());
+                    let body = Body::Checkpoint(Checkpoint {
+                        head_seq: prev_seq,
+                        head_hash: prev_hash.clone(),
+                        signature: self.signer.sign_hex(&message),
+                        public_key: self.signer.public_hex().to_owned(),
+                        pruned_before: prune,
+                    })
+                    .to_json()?;
+                    let hasher = RecordHasher::new("", Kind::Checkpoint.as_str(), &body);
+                    (String::new(), Kind::Checkpoint, body, hasher)
+                }
+            };
+            let hash = hasher.finish(p.seq, &time, &prev_hash);
+            records.push(RawRecord {
+                seq: p.seq,
+                time,
+                session,
+                kind: kind.as_str().to_owned(),
+                body: body_json,
+                prev_hash: std::mem::replace(&mut prev_hash, hash.clone()),
+                hash,
+            });
+            prev_seq = p.seq;
+            last_time = Some(p.time);
+        }
+        let sessions = self.summaries.take_due(force_summaries);
+        self.store.append_batch(&records, &sessions)?;
+        if let Some(time) = last_time {
+            self.head = Some(ChainHead {
+                seq: prev_seq,
+                hash: prev_hash,
+                time,
+            });
+        }
+        Ok(prev_seq)
+    }
+
+    /// Summary counters left over when no records come.
+    fn write_idle_summaries(&mut self, force: bool) {
+        let sessions = self.summaries.take_due(force);
+        if sessions.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.append_batch(&[], &sessions) {
+            tracing::warn!(error = %e, "audit session summaries not written");
+        }
+    }
+
+    fn write_head(&self) {
+        let Some(head) = &self.head else { return };
+        let marker = HeadMarker {
+            seq: head.seq,
+            hash: head.hash.clone(),
+            public_key: self.signer.public_hex().to_owned(),
+            signature: self.signer.sign_hex(&head_message(head.seq, &head.hash)),
+        };
+        if let Err(e) = self.store.write_head_marker(&marker) {
+            // The records are durable; only tail-truncation evidence lags.
+            tracing::warn!(error = %e, seq = head.seq, "audit head marker not written");
+        }
+    }
+
+    fn fail(&self, from: u64, error: &AuditError) {
+        tracing::error!(error = %error, seq = from, "audit store cannot write: failing closed");
+        let failure = Failure {
+            from,
+            reason: error.to_string(),
+        };
+        {
+            let mut q = lock(&self.shared.queue);
+            q.failed = Some(failure.clone());
+            q.items.clear();
+        }
+        self.shared.publish(|d| d.failed = Some(failure));
+    }
+}
