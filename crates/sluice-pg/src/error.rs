@@ -45,6 +45,10 @@ pub enum PgError {
     Timeout(&'static str),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A forwarded read's record could not be made durable: its results
+    /// are withheld and the session ends.
+    #[error("statement could not be recorded: {}", .0.message)]
+    Unrecorded(crate::messages::PgErrorReply),
 }
 
 impl PgError {

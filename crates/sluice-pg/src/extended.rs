@@ -61,10 +61,14 @@ impl Extended {
             }
             b'E' => {
                 let portal = Reader::new(body).cstr()?;
-                let execution = self.portals.get(portal).cloned().unwrap_or_else(|| Execution {
-                    sql: Arc::from(""),
-                    params: Arc::from(Vec::new()),
-                });
+                let execution = self
+                    .portals
+                    .get(portal)
+                    .cloned()
+                    .unwrap_or_else(|| Execution {
+                        sql: Arc::from(""),
+                        params: Arc::from(Vec::new()),
+                    });
                 return Ok(Some(execution));
             }
             _ => {}
@@ -108,8 +112,18 @@ impl Extended {
             };
             params.push(param);
         }
-        let sql = self.statements.get(statement).cloned().unwrap_or_else(|| Arc::from(""));
-        Ok((portal, Execution { sql, params: Arc::from(params) }))
+        let sql = self
+            .statements
+            .get(statement)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(""));
+        Ok((
+            portal,
+            Execution {
+                sql,
+                params: Arc::from(params),
+            },
+        ))
     }
 }
 
@@ -173,18 +187,30 @@ mod tests {
     #[test]
     fn an_execute_of_a_named_statement_carries_its_text_and_bound_values() {
         let mut x = Extended::default();
-        x.on_message(b'P', &parse("s1", "update t set v = $1 where id = $2")).unwrap();
-        x.on_message(b'B', &bind("p", "s1", &[0, 1], &[Some(b"hello"), Some(&[0, 0, 0, 7])])).unwrap();
+        x.on_message(b'P', &parse("s1", "update t set v = $1 where id = $2"))
+            .unwrap();
+        x.on_message(
+            b'B',
+            &bind("p", "s1", &[0, 1], &[Some(b"hello"), Some(&[0, 0, 0, 7])]),
+        )
+        .unwrap();
         let e = x.on_message(b'E', &execute("p")).unwrap().unwrap();
         assert_eq!(&*e.sql, "update t set v = $1 where id = $2");
-        assert_eq!(&*e.params, &[Param::Text(b"hello".to_vec()), Param::Binary(vec![0, 0, 0, 7])]);
+        assert_eq!(
+            &*e.params,
+            &[
+                Param::Text(b"hello".to_vec()),
+                Param::Binary(vec![0, 0, 0, 7])
+            ]
+        );
     }
 
     #[test]
     fn one_format_code_applies_to_every_parameter_and_nulls_are_kept() {
         let mut x = Extended::default();
         x.on_message(b'P', &parse("", "select $1, $2")).unwrap();
-        x.on_message(b'B', &bind("", "", &[1], &[None, Some(b"\x01")])).unwrap();
+        x.on_message(b'B', &bind("", "", &[1], &[None, Some(b"\x01")]))
+            .unwrap();
         let e = x.on_message(b'E', &execute("")).unwrap().unwrap();
         assert_eq!(&*e.params, &[Param::Null, Param::Binary(vec![1])]);
     }

@@ -118,7 +118,8 @@ impl<F: GateFactory> Gateway<F> {
             session = id,
             %peer,
             identity = tracing::field::Empty,
-            resource = tracing::field::Empty
+            resource = tracing::field::Empty,
+            audit_session = tracing::field::Empty
         );
         self.serve(tcp, peer).instrument(span).await;
     }
@@ -315,6 +316,11 @@ impl<F: GateFactory> Gateway<F> {
             resource: &resource.id,
             peer,
             tls: client.is_tls(),
+            application_name: params
+                .passthrough
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("application_name"))
+                .map(|(_, v)| v.as_str()),
         });
         let session = Session::new(
             client,

@@ -19,7 +19,7 @@ pub mod stream;
 
 pub use backend::{BackendTarget, BackendTls, Secret};
 pub use error::{PgError, ProtocolError};
-pub use gate::{Gate, GateFactory, SessionInfo, Verdict};
+pub use gate::{Durable, Gate, GateFactory, SessionInfo, Verdict};
 pub use gateway::{Gateway, GatewayConfig, Resource};
 pub use messages::{sqlstate, PgErrorReply};
 pub use session::ShutdownState;

@@ -15,7 +15,7 @@
 
 use crate::codec::{self, peek_frame};
 use crate::error::{PgError, ProtocolError};
-use crate::gate::{Gate, Verdict};
+use crate::gate::{Durable, Gate, Verdict};
 use crate::messages::{put_cstr, put_message, sqlstate, PgErrorReply};
 use bytes::{Buf, BufMut, BytesMut};
 use sluice_core::{Command, CommandOrigin};
@@ -67,6 +67,13 @@ pub struct SessionLimits {
     pub max_batch: usize,
 }
 
+/// A unit held back until its record is durable.
+struct Stall {
+    durable: Durable,
+    unit: BytesMut,
+    terminator: Terminator,
+}
+
 /// A denial waiting for the backend to report the stand-in error that keeps
 /// its place in the pipeline (see [`Session::deny`]).
 struct PendingDenial {
@@ -107,6 +114,12 @@ pub struct Session<G: Gate> {
     backend_backlog: bool,
     client_read: ReadSize,
     backend_read: ReadSize,
+    /// A unit waiting for its record to be durable before it is forwarded;
+    /// nothing behind it is processed meanwhile (order is kept).
+    stall: Option<Stall>,
+    /// Records of forwarded reads not yet durable: the client gets no byte
+    /// until they are.
+    held: VecDeque<Durable>,
     /// The held batch contains an Execute.
     batch_has_execute: bool,
     /// The last batch forwarded was an Execute followed by Sync. If that
@@ -148,6 +161,8 @@ impl<G: Gate> Session<G> {
             backend_backlog: false,
             client_read: ReadSize::default(),
             backend_read: ReadSize::default(),
+            stall: None,
+            held: VecDeque::new(),
             batch_has_execute: false,
             sync_after_execute: false,
         }
@@ -172,6 +187,13 @@ impl<G: Gate> Session<G> {
                 ))
                 .await;
             }
+            Err(PgError::Unrecorded(reply)) => {
+                let mut reply = reply.clone();
+                reply.severity = crate::messages::Severity::Fatal;
+                // Results held for the record go with the session.
+                self.to_client.clear();
+                self.fatal(reply).await;
+            }
             Ok(SessionEnd::Shutdown) => {
                 self.fatal(PgErrorReply::fatal(
                     sqlstate::ADMIN_SHUTDOWN,
@@ -182,6 +204,12 @@ impl<G: Gate> Session<G> {
             _ => {}
         }
         self.close_backend().await;
+        let reason = match &result {
+            Ok(end) => end.as_str(),
+            Err(e) if e.is_upstream() => "backend_error",
+            Err(_) => "client_error",
+        };
+        self.gate.on_end(reason);
         result
     }
 
@@ -200,7 +228,14 @@ impl<G: Gate> Session<G> {
             ] {
                 trim(buf);
             }
-            self.io().await?;
+            if let Some(recorded) = self.io().await? {
+                if let Some(stall) = self.stall.take() {
+                    match recorded {
+                        Ok(()) => self.to_backend.extend_from_slice(&stall.unit),
+                        Err(reply) => self.deny(reply, stall.terminator),
+                    }
+                }
+            }
             match *self.shutdown.borrow() {
                 ShutdownState::Running => {}
                 ShutdownState::Draining if self.is_idle() => return Ok(SessionEnd::Shutdown),
@@ -230,8 +265,9 @@ impl<G: Gate> Session<G> {
     }
 
     /// One round of non-blocking I/O: flush queued bytes, read where there
-    /// is room. Resolves as soon as anything moved.
-    async fn io(&mut self) -> Result<(), PgError> {
+    /// is room, watch pending records. Resolves as soon as anything moved;
+    /// `Some` when the stalled unit's record settled.
+    async fn io(&mut self) -> Result<Option<Result<(), PgErrorReply>>, PgError> {
         let Self {
             client,
             backend,
@@ -245,14 +281,32 @@ impl<G: Gate> Session<G> {
             backend_backlog,
             client_read,
             backend_read,
+            stall,
+            held,
             ..
         } = self;
         let mut shutdown_changed = std::pin::pin!(shutdown.changed());
         poll_fn(|cx| {
+            if let Some(st) = stall.as_mut() {
+                if let Poll::Ready(recorded) = st.durable.as_mut().poll(cx) {
+                    return Poll::Ready(Ok(Some(recorded)));
+                }
+            }
+            while let Some(front) = held.front_mut() {
+                match front.as_mut().poll(cx) {
+                    Poll::Ready(Ok(())) => {
+                        held.pop_front();
+                    }
+                    Poll::Ready(Err(reply)) => return Poll::Ready(Err(PgError::Unrecorded(reply))),
+                    Poll::Pending => break,
+                }
+            }
             let mut step = || -> Result<bool, PgError> {
                 let mut progress = drain(backend, to_backend, cx).map_err(PgError::BackendIo)?;
-                progress |= drain(client, to_client, cx).map_err(PgError::ClientIo)?;
-                if !*client_eof && to_backend.len() < HIGH_WATER {
+                if held.is_empty() {
+                    progress |= drain(client, to_client, cx).map_err(PgError::ClientIo)?;
+                }
+                if !*client_eof && stall.is_none() && to_backend.len() < HIGH_WATER {
                     progress |= fill(client_read, client, client_in, client_eof, cx)
                         .map_err(PgError::ClientIo)?;
                 }
@@ -264,11 +318,11 @@ impl<G: Gate> Session<G> {
             };
             match step() {
                 Err(e) => return Poll::Ready(Err(e)),
-                Ok(true) => return Poll::Ready(Ok(())),
+                Ok(true) => return Poll::Ready(Ok(None)),
                 Ok(false) => {}
             }
             if shutdown_changed.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Ok(()));
+                return Poll::Ready(Ok(None));
             }
             Poll::Pending
         })
@@ -278,23 +332,30 @@ impl<G: Gate> Session<G> {
     /// Every complete client message, in order. Statements become commands
     /// and are decided here, before anything is forwarded.
     fn on_client_frames(&mut self) -> Result<(), PgError> {
-        while let Some(h) = peek_frame(&self.client_in, self.limits.max_client_message)
-            .map_err(PgError::ClientProtocol)?
-        {
+        // A unit waiting for its record holds everything behind it, so the
+        // backend sees messages in the order the client sent them.
+        while self.stall.is_none() {
+            let Some(h) = peek_frame(&self.client_in, self.limits.max_client_message)
+                .map_err(PgError::ClientProtocol)?
+            else {
+                break;
+            };
+            // Held extended messages go before anything outside the batch
+            // (and may stall, holding this message too).
+            if matches!(h.tag, b'Q' | b'F' | b'd' | b'c' | b'f') && !self.batch.is_empty() {
+                self.release_unsynced_batch();
+                continue;
+            }
             let frame = self.client_in.split_to(h.len);
             let body = &frame[5..];
             match h.tag {
                 b'Q' => {
-                    self.release_unsynced_batch();
                     let sql = codec::query_text(body).map_err(PgError::ClientProtocol)?;
                     let command = Command::new(CommandOrigin::SimpleQuery, sql);
                     let verdict = self.gate.decide(std::slice::from_ref(&command));
                     self.z_expected += 1;
                     self.sync_after_execute = false;
-                    match verdict {
-                        Verdict::Forward => self.to_backend.extend_from_slice(&frame),
-                        Verdict::Deny { reply, .. } => self.deny(reply, Terminator::Query),
-                    }
+                    self.apply(verdict, &frame, &[0], Terminator::Query);
                 }
                 b'P' => {
                     let (_name, sql) =
@@ -320,21 +381,15 @@ impl<G: Gate> Session<G> {
                 b'F' => {
                     // A fast-path call names a function by OID: there is no text to
                     // judge, so it is the riskiest kind of command.
-                    self.release_unsynced_batch();
                     let command = Command::new(CommandOrigin::FunctionCall, "");
                     self.z_expected += 1;
                     self.sync_after_execute = false;
-                    match self.gate.decide(std::slice::from_ref(&command)) {
-                        Verdict::Forward => self.to_backend.extend_from_slice(&frame),
-                        Verdict::Deny { reply, .. } => self.deny(reply, Terminator::Query),
-                    }
+                    let verdict = self.gate.decide(std::slice::from_ref(&command));
+                    self.apply(verdict, &frame, &[0], Terminator::Query);
                 }
                 // COPY FROM STDIN data flows straight through, after the
                 // Execute that started the COPY if that is still held.
-                b'd' | b'c' | b'f' => {
-                    self.release_unsynced_batch();
-                    self.to_backend.extend_from_slice(&frame)
-                }
+                b'd' | b'c' | b'f' => self.to_backend.extend_from_slice(&frame),
                 b'X' => {
                     self.client_eof = true;
                     self.client_in.clear();
@@ -364,19 +419,36 @@ impl<G: Gate> Session<G> {
         let offsets = std::mem::take(&mut self.batch_offsets);
         let swallowable_sync = self.batch_has_execute && terminator == Terminator::Sync;
         self.batch_has_execute = false;
-        self.sync_after_execute = swallowable_sync && matches!(verdict, Verdict::Forward);
+        self.sync_after_execute = swallowable_sync && !matches!(verdict, Verdict::Deny { .. });
+        let batch = std::mem::take(&mut self.batch);
+        self.apply(verdict, &batch, &offsets, terminator);
+        // Keep the allocation for the next batch.
+        self.batch = batch;
+        self.batch.clear();
+    }
+
+    /// Acts on the verdict for `unit`, the bytes of what was decided
+    /// (`offsets`: where each decided command starts in it).
+    fn apply(&mut self, verdict: Verdict, unit: &[u8], offsets: &[usize], terminator: Terminator) {
         match verdict {
-            Verdict::Forward => {
-                self.to_backend.extend_from_slice(&self.batch);
-                self.batch.clear();
+            Verdict::Forward => self.to_backend.extend_from_slice(unit),
+            Verdict::ForwardHoldingResults(durable) => {
+                self.to_backend.extend_from_slice(unit);
+                self.held.push_back(durable);
+            }
+            Verdict::ForwardWhenDurable(durable) => {
+                self.stall = Some(Stall {
+                    durable,
+                    unit: BytesMut::from(unit),
+                    terminator,
+                });
             }
             Verdict::Deny { at, reply } => {
-                // What came before the denied Parse runs, as it would in
+                // What came before the refused command runs, as it would in
                 // PostgreSQL before an error; the rest of the segment is
                 // skipped by the backend after the stand-in's error.
                 let cut = offsets.get(at).copied().unwrap_or(0);
-                self.to_backend.extend_from_slice(&self.batch[..cut]);
-                self.batch.clear();
+                self.to_backend.extend_from_slice(&unit[..cut]);
                 self.deny(reply, terminator);
             }
         }

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod policy;
+mod record;
 pub mod runtime;
 pub mod tls;
 

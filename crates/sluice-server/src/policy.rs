@@ -4,7 +4,9 @@
 //! reload keeps the last good set.
 
 use crate::config::{Config, ConfigError};
+use crate::record::{is_pure_read, Recorder};
 use arc_swap::ArcSwap;
+use sluice_audit::AuditLog;
 use sluice_core::{Action, Command, CommandOrigin, Decision, Outcome, Statement};
 use sluice_pg::{sqlstate, Gate, GateFactory, PgErrorReply, SessionInfo, Verdict};
 use sluice_policy::{PolicySet, RequestContext, ResourceInfo, Scope};
@@ -45,6 +47,7 @@ pub struct PolicyGates {
     classifier: Arc<Classifier>,
     policies: Arc<ArcSwap<PolicySet>>,
     resources: Arc<HashMap<String, ResourceInfo>>,
+    audit: Option<AuditLog>,
 }
 
 impl PolicyGates {
@@ -53,7 +56,15 @@ impl PolicyGates {
             classifier: Arc::new(Classifier::new(ClassifierConfig::default())),
             policies: Arc::new(ArcSwap::from_pointee(policies)),
             resources: Arc::new(resources),
+            audit: None,
         }
+    }
+
+    /// Records every session and command in `log` (the gateway always
+    /// does; benchmarks of the decision path alone do not).
+    pub fn with_audit(mut self, log: AuditLog) -> Self {
+        self.audit = Some(log);
+        self
     }
 
     /// Replaces the policies for every statement decided from now on.
@@ -83,6 +94,7 @@ impl GateFactory for PolicyGates {
             scope: policies.scope(session.identity, &resource, &ctx),
             shared: self.clone(),
             sql: SqlSession::default(),
+            recorder: self.audit.clone().map(|log| Recorder::start(log, session)),
             decisions: DecisionCache {
                 policies,
                 entries: HashMap::new(),
@@ -98,6 +110,7 @@ pub struct PolicyGate {
     scope: Scope,
     sql: SqlSession,
     decisions: DecisionCache,
+    recorder: Option<Recorder>,
 }
 
 /// Decisions already made in this session, valid for one policy set.
@@ -177,27 +190,47 @@ impl PolicyGate {
 impl Gate for PolicyGate {
     fn decide(&mut self, commands: &[Command]) -> Verdict {
         let policies = self.shared.policies.load_full();
+        // The last record appended for this unit, and whether every
+        // statement in it is a pure read.
+        let mut recorded: Option<u64> = None;
+        let mut pure_read = true;
         for (at, command) in commands.iter().enumerate() {
+            let statements = self.statements(command);
             // Across the statements of one query string the strictest wins.
-            let mut strictest: Option<(Decision, Statement)> = None;
-            for statement in self.statements(command) {
+            let mut strictest: Option<(Decision, usize)> = None;
+            for (i, statement) in statements.iter().enumerate() {
                 let decision = self
                     .decisions
-                    .decide(policies.clone(), &self.scope, &statement);
+                    .decide(policies.clone(), &self.scope, statement);
                 if strictest
                     .as_ref()
                     .is_none_or(|(d, _)| decision.strictness() > d.strictness())
                 {
-                    strictest = Some((decision, statement));
+                    strictest = Some((decision, i));
                 }
             }
-            let Some((decision, statement)) = strictest else {
-                continue;
-            };
+            let (decision, culprit) = strictest.unwrap_or_else(|| (Decision::allow(Vec::new()), 0));
+            if let Some(recorder) = self.recorder.as_mut() {
+                match recorder.statement(command, &statements, &decision) {
+                    Ok(seq) => recorded = Some(seq),
+                    Err(reply) => return Verdict::Deny { at, reply },
+                }
+            }
             if decision.is_allow() {
+                pure_read &= statements.iter().all(is_pure_read);
                 continue;
             }
-            let reply = refusal(&decision, &statement, self.scope.resource());
+            let Some(statement) = statements.get(culprit) else {
+                return Verdict::Deny {
+                    at,
+                    reply: refusal(
+                        &decision,
+                        &Statement::unknown("", "no statement"),
+                        self.scope.resource(),
+                    ),
+                };
+            };
+            let reply = refusal(&decision, statement, self.scope.resource());
             warn!(
                 action = %statement.action,
                 outcome = outcome_name(&decision.outcome),
@@ -205,9 +238,30 @@ impl Gate for PolicyGate {
                 sql = %statement.text,
                 "statement refused"
             );
+            // The commands before this one run: their records first.
+            if let (true, Some(recorder), Some(seq)) = (at > 0, self.recorder.as_ref(), recorded) {
+                if let Err(unrecorded) = recorder.wait(seq) {
+                    return Verdict::Deny {
+                        at: 0,
+                        reply: unrecorded,
+                    };
+                }
+            }
             return Verdict::Deny { at, reply };
         }
-        Verdict::Forward
+        match (self.recorder.as_ref(), recorded) {
+            (Some(recorder), Some(seq)) if pure_read => {
+                Verdict::ForwardHoldingResults(recorder.durable(seq))
+            }
+            (Some(recorder), Some(seq)) => Verdict::ForwardWhenDurable(recorder.durable(seq)),
+            _ => Verdict::Forward,
+        }
+    }
+
+    fn on_end(&mut self, reason: &str) {
+        if let Some(recorder) = self.recorder.as_mut() {
+            recorder.end(reason);
+        }
     }
 }
 

@@ -26,6 +26,11 @@ pub enum ServeError {
         dir: String,
         source: sluice_auth::AuthError,
     },
+    #[error("cannot open the audit log in {dir}: {source}")]
+    Audit {
+        dir: String,
+        source: sluice_audit::AuditError,
+    },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -40,6 +45,7 @@ const MAX_BACKEND_MESSAGE: usize = (1 << 30) + (1 << 20);
 /// Everything needed to serve, checked before the listener opens.
 pub struct Prepared {
     gateway: Arc<Gateway<PolicyGates>>,
+    audit: sluice_audit::AuditLog,
     gates: PolicyGates,
     config: Config,
     #[cfg(unix)]
@@ -98,7 +104,12 @@ pub async fn prepare(config: &Config) -> Result<Prepared, ServeError> {
         warn!("no [policy] section in the config: every statement will be denied");
     }
     info!(policies = policies.policy_ids().len(), "policies loaded");
-    let gates = PolicyGates::new(policies, resource_infos(config));
+    let audit = sluice_audit::AuditLog::open(&data_dir, sluice_audit::AuditConfig::default())
+        .map_err(|source| ServeError::Audit {
+            dir: data_dir.display().to_string(),
+            source,
+        })?;
+    let gates = PolicyGates::new(policies, resource_infos(config)).with_audit(audit.clone());
     // Installed before the listener opens: SIGHUP's default action would
     // kill the process.
     #[cfg(unix)]
@@ -120,6 +131,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, ServeError> {
         })?;
     Ok(Prepared {
         gateway,
+        audit,
         gates,
         config: config.clone(),
         #[cfg(unix)]
@@ -135,6 +147,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, ServeError> {
 pub async fn serve(prepared: Prepared, stop: impl std::future::Future<Output = ()>) {
     let Prepared {
         gateway,
+        audit,
         gates,
         config,
         #[cfg(unix)]
@@ -196,6 +209,13 @@ pub async fn serve(prepared: Prepared, stop: impl std::future::Future<Output = (
     }
     #[cfg(unix)]
     reloader.abort();
+    drop(gateway);
+    // The last records (session ends) and a final signed checkpoint.
+    match tokio::task::spawn_blocking(move || audit.close()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => error!(error = %e, "closing the audit log failed"),
+        Err(e) => error!(error = %e, "closing the audit log failed"),
+    }
     info!("stopped");
 }
 

@@ -3,6 +3,7 @@
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
+mod audit;
 mod keys;
 mod policy;
 use sluice_server::{Config, LogFormat};
@@ -40,6 +41,11 @@ enum Command {
         #[command(subcommand)]
         command: policy::PolicyCommand,
     },
+    /// Inspect, replay, export, verify and prune the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -58,6 +64,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Serve(args) => serve(&args.config),
         Command::Keys { command } => keys::run(command),
         Command::Policy { command } => policy::run(command),
+        Command::Audit { command } => audit::run(command),
     }
 }
 

@@ -1,0 +1,206 @@
+//! The audit log on the data path: every command is recorded before it
+//! reaches the database, denied ones too, in order; a crash loses no record
+//! of anything that ran; a store that cannot write stops statements.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{pg_connect, psql, resource_toml, Gateway, ALLOW_ALL};
+use sluice_audit::{AuditLog, Body, Record};
+use sluice_testkit::PgServer;
+use std::time::Duration;
+
+const GUARD: &str = "@id(\"no-drop\")\n@reason(\"no drops in tests\")\nforbid(principal, action == Action::\"drop\", resource);\n";
+
+fn gateway(pg: &PgServer) -> Gateway {
+    let mut gw = Gateway::configure_with_policy(
+        "",
+        &resource_toml("app", pg, "scram_user", Some("PW"), ""),
+        &format!("{ALLOW_ALL}{GUARD}"),
+    );
+    gw.start(&[("PW", "scram_pw")]);
+    gw
+}
+
+/// The statement texts of one session, in order, with their outcome.
+fn statements(records: &[Record]) -> Vec<(String, String)> {
+    records
+        .iter()
+        .filter_map(|r| match &r.body {
+            Body::Statement(s) => {
+                let outcome = serde_json::to_value(&s.decision).unwrap()["outcome"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                Some((s.text.clone(), outcome))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn open_log(gw: &Gateway) -> AuditLog {
+    AuditLog::open_read_only(&gw.dir.path().join("data")).unwrap()
+}
+
+#[test]
+fn a_session_is_recorded_in_order_with_denied_statements_and_its_end() {
+    let pg = PgServer::start();
+    let mut gw = gateway(&pg);
+    let key = gw.create_key("agent-1", "agents");
+    let conn = gw.conn_str("agent-1", &key, "app");
+    let script = "create table audited (id int); insert into audited values (1)";
+    let (ok, _, err) = psql(&conn, script);
+    assert!(ok, "{err}");
+    let (ok, _, err) = psql(&conn, "drop table audited");
+    assert!(!ok && err.contains("no drops in tests"), "{err}");
+    let (ok, out, err) = psql(&conn, "select count(*) from audited");
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "1");
+    gw.signal("TERM");
+    gw.wait_exit(Duration::from_secs(10))
+        .expect("gateway exits");
+
+    let log = open_log(&gw);
+    let sessions = log.sessions(&Default::default()).unwrap();
+    assert_eq!(sessions.len(), 3, "{sessions:?}");
+    let mut all = Vec::new();
+    for s in sessions.iter().rev() {
+        let records = log.session_records(&s.id).unwrap();
+        assert!(matches!(
+            records.first().unwrap().body,
+            Body::SessionStart(_)
+        ));
+        assert!(
+            matches!(records.last().unwrap().body, Body::SessionEnd(_)),
+            "{records:?}"
+        );
+        all.extend(statements(&records));
+    }
+    assert_eq!(
+        all,
+        vec![
+            (script.to_owned(), "allow".to_owned()),
+            ("drop table audited".to_owned(), "deny".to_owned()),
+            (
+                "select count(*) from audited".to_owned(),
+                "allow".to_owned()
+            ),
+        ],
+        "every command in order, the denied one too"
+    );
+    let report = log.verify(&|_, _| {}).unwrap();
+    assert!(report.problem.is_none(), "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_sigkill_every_row_that_reached_the_database_has_its_record() {
+    let pg = PgServer::start();
+    let mut gw = gateway(&pg);
+    let key = gw.create_key("writer", "agents");
+    let conn = gw.conn_str("writer", &key, "app");
+    pg.psql(
+        "app",
+        "create table crash_rows (id int primary key); alter table crash_rows owner to scram_user;",
+    );
+
+    // Four clients insert as fast as they can; the gateway dies mid-stream.
+    let mut writers = Vec::new();
+    for w in 0..4i32 {
+        let conn = conn.clone();
+        writers.push(tokio::spawn(async move {
+            let Ok((client, _task)) = pg_connect(&conn).await else {
+                return;
+            };
+            for i in 0..100_000i32 {
+                let sql = format!("insert into crash_rows values ({})", w * 1_000_000 + i);
+                if client.batch_execute(&sql).await.is_err() {
+                    return;
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    gw.signal("KILL");
+    for w in writers {
+        let _ = w.await;
+    }
+    let _ = gw.wait_exit(Duration::from_secs(5));
+
+    let rows: Vec<i64> = pg
+        .psql("app", "select id from crash_rows order by id")
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    assert!(
+        rows.len() > 10,
+        "the writers made too little progress: {}",
+        rows.len()
+    );
+    let log = open_log(&gw);
+    let report = log.verify(&|_, _| {}).unwrap();
+    assert!(
+        report.problem.is_none(),
+        "the log does not verify after SIGKILL: {report:?}"
+    );
+    let mut recorded = std::collections::HashSet::new();
+    let mut after = 0;
+    loop {
+        let page = log.records_after(after, 10_000).unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for r in &page {
+            if let Body::Statement(s) = &r.body {
+                if let Some(id) = s
+                    .text
+                    .strip_prefix("insert into crash_rows values (")
+                    .and_then(|t| t.strip_suffix(')'))
+                {
+                    recorded.insert(id.parse::<i64>().unwrap());
+                }
+            }
+        }
+    }
+    let missing: Vec<_> = rows.iter().filter(|id| !recorded.contains(id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} rows reached the database without a record, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_audit_store_cannot_write_statements_are_refused_and_never_run() {
+    let pg = PgServer::start();
+    let gw = gateway(&pg);
+    let key = gw.create_key("agent-1", "agents");
+    pg.psql(
+        "app",
+        "create table unrecorded (id int); alter table unrecorded owner to scram_user;",
+    );
+    let (client, _task) = pg_connect(&gw.conn_str("agent-1", &key, "app"))
+        .await
+        .unwrap();
+    client
+        .batch_execute("insert into unrecorded values (1)")
+        .await
+        .unwrap();
+
+    // The store's file disappears under the running gateway.
+    std::fs::remove_dir_all(gw.dir.path().join("data")).unwrap();
+    let e = client
+        .batch_execute("insert into unrecorded values (2)")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.as_db_error().map(|d| d.code().code()),
+        Some("58030"),
+        "{e:?}"
+    );
+    assert_eq!(
+        pg.psql("app", "select count(*) from unrecorded").trim(),
+        "1",
+        "the unrecorded insert must not run"
+    );
+}
