@@ -139,6 +139,7 @@ impl Fixture {
             resource: &self.resource_id,
             peer: "127.0.0.1:40000".parse().unwrap(),
             tls: false,
+            application_name: None,
         })
     }
 }

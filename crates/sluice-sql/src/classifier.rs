@@ -16,7 +16,8 @@ const INLINE_MAX_BYTES: usize = 1024;
 const INLINE_MAX_PARENS: usize = 16;
 
 fn parse_inline(sql: &str) -> bool {
-    sql.len() <= INLINE_MAX_BYTES && sql.bytes().filter(|&b| b == b'(' || b == b'[').count() <= INLINE_MAX_PARENS
+    sql.len() <= INLINE_MAX_BYTES
+        && sql.bytes().filter(|&b| b == b'(' || b == b'[').count() <= INLINE_MAX_PARENS
 }
 
 /// Limits of a [`Classifier`].

@@ -5,7 +5,8 @@
 //! [`Classifier::classify`] turns a query string into one
 //! [`sluice_core::Statement`] per statement: its action, the tables it
 //! touches, whether an UPDATE/DELETE is restricted by a WHERE, the functions
-//! it calls, and a normalized fingerprint. It fails closed: what cannot be
+//! it calls, and a normalized fingerprint (Sluice's own, computed from the
+//! parse tree: see `fingerprint`; not `pg_query::fingerprint`). It fails closed: what cannot be
 //! parsed or is not understood is `Action::Unknown` with the reason.
 //! [`SqlSession`] resolves SQL-level `EXECUTE name` to what `PREPARE name`
 //! held in the same session.
@@ -18,6 +19,7 @@
 mod analyze;
 mod cache;
 mod classifier;
+mod fingerprint;
 mod function_lists;
 mod functions;
 mod kinds;

@@ -1,8 +1,10 @@
 //! Query string → classified statements. Runs on the classifier's
-//! large-stack threads (see `pool`): the C parser, the protobuf decoder and
-//! the walk all recurse.
+//! large-stack threads (see `pool`): the C parser, the protobuf decoder,
+//! the walk and the fingerprint all recurse. The string is parsed once; each
+//! statement's fingerprint comes from its tree (see `fingerprint`).
 
 use crate::analyze::{analyze, Analysis};
+use crate::fingerprint::fingerprint;
 use pg_query::protobuf::{node::Node as N, RawStmt};
 use pg_query::ParserOptions;
 use sluice_core::Statement;
@@ -64,13 +66,6 @@ fn text_of<'q>(sql: &'q str, raw: &RawStmt) -> Result<&'q str, String> {
         .ok_or_else(|| "statement location outside the query".into())
 }
 
-/// The normalized fingerprint of one statement's text (hex).
-pub(crate) fn fingerprint(text: &str) -> Result<String, String> {
-    pg_query::fingerprint(text, ParserOptions::DEFAULT, 0)
-        .map(|f| f.hex)
-        .map_err(|e| format!("cannot fingerprint statement: {e}"))
-}
-
 /// Classifies every statement of `sql` (no cache, no size cap: callers
 /// check those).
 pub(crate) fn classify_query(sql: &str) -> Vec<Statement> {
@@ -85,16 +80,23 @@ pub(crate) fn classify_query(sql: &str) -> Vec<Statement> {
     statements
         .into_iter()
         .map(|(text, node)| match node {
-            Some(node) => with_fingerprint(text, analyze(node)),
+            Some(node) => with_fingerprint(text, node, analyze(node)),
             None => Statement::unknown(text, "empty statement"),
         })
         .collect()
 }
 
-/// The statement, or `Unknown` if it cannot be fingerprinted.
-pub(crate) fn with_fingerprint(text: &str, analysis: Analysis) -> Statement {
-    match fingerprint(text) {
+/// The statement, or `Unknown` if its tree cannot be fingerprinted.
+/// `node` is the statement's own tree (the fingerprint is computed from it,
+/// not by parsing `text` again).
+pub(crate) fn with_fingerprint(text: &str, node: &N, analysis: Analysis) -> Statement {
+    match fingerprint(node) {
         Ok(fp) => analysis.into_statement(text, fp),
-        Err(e) => Statement::unknown(text, e),
+        // Already unknown (e.g. the walk found it nested too deeply, which
+        // the encoder's equal limit then refuses too): keep that reason.
+        Err(_) if analysis.action == sluice_core::Action::Unknown => {
+            analysis.into_statement(text, String::new())
+        }
+        Err(e) => Statement::unknown(text, e.to_string()),
     }
 }

@@ -7,6 +7,7 @@
 //! cannot miss one.
 
 use crate::analyze::analyze;
+use crate::fingerprint::fingerprint;
 use crate::kinds::inner;
 use crate::parse::{self, with_fingerprint};
 use pg_query::protobuf::{node::Node as N, DiscardMode};
@@ -51,7 +52,7 @@ pub(crate) fn prepared_op(text: &str) -> PreparedOp {
     match node {
         N::PrepareStmt(p) => {
             let body = match inner(&p.query) {
-                Some(query) => with_fingerprint(text, analyze(query)),
+                Some(query) => with_fingerprint(text, node, analyze(query)),
                 None => Statement::unknown(text, "PREPARE without a statement"),
             };
             PreparedOp::Prepare {
@@ -68,9 +69,9 @@ pub(crate) fn prepared_op(text: &str) -> PreparedOp {
             let analysis = analyze(node);
             match analysis.executes_prepared.clone() {
                 Some(name) => {
-                    let base = match parse::fingerprint(text) {
+                    let base = match fingerprint(node) {
                         Ok(fp) => analysis.statement(analysis.base, text, fp),
-                        Err(e) => Statement::unknown(text, e),
+                        Err(e) => Statement::unknown(text, e.to_string()),
                     };
                     PreparedOp::Execute { name, base }
                 }

@@ -310,7 +310,7 @@ fn corpus() {
             if s.error.is_none() {
                 failures.push(format!("{:?}: unknown without an error", case.sql));
             }
-        } else if s.fingerprint.len() != 16 || s.error.is_some() {
+        } else if s.fingerprint.len() != 32 || s.error.is_some() {
             failures.push(format!(
                 "{:?}: fingerprint {:?} error {:?}",
                 case.sql, s.fingerprint, s.error

@@ -39,6 +39,29 @@ fn fingerprint_ignores_constants_but_not_shape() {
     let both = c.classify("SELECT * FROM t WHERE id = 1; DELETE FROM t WHERE id = 1");
     assert_eq!(both[0].fingerprint, fp("SELECT * FROM t WHERE id = 1"));
     assert_eq!(both[1].fingerprint, fp("DELETE FROM t WHERE id = 1"));
+    // Sluice's own fingerprint (from the parse tree): 128 bits of hex.
+    let f = fp("SELECT * FROM t WHERE id = 1");
+    assert_eq!(f.len(), 32);
+    assert!(f.bytes().all(|b| b.is_ascii_hexdigit()));
+    // Comments, whitespace, keyword case, parameters vs their numbers.
+    assert_eq!(
+        fp("UPDATE accounts SET balance = balance - $1 WHERE id = $2"),
+        fp("/* app */ update   accounts\n set balance=balance-$2 -- x\n WHERE ID = $1")
+    );
+    // Table, column, operator, kind.
+    let base = fp("UPDATE accounts SET balance = balance - $1 WHERE id = $2");
+    for other in [
+        "UPDATE accounts2 SET balance = balance - $1 WHERE id = $2",
+        "UPDATE accounts SET credit = balance - $1 WHERE id = $2",
+        "UPDATE accounts SET balance = balance + $1 WHERE id = $2",
+        "UPDATE accounts SET balance = balance - $1 WHERE id > $2",
+        "DELETE FROM accounts WHERE id = $2",
+    ] {
+        assert_ne!(base, fp(other), "{other}");
+    }
+    // EXECUTE keeps its own fingerprint after resolution; a PREPARE body's
+    // is the PREPARE statement's.
+    assert_ne!(fp("PREPARE p AS SELECT 1"), fp("SELECT 1"));
 }
 
 #[test]
