@@ -225,7 +225,7 @@ async fn a_store_that_cannot_write_fails_closed() {
     log.durable(ok).await.unwrap();
 
     // The data directory disappears under the running gateway.
-    std::fs::remove_dir_all(&data).unwrap();
+    remove_dir_under_writer(&data);
     let seq = log
         .append(&id, statement("DELETE FROM accounts", true))
         .unwrap();
@@ -243,4 +243,17 @@ async fn a_store_that_cannot_write_fails_closed() {
     assert!(log.health().is_err());
     // Earlier records stay durable.
     log.durable(ok).await.unwrap();
+}
+
+/// Removes a directory a live writer may still be adding files to (the
+/// head marker is rewritten through a temp file): retries until it is gone.
+fn remove_dir_under_writer(path: &std::path::Path) {
+    for _ in 0..100 {
+        match std::fs::remove_dir_all(path) {
+            Ok(()) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+        }
+    }
+    panic!("could not remove {}", path.display());
 }

@@ -188,7 +188,7 @@ async fn when_the_audit_store_cannot_write_statements_are_refused_and_never_run(
         .unwrap();
 
     // The store's file disappears under the running gateway.
-    std::fs::remove_dir_all(gw.dir.path().join("data")).unwrap();
+    remove_dir_under_writer(&gw.dir.path().join("data"));
     let e = client
         .batch_execute("insert into unrecorded values (2)")
         .await
@@ -203,4 +203,17 @@ async fn when_the_audit_store_cannot_write_statements_are_refused_and_never_run(
         "1",
         "the unrecorded insert must not run"
     );
+}
+
+/// Removes a directory a live writer may still be adding files to (the
+/// head marker is rewritten through a temp file): retries until it is gone.
+fn remove_dir_under_writer(path: &std::path::Path) {
+    for _ in 0..100 {
+        match std::fs::remove_dir_all(path) {
+            Ok(()) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+        }
+    }
+    panic!("could not remove {}", path.display());
 }
