@@ -7,10 +7,23 @@ use serde::{Deserialize, Serialize};
 pub enum CommandOrigin {
     /// A `Query` message (one string, possibly several statements).
     SimpleQuery,
-    /// A `Parse` message of the extended protocol.
+    /// A `Parse` message of the extended protocol (decided, so a refused
+    /// statement never reaches the backend, but recorded per execution).
     Parse,
+    /// An `Execute` of the extended protocol: the text of the statement its
+    /// portal was bound to, with the bound parameters.
+    Execute,
     /// A `FunctionCall` message: calls a function by OID, no SQL text at all.
     FunctionCall,
+}
+
+/// A bound parameter as the client sent it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Param {
+    Null,
+    /// Text format (in the client encoding).
+    Text(Vec<u8>),
+    Binary(Vec<u8>),
 }
 
 /// One unit that the gateway decides on before anything reaches the target.
@@ -20,6 +33,8 @@ pub struct Command {
     /// The exact text as the client sent it (empty for a function call).
     /// What it does is for the classifier to say (`Statement`).
     pub text: String,
+    /// Parameters bound to an `Execute`; empty otherwise.
+    pub params: Vec<Param>,
 }
 
 impl Command {
@@ -27,6 +42,7 @@ impl Command {
         Self {
             origin,
             text: text.into(),
+            params: Vec::new(),
         }
     }
 }

@@ -6,6 +6,6 @@ mod command;
 mod identity;
 mod statement;
 
-pub use command::{Command, CommandOrigin, Decision, Outcome, PolicyRef};
+pub use command::{Command, CommandOrigin, Decision, Outcome, Param, PolicyRef};
 pub use identity::{Identity, ResourceId};
 pub use statement::{Action, Statement};

@@ -5,17 +5,9 @@
 
 use crate::codec::{self, Reader};
 use crate::error::ProtocolError;
+pub use sluice_core::Param;
 use std::collections::HashMap;
 use std::sync::Arc;
-
-/// A Bind parameter as the client sent it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Param {
-    Null,
-    /// Text format (in the client encoding; not necessarily UTF-8).
-    Text(Vec<u8>),
-    Binary(Vec<u8>),
-}
 
 /// One Execute: the statement it runs and the values bound to it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -24,6 +24,7 @@ use std::future::{poll_fn, Future};
 use std::task::Poll;
 use tokio::sync::watch;
 
+use crate::extended::Extended;
 use crate::pump::{drain, fill, trim, ReadSize};
 use crate::stream::Stream;
 
@@ -117,6 +118,9 @@ pub struct Session<G: Gate> {
     /// A unit waiting for its record to be durable before it is forwarded;
     /// nothing behind it is processed meanwhile (order is kept).
     stall: Option<Stall>,
+    /// Prepared statements and portals, to tie each Execute to its text
+    /// and parameters.
+    extended: Extended,
     /// Records of forwarded reads not yet durable: the client gets no byte
     /// until they are.
     held: VecDeque<Durable>,
@@ -162,6 +166,7 @@ impl<G: Gate> Session<G> {
             client_read: ReadSize::default(),
             backend_read: ReadSize::default(),
             stall: None,
+            extended: Extended::default(),
             held: VecDeque::new(),
             batch_has_execute: false,
             sync_after_execute: false,
@@ -360,12 +365,36 @@ impl<G: Gate> Session<G> {
                 b'P' => {
                     let (_name, sql) =
                         codec::parse_message(body).map_err(PgError::ClientProtocol)?;
+                    self.extended
+                        .on_message(h.tag, body)
+                        .map_err(PgError::ClientProtocol)?;
                     self.batch_offsets.push(self.batch.len());
                     self.batch_commands
                         .push(Command::new(CommandOrigin::Parse, sql));
                     self.hold(&frame)?;
                 }
-                b'B' | b'D' | b'E' | b'C' => self.hold(&frame)?,
+                b'B' | b'C' => {
+                    self.extended
+                        .on_message(h.tag, body)
+                        .map_err(PgError::ClientProtocol)?;
+                    self.hold(&frame)?;
+                }
+                b'E' => {
+                    let execution = self
+                        .extended
+                        .on_message(h.tag, body)
+                        .map_err(PgError::ClientProtocol)?;
+                    if let Some(execution) = execution {
+                        self.batch_offsets.push(self.batch.len());
+                        self.batch_commands.push(Command {
+                            origin: CommandOrigin::Execute,
+                            text: execution.sql.to_string(),
+                            params: execution.params.to_vec(),
+                        });
+                    }
+                    self.hold(&frame)?;
+                }
+                b'D' => self.hold(&frame)?,
                 b'S' | b'H' => {
                     self.hold(&frame)?;
                     let sync = h.tag == b'S';

@@ -179,7 +179,11 @@ impl PolicyGate {
                 "",
                 "fast-path function call (no SQL text)",
             )],
-            CommandOrigin::SimpleQuery | CommandOrigin::Parse => {
+            CommandOrigin::Execute if command.text.is_empty() => vec![Statement::unknown(
+                "",
+                "Execute of a portal Sluice did not see bound",
+            )],
+            CommandOrigin::SimpleQuery | CommandOrigin::Parse | CommandOrigin::Execute => {
                 let classified = self.shared.classifier.classify(&command.text);
                 self.sql.resolve(&self.shared.classifier, &classified)
             }
@@ -210,7 +214,10 @@ impl Gate for PolicyGate {
                 }
             }
             let (decision, culprit) = strictest.unwrap_or_else(|| (Decision::allow(Vec::new()), 0));
-            if let Some(recorder) = self.recorder.as_mut() {
+            // A Parse runs nothing: what runs is recorded per Execute (with
+            // its parameters). A refused Parse is recorded as such.
+            let runs_or_refused = command.origin != CommandOrigin::Parse || !decision.is_allow();
+            if let (true, Some(recorder)) = (runs_or_refused, self.recorder.as_mut()) {
                 match recorder.statement(command, &statements, &decision) {
                     Ok(seq) => recorded = Some(seq),
                     Err(reply) => return Verdict::Deny { at, reply },

@@ -3,8 +3,8 @@
 //! long to wait for the record to be durable (a write waits before it is
 //! forwarded; a pure read is forwarded at once but its results wait).
 
-use sluice_audit::{AuditError, AuditLog, SessionEnd, SessionStart, StatementRecord};
-use sluice_core::{Action, Command, Decision, Statement};
+use sluice_audit::{encode_param, AuditError, AuditLog, SessionEnd, SessionStart, StatementRecord};
+use sluice_core::{Action, Command, Decision, Param, Statement};
 use sluice_pg::{Durable, PgErrorReply, SessionInfo};
 use std::time::Instant;
 use tracing::error;
@@ -27,6 +27,15 @@ fn unrecorded(e: &AuditError) -> PgErrorReply {
         "Sluice could not record this statement in its audit log, so it was not run",
     )
     .with_hint("The gateway log has the cause; statements run again once the audit log can write.")
+}
+
+/// A bound parameter as the audit log writes it.
+fn encode(param: &Param) -> Option<String> {
+    match param {
+        Param::Null => None,
+        Param::Text(v) => encode_param(false, Some(v)),
+        Param::Binary(v) => encode_param(true, Some(v)),
+    }
 }
 
 /// A statement that cannot change anything: its record may become durable
@@ -71,7 +80,7 @@ impl Recorder {
         self.statements += 1;
         let record = StatementRecord {
             text: command.text.clone(),
-            params: Vec::new(),
+            params: command.params.iter().map(encode).collect(),
             origin: command.origin,
             statements: statements.to_vec(),
             decision: decision.clone(),

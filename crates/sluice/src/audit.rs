@@ -360,7 +360,8 @@ fn statement_ran(s: &StatementRecord) -> bool {
 fn origin_name(origin: CommandOrigin) -> &'static str {
     match origin {
         CommandOrigin::SimpleQuery => "simple query",
-        CommandOrigin::Parse => "extended protocol",
+        CommandOrigin::Parse => "extended protocol (parse)",
+        CommandOrigin::Execute => "extended protocol",
         CommandOrigin::FunctionCall => "function call",
     }
 }

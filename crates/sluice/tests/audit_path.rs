@@ -94,6 +94,55 @@ fn a_session_is_recorded_in_order_with_denied_statements_and_its_end() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_execution_of_a_prepared_statement_is_recorded_with_its_parameters() {
+    let pg = PgServer::start();
+    let mut gw = gateway(&pg);
+    let key = gw.create_key("agent-1", "agents");
+    pg.psql(
+        "app",
+        "create table executed (id int, note text); alter table executed owner to scram_user;",
+    );
+    let (client, task) = pg_connect(&gw.conn_str("agent-1", &key, "app"))
+        .await
+        .unwrap();
+    let insert = client
+        .prepare("insert into executed values ($1, $2)")
+        .await
+        .unwrap();
+    for (id, note) in [(1i32, Some("one")), (2, None), (3, Some("it's"))] {
+        client.execute(&insert, &[&id, &note]).await.unwrap();
+    }
+    drop(client);
+    let _ = task.await;
+    gw.signal("TERM");
+    gw.wait_exit(Duration::from_secs(10))
+        .expect("gateway exits");
+
+    let log = open_log(&gw);
+    let session = &log.sessions(&Default::default()).unwrap()[0];
+    let executions: Vec<(sluice_core::CommandOrigin, String, Vec<Option<String>>)> = log
+        .session_records(&session.id)
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| match r.body {
+            Body::Statement(s) => Some((s.origin, s.text, s.params)),
+            _ => None,
+        })
+        .collect();
+    let text = "insert into executed values ($1, $2)".to_owned();
+    let binary = |id: u8| Some(format!("\\x000000{id:02x}"));
+    assert_eq!(
+        executions,
+        vec![
+            (sluice_core::CommandOrigin::Execute, text.clone(), vec![binary(1), Some("\\x6f6e65".into())]),
+            (sluice_core::CommandOrigin::Execute, text.clone(), vec![binary(2), None]),
+            (sluice_core::CommandOrigin::Execute, text, vec![binary(3), Some("\\x69742773".into())]),
+        ],
+        "one record per execution, with the bound values (tokio-postgres binds every value in binary: recorded as hex)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_sigkill_every_row_that_reached_the_database_has_its_record() {
     let pg = PgServer::start();
     let mut gw = gateway(&pg);
