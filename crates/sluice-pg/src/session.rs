@@ -263,6 +263,8 @@ impl<G: Gate> Session<G> {
     /// Nothing in flight and no open transaction: a safe moment to close.
     fn is_idle(&self) -> bool {
         self.z_expected == self.z_seen
+            && self.stall.is_none()
+            && self.held.is_empty()
             && self.tx_status == b'I'
             && self.batch.is_empty()
             && self.client_in.is_empty()
