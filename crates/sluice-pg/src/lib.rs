@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod cancel;
 pub mod codec;
+mod denial;
 pub mod error;
 pub mod extended;
 pub mod frames;

@@ -14,10 +14,11 @@
 //!   its way to the client.
 
 use crate::codec::{self, peek_frame};
+use crate::denial::{contains, stand_in, PendingDenial, Terminator};
 use crate::error::{PgError, ProtocolError};
 use crate::gate::{Durable, Gate, Verdict};
-use crate::messages::{put_cstr, put_message, sqlstate, PgErrorReply};
-use bytes::{Buf, BufMut, BytesMut};
+use crate::messages::{sqlstate, PgErrorReply};
+use bytes::{Buf, BytesMut};
 use sluice_core::{Command, CommandOrigin};
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
@@ -73,16 +74,6 @@ struct Stall {
     durable: Durable,
     unit: BytesMut,
     terminator: Terminator,
-}
-
-/// A denial waiting for the backend to report the stand-in error that keeps
-/// its place in the pipeline (see [`Session::deny`]).
-struct PendingDenial {
-    marker: String,
-    reply: PgErrorReply,
-    /// The count of Z-producing messages forwarded before it; once that many
-    /// ReadyForQuery have come back, a marker not yet seen never will be.
-    segment: u64,
 }
 
 pub struct Session<G: Gate> {
@@ -512,35 +503,9 @@ impl<G: Gate> Session<G> {
         Ok(())
     }
 
-    /// Blocks a statement while keeping PostgreSQL's pipeline semantics
-    /// exact. Instead of the statement, the backend gets a stand-in that
-    /// fails to parse with a unique marker in its error; that error is
-    /// swapped for the denial when it comes back. So the denial reaches the
-    /// client in its place among earlier results, an enclosing transaction
-    /// is aborted just as a real error would, and the backend skips to the
-    /// next Sync by itself. The statement itself never reaches the target.
+    /// Blocks a statement in its place in the pipeline (see [`crate::denial`]).
     fn deny(&mut self, reply: PgErrorReply, terminator: Terminator) {
-        let marker = format!("sluice_denied_{:016x}", rand::random::<u64>());
-        let out = &mut self.to_backend;
-        match terminator {
-            Terminator::Query => put_message(out, b'Q', |b| put_cstr(b, &marker)),
-            Terminator::Sync | Terminator::Flush => {
-                put_message(out, b'P', |b| {
-                    put_cstr(b, "sluice_denied");
-                    put_cstr(b, &marker);
-                    b.put_i16(0);
-                });
-                put_message(
-                    out,
-                    if terminator == Terminator::Sync {
-                        b'S'
-                    } else {
-                        b'H'
-                    },
-                    |_| {},
-                );
-            }
-        }
+        let marker = stand_in(&mut self.to_backend, terminator);
         // The stand-in's error arrives before the ReadyForQuery that ends its
         // segment: the one just counted, or for a Flush the next one.
         let segment = self.z_expected + u64::from(terminator == Terminator::Flush);
@@ -623,15 +588,4 @@ impl<G: Gate> Session<G> {
         };
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), close).await;
     }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Terminator {
-    Query,
-    Sync,
-    Flush,
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
