@@ -1,0 +1,404 @@
+//! `sluice audit replay`: a session as a transcript, or as a SQL script.
+
+use super::open_read_only;
+use anyhow::{bail, Result};
+use sluice_audit::{
+    AuditLog, Body, Record, ResponseStatus, SessionFilter, SessionSummary, StatementRecord,
+    Timestamp,
+};
+use sluice_core::{CommandOrigin, Outcome};
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+const FOLLOW_PAGE: usize = 2000;
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(200);
+
+/// The full id of a session given its id or a unique prefix of it.
+fn resolve_session(log: &AuditLog, given: &str) -> Result<String> {
+    if !log.session_records_after(given, 0, 1)?.is_empty() {
+        return Ok(given.to_owned());
+    }
+    let matches: Vec<String> = log
+        .sessions(&SessionFilter::default())?
+        .into_iter()
+        .map(|s| s.id)
+        .filter(|id| id.starts_with(given))
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => bail!("no audit records for session {given:?} (see `sluice audit sessions`)"),
+        _ => bail!(
+            "session prefix {given:?} is ambiguous: {} sessions match",
+            matches.len()
+        ),
+    }
+}
+
+pub(super) fn replay(dir: &Path, given: &str, sql: bool, follow: bool) -> Result<()> {
+    let log = open_read_only(dir)?;
+    let session = resolve_session(&log, given)?;
+    let summary = log
+        .sessions(&SessionFilter::default())?
+        .into_iter()
+        .find(|s| s.id == session);
+    let mut out = std::io::stdout().lock();
+    let mut printer = Replay::new(&session, summary, sql);
+    let mut after = 0;
+    let mut ended = false;
+    loop {
+        let page = log.session_records_after(&session, after, FOLLOW_PAGE)?;
+        for record in &page {
+            printer.record(&mut out, record)?;
+            ended |= matches!(record.body, Body::SessionEnd(_));
+        }
+        if let Some(last) = page.last() {
+            after = last.seq;
+        }
+        if page.len() == FOLLOW_PAGE {
+            continue;
+        }
+        out.flush()?;
+        if !follow || ended {
+            break;
+        }
+        std::thread::sleep(FOLLOW_INTERVAL);
+    }
+    printer.finish(&mut out)?;
+    out.flush()?;
+    Ok(())
+}
+
+struct Replay {
+    session: String,
+    summary: Option<SessionSummary>,
+    sql: bool,
+    /// The session's start time: offsets are relative to it.
+    start: Option<Timestamp>,
+    header_done: bool,
+    /// Statements written to / skipped from a `--sql` script.
+    written: u64,
+    skipped: u64,
+}
+
+/// A `Outcome`'s name for people.
+fn outcome_name(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Allow => "ALLOW".to_owned(),
+        Outcome::Deny => "DENY".to_owned(),
+        Outcome::Review {
+            approver_group,
+            quorum,
+        } => format!("REVIEW (group {approver_group:?}, quorum {quorum})"),
+    }
+}
+
+/// Whether a statement was forwarded to the database: allowed, or reviewed
+/// and approved.
+fn statement_ran(s: &StatementRecord) -> bool {
+    match s.decision.outcome {
+        Outcome::Allow => true,
+        Outcome::Review { .. } => s.approval.is_some(),
+        Outcome::Deny => false,
+    }
+}
+
+fn origin_name(origin: CommandOrigin) -> &'static str {
+    match origin {
+        CommandOrigin::SimpleQuery => "simple query",
+        CommandOrigin::Parse => "extended protocol (parse)",
+        CommandOrigin::Execute => "extended protocol",
+        CommandOrigin::FunctionCall => "function call",
+    }
+}
+
+fn param_literal(p: &Option<String>) -> String {
+    match p {
+        None => "NULL".to_owned(),
+        Some(v) => format!("'{}'", v.replace('\'', "''")),
+    }
+}
+
+/// `-- ` before every line of `text`.
+fn sql_comment(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("-- {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `text` terminated by a semicolon that a trailing `--` comment cannot
+/// swallow.
+fn terminated(text: &str) -> String {
+    let t = text.trim_end();
+    if t.ends_with(';') {
+        return t.to_owned();
+    }
+    let last_line = t.lines().last().unwrap_or("");
+    if last_line.contains("--") {
+        format!("{t}\n;")
+    } else {
+        format!("{t};")
+    }
+}
+
+impl Replay {
+    fn new(session: &str, summary: Option<SessionSummary>, sql: bool) -> Self {
+        Replay {
+            session: session.to_owned(),
+            start: summary.as_ref().map(|s| s.start),
+            summary,
+            sql,
+            header_done: false,
+            written: 0,
+            skipped: 0,
+        }
+    }
+
+    fn offset(&mut self, t: Timestamp) -> String {
+        let start = *self.start.get_or_insert(t);
+        let micros = t.unix_micros() - start.unix_micros();
+        let sign = if micros < 0 { "-" } else { "+" };
+        let micros = micros.unsigned_abs();
+        format!(
+            "{sign}{}.{:03}s",
+            micros / 1_000_000,
+            (micros % 1_000_000) / 1000
+        )
+    }
+
+    fn header(&mut self, out: &mut dyn Write) -> Result<()> {
+        if self.header_done {
+            return Ok(());
+        }
+        self.header_done = true;
+        if self.sql {
+            writeln!(out, "-- Sluice audit replay of session {}", self.session)?;
+            if let Some(s) = &self.summary {
+                writeln!(
+                    out,
+                    "-- identity {}, resource {}, client {}, started {}",
+                    s.identity, s.resource, s.client_addr, s.start
+                )?;
+            }
+            writeln!(
+                out,
+                "-- The statements that ran, in order. Denied statements (and reviews never\n\
+                 -- approved) did not run and appear only as comments. Statements sent with\n\
+                 -- parameters are written as PREPARE / EXECUTE (parameters as literals) /\n\
+                 -- DEALLOCATE. Run with: psql -v ON_ERROR_STOP=1 -f <this file>"
+            )?;
+            writeln!(out, "SET standard_conforming_strings = on;")?;
+            writeln!(out)?;
+        } else {
+            writeln!(out, "session {}", self.session)?;
+        }
+        Ok(())
+    }
+
+    fn record(&mut self, out: &mut dyn Write, r: &Record) -> Result<()> {
+        self.header(out)?;
+        if self.sql {
+            return self.sql_record(out, r);
+        }
+        let at = self.offset(r.time);
+        let lead = format!("{at:>10}  #{:<6}", r.seq);
+        let pad = " ".repeat(lead.len() + 2);
+        match &r.body {
+            Body::SessionStart(s) => {
+                writeln!(
+                    out,
+                    "{lead}  session start  {}  identity {} (groups: {})  resource {}  client {}{}{}",
+                    r.time,
+                    s.identity,
+                    s.groups.join(","),
+                    s.resource,
+                    s.client_addr,
+                    if s.tls { " (TLS)" } else { " (no TLS)" },
+                    s.application_name
+                        .as_deref()
+                        .map(|a| format!("  application {a}"))
+                        .unwrap_or_default()
+                )?;
+            }
+            Body::SessionEnd(e) => {
+                writeln!(
+                    out,
+                    "{lead}  session end  {}  after {} ms: {} statements, {} rows, {} bytes",
+                    e.reason, e.duration_ms, e.statements, e.rows, e.bytes
+                )?;
+            }
+            Body::Statement(s) => {
+                let policies: Vec<String> = s
+                    .decision
+                    .policies
+                    .iter()
+                    .map(|p| match &p.reason {
+                        Some(reason) => format!("{} ({reason})", p.id),
+                        None => p.id.clone(),
+                    })
+                    .collect();
+                let actions: Vec<&str> = s.statements.iter().map(|st| st.action.as_str()).collect();
+                writeln!(
+                    out,
+                    "{lead}  statement [{}] {}{}{}",
+                    origin_name(s.origin),
+                    outcome_name(&s.decision.outcome),
+                    if policies.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" by {}", policies.join(", "))
+                    },
+                    if actions.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  action {}", actions.join(","))
+                    },
+                )?;
+                for line in s.text.lines() {
+                    writeln!(out, "{pad}  {line}")?;
+                }
+                if !s.params.is_empty() {
+                    let params: Vec<String> = s
+                        .params
+                        .iter()
+                        .enumerate()
+                        .map(|(i, p)| format!("${}={}", i + 1, param_literal(p)))
+                        .collect();
+                    writeln!(out, "{pad}params: {}", params.join(" "))?;
+                }
+                if let Some(a) = &s.approval {
+                    writeln!(
+                        out,
+                        "{pad}approved: request {} by {}",
+                        a.request_id,
+                        a.approvers.join(", ")
+                    )?;
+                }
+            }
+            Body::Response(resp) => {
+                let status = match &resp.status {
+                    ResponseStatus::CommandTag(tag) => tag.clone(),
+                    ResponseStatus::Error { sqlstate, message } => {
+                        format!("ERROR {sqlstate} {message}")
+                    }
+                };
+                writeln!(
+                    out,
+                    "{lead}  response to #{}  {status}  ({} rows, {} bytes, {}.{:03} ms)",
+                    resp.statement_seq,
+                    resp.rows,
+                    resp.bytes,
+                    resp.duration_us / 1000,
+                    resp.duration_us % 1000
+                )?;
+                for line in resp.content.lines() {
+                    writeln!(out, "{pad}| {line}")?;
+                }
+                if resp.truncated {
+                    writeln!(out, "{pad}| ... (content truncated at the audit cap)")?;
+                }
+            }
+            Body::Approval(a) => {
+                writeln!(
+                    out,
+                    "{lead}  approval {} {} by {}{}",
+                    a.request_id,
+                    a.event,
+                    a.actor,
+                    a.comment
+                        .as_deref()
+                        .map(|c| format!(": {c}"))
+                        .unwrap_or_default()
+                )?;
+            }
+            Body::Checkpoint(c) => {
+                writeln!(out, "{lead}  checkpoint (signs #{})", c.head_seq)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn sql_record(&mut self, out: &mut dyn Write, r: &Record) -> Result<()> {
+        let Body::Statement(s) = &r.body else {
+            return Ok(());
+        };
+        let at = self.offset(r.time);
+        if s.origin == CommandOrigin::FunctionCall {
+            self.skipped += 1;
+            writeln!(
+                out,
+                "-- #{} {at}: fast-path function call ({}), not expressible as SQL: skipped\n",
+                r.seq,
+                outcome_name(&s.decision.outcome)
+            )?;
+            return Ok(());
+        }
+        if !statement_ran(s) {
+            self.skipped += 1;
+            let ids: Vec<&str> = s.decision.policies.iter().map(|p| p.id.as_str()).collect();
+            writeln!(
+                out,
+                "-- #{} {at}: {} by {}: did not run, skipped:",
+                r.seq,
+                outcome_name(&s.decision.outcome),
+                if ids.is_empty() {
+                    "no policy".to_owned()
+                } else {
+                    ids.join(", ")
+                }
+            )?;
+            writeln!(out, "{}\n", sql_comment(&s.text))?;
+            return Ok(());
+        }
+        self.written += 1;
+        match &s.approval {
+            Some(a) => writeln!(
+                out,
+                "-- #{} {at}: approved (request {} by {})",
+                r.seq,
+                a.request_id,
+                a.approvers.join(", ")
+            )?,
+            None => writeln!(out, "-- #{} {at}", r.seq)?,
+        }
+        if s.params.is_empty() {
+            writeln!(out, "{}\n", terminated(&s.text))?;
+            return Ok(());
+        }
+        let name = format!("sluice_replay_{}", r.seq);
+        let body = s.text.trim_end().trim_end_matches(';');
+        let params: Vec<String> = s.params.iter().map(param_literal).collect();
+        if s.params
+            .iter()
+            .flatten()
+            .any(|p| p.starts_with(sluice_audit::BINARY_PARAM_PREFIX))
+        {
+            writeln!(
+                out,
+                "-- note: '\\x...' parameters were sent in binary format (or were not UTF-8);\n\
+                 -- they are exact for bytea parameters, other types may need converting"
+            )?;
+        }
+        writeln!(out, "{}", terminated(&format!("PREPARE {name} AS {body}")))?;
+        writeln!(out, "EXECUTE {name}({});", params.join(", "))?;
+        writeln!(out, "DEALLOCATE {name};\n")?;
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut dyn Write) -> Result<()> {
+        if !self.header_done {
+            self.header(out)?;
+        }
+        if self.sql {
+            writeln!(
+                out,
+                "-- {} statement(s) written, {} skipped",
+                self.written, self.skipped
+            )?;
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- export
