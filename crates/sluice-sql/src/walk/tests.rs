@@ -53,26 +53,3 @@ fn depth_limit_fails_the_walk() {
     assert!(walk_with_limit(node, 5).is_err());
     assert!(walk_with_limit(node, MAX_DEPTH).is_ok());
 }
-
-/// `cargo test --release -p sluice-sql walk_timing -- --ignored --nocapture`
-#[test]
-#[ignore]
-fn walk_timing() {
-    for sql in [
-        "SELECT id, name FROM users WHERE id = $1",
-        "UPDATE accounts SET balance = balance + 1 WHERE id = 42",
-    ] {
-        let n = 5000;
-        let t = std::time::Instant::now();
-        for _ in 0..n {
-            let _ = walk_sql(sql);
-        }
-        let parse_walk = t.elapsed() / n;
-        let t = std::time::Instant::now();
-        for _ in 0..n {
-            let _ = crate::parse::classify_query(sql);
-        }
-        let classify = t.elapsed() / n;
-        println!("parse+walk {parse_walk:?} classify_query {classify:?} :: {sql}");
-    }
-}
