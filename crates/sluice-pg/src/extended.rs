@@ -16,15 +16,21 @@ pub struct Execution {
     pub params: Arc<[Param]>,
 }
 
-/// Keeps no more objects than this per session: a client that never closes
-/// its statements makes the tracker forget the oldest names, never grow
-/// without bound (an Execute of a forgotten portal is reported as unknown).
+/// Keeps no more objects, nor bytes of text and parameters, than this per
+/// session: a client that never closes its statements, or binds huge
+/// values, makes the tracker forget what it holds rather than grow without
+/// bound. An Execute of something forgotten is judged as unknown (fail
+/// closed), never let through unjudged.
 const MAX_OBJECTS: usize = 10_000;
+const MAX_BYTES: usize = 64 * 1024 * 1024;
 
 #[derive(Default)]
 pub struct Extended {
     statements: HashMap<String, Arc<str>>,
     portals: HashMap<String, Execution>,
+    /// Bytes of names, texts and parameters held (an upper bound: replaced
+    /// entries are not subtracted).
+    bytes: usize,
 }
 
 impl Extended {
@@ -34,12 +40,12 @@ impl Extended {
         match tag {
             b'P' => {
                 let (name, sql) = codec::parse_message(body)?;
-                bounded(&mut self.statements);
+                self.make_room(name.len() + sql.len());
                 self.statements.insert(name.to_owned(), Arc::from(sql));
             }
             b'B' => {
                 let (portal, execution) = self.bind(body)?;
-                bounded(&mut self.portals);
+                self.make_room(body.len());
                 self.portals.insert(portal, execution);
             }
             b'C' => {
@@ -72,6 +78,17 @@ impl Extended {
     /// the end of a transaction PostgreSQL drops all portals.
     pub fn end_of_transaction(&mut self) {
         self.portals.clear();
+    }
+
+    /// Forgets everything when adding `bytes` would pass a limit.
+    fn make_room(&mut self, bytes: usize) {
+        let objects = self.statements.len() + self.portals.len();
+        if objects >= MAX_OBJECTS || self.bytes + bytes > MAX_BYTES {
+            self.statements.clear();
+            self.portals.clear();
+            self.bytes = 0;
+        }
+        self.bytes += bytes;
     }
 
     fn bind(&self, body: &[u8]) -> Result<(String, Execution), ProtocolError> {
@@ -121,12 +138,6 @@ impl Extended {
 
 fn count(n: i16) -> Result<usize, ProtocolError> {
     usize::try_from(n).map_err(|_| ProtocolError::Truncated("negative count in Bind"))
-}
-
-fn bounded<V>(map: &mut HashMap<String, V>) {
-    if map.len() >= MAX_OBJECTS {
-        map.clear();
-    }
 }
 
 #[cfg(test)]
@@ -214,6 +225,21 @@ mod tests {
         x.on_message(b'C', b"Ss\0").unwrap();
         x.on_message(b'B', &bind("", "s", &[], &[])).unwrap();
         let e = x.on_message(b'E', &execute("")).unwrap().unwrap();
+        assert_eq!(&*e.sql, "");
+    }
+
+    #[test]
+    fn a_client_binding_more_than_the_byte_budget_is_forgotten_not_kept() {
+        let mut x = Extended::default();
+        x.on_message(b'P', &parse("s", "select $1")).unwrap();
+        let big = vec![b'x'; 8 * 1024 * 1024];
+        for i in 0..9 {
+            x.on_message(b'B', &bind(&format!("p{i}"), "s", &[], &[Some(&big)]))
+                .unwrap();
+        }
+        assert!(x.bytes <= MAX_BYTES);
+        // What was forgotten is judged as unknown text, not let through.
+        let e = x.on_message(b'E', &execute("p0")).unwrap().unwrap();
         assert_eq!(&*e.sql, "");
     }
 

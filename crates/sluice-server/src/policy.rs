@@ -220,7 +220,9 @@ impl Gate for PolicyGate {
             if let (true, Some(recorder)) = (runs_or_refused, self.recorder.as_mut()) {
                 match recorder.statement(command, &statements, &decision) {
                     Ok(seq) => recorded = Some(seq),
-                    Err(reply) => return Verdict::Deny { at, reply },
+                    // The store failed: nothing of the unit runs, not even
+                    // the commands before this one (their records may be lost).
+                    Err(reply) => return Verdict::Deny { at: 0, reply },
                 }
             }
             if decision.is_allow() {
