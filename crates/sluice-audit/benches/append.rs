@@ -33,6 +33,7 @@ fn statement(i: u64) -> StatementRecord {
             calls_volatile: false,
             fingerprint: "5d41402abc4b2a76b9719d911017c592".into(),
             error: None,
+            commits: false,
         }],
         decision: Decision::allow(vec![PolicyRef {
             id: "devs-write-accounts".into(),

@@ -104,6 +104,12 @@ pub enum ResponseStatus {
     CommandTag(String),
     /// An ErrorResponse, from the backend or from the gateway (a deny).
     Error { sqlstate: String, message: String },
+    /// An empty query string.
+    Empty,
+    /// The Execute's row limit was reached; the portal can continue.
+    Suspended,
+    /// Never ran: an earlier message of its extended-protocol batch failed.
+    Skipped,
 }
 
 /// `response`: what came back for a statement, after masking.
@@ -126,12 +132,7 @@ impl ResponseRecord {
     /// Cut `content` to at most `cap` bytes on a character boundary, setting
     /// `truncated` when something was dropped.
     pub fn cap_content(&mut self, cap: usize) {
-        if self.content.len() > cap {
-            let mut end = cap;
-            while !self.content.is_char_boundary(end) {
-                end -= 1;
-            }
-            self.content.truncate(end);
+        if sluice_core::truncate_at_char_boundary(&mut self.content, cap) {
             self.truncated = true;
         }
     }

@@ -9,3 +9,17 @@ mod statement;
 pub use command::{Command, CommandOrigin, Decision, Outcome, Param, PolicyRef};
 pub use identity::{Identity, ResourceId};
 pub use statement::{Action, Statement};
+
+/// Cuts `s` to at most `max` bytes without splitting a character; true
+/// when something was cut.
+pub fn truncate_at_char_boundary(s: &mut String, max: usize) -> bool {
+    if s.len() <= max {
+        return false;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+    true
+}

@@ -123,6 +123,11 @@ pub struct Statement {
     pub fingerprint: String,
     /// Why the statement is `Unknown`, when it is.
     pub error: Option<String>,
+    /// Makes a transaction's changes permanent (COMMIT, END, PREPARE
+    /// TRANSACTION, COMMIT/ROLLBACK PREPARED): the audit log must hold
+    /// every record of the transaction before this reaches the target.
+    #[serde(default)]
+    pub commits: bool,
 }
 
 impl Statement {
@@ -137,6 +142,7 @@ impl Statement {
             calls_volatile: true,
             fingerprint: String::new(),
             error: Some(error.into()),
+            commits: false,
         }
     }
 }

@@ -246,22 +246,9 @@ fn authenticate_step(
 
 /// The 'M' field of an ErrorResponse body, for logs and client errors.
 pub fn error_message(body: &[u8]) -> String {
-    let mut r = crate::codec::Reader::new(body);
-    let mut message = String::new();
-    let mut code = String::new();
-    while let Ok(field) = r.u8() {
-        if field == 0 {
-            break;
-        }
-        let Ok(value) = r.cstr() else { break };
-        match field {
-            b'M' => message = value.to_owned(),
-            b'C' => code = value.to_owned(),
-            _ => {}
-        }
-    }
+    let (code, message) = crate::codec::error_fields(body);
     if code.is_empty() {
-        message
+        message.to_owned()
     } else {
         format!("{message} (SQLSTATE {code})")
     }

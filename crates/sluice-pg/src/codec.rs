@@ -123,6 +123,25 @@ pub fn parse_message(body: &[u8]) -> Result<(&str, &str), ProtocolError> {
     Ok((name, sql))
 }
 
+/// SQLSTATE ('C') and message ('M') of an ErrorResponse or NoticeResponse
+/// body; empty when absent or unreadable.
+pub fn error_fields(body: &[u8]) -> (&str, &str) {
+    let mut r = Reader::new(body);
+    let (mut code, mut message) = ("", "");
+    while let Ok(field) = r.u8() {
+        if field == 0 {
+            break;
+        }
+        let Ok(value) = r.cstr() else { break };
+        match field {
+            b'M' => message = value,
+            b'C' => code = value,
+            _ => {}
+        }
+    }
+    (code, message)
+}
+
 /// A cursor over a message body that fails instead of panicking.
 pub struct Reader<'a> {
     buf: &'a [u8],

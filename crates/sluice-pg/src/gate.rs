@@ -4,10 +4,11 @@
 //! never learns what the answer was based on.
 
 use crate::messages::PgErrorReply;
-use sluice_core::{Command, Identity, ResourceId};
+use sluice_core::{Command, CommandOrigin, Identity, ResourceId};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::time::Duration;
 
 /// Resolves once the unit's record is durable; an error is what the client
 /// is told instead (the record could not be made durable).
@@ -28,12 +29,74 @@ pub enum Verdict {
     Deny { at: usize, reply: PgErrorReply },
 }
 
+/// What the session knows about the moment a unit is decided.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UnitContext {
+    /// The unit runs inside an explicit transaction block: the last
+    /// ReadyForQuery said so and nothing sent since can have ended it.
+    /// Changes made here reach the target only at COMMIT (a lost
+    /// connection rolls them back).
+    pub in_transaction: bool,
+}
+
+/// How a command that ran ended, as the client saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completion {
+    /// CommandComplete tags, `; `-joined for a query string of several
+    /// statements.
+    Tags(String),
+    Error {
+        sqlstate: String,
+        message: String,
+    },
+    /// EmptyQueryResponse.
+    Empty,
+    /// PortalSuspended: the row limit of the Execute was reached.
+    Suspended,
+    /// Never ran: an earlier message of its batch failed.
+    Skipped,
+}
+
+/// What came back for one command that was forwarded.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub completion: Completion,
+    /// Rows returned or affected.
+    pub rows: u64,
+    /// Bytes of backend messages the command produced for the client.
+    pub bytes: u64,
+    /// From the decision to the last message of the response.
+    pub duration: Duration,
+    /// Result rows and COPY data as the client received them, one line per
+    /// row (tab-separated, COPY text escaping, `\N` for NULL, `\x` hex for
+    /// values that are not printable text), cut at the gate's cap.
+    pub content: String,
+    pub truncated: bool,
+}
+
+/// Whether a command gets a [`Response`]: everything that runs something
+/// (a Parse alone runs nothing).
+pub fn answers(command: &Command) -> bool {
+    command.origin != CommandOrigin::Parse
+}
+
 pub trait Gate: Send {
     /// Decides the commands of one unit the client sent together (a
     /// simple-query string, or an extended-protocol batch up to Sync or
     /// Flush), in order. The first refused command stops the unit there,
     /// as an error would in PostgreSQL.
-    fn decide(&mut self, commands: &[Command]) -> Verdict;
+    fn decide(&mut self, commands: &[Command], unit: &UnitContext) -> Verdict;
+
+    /// `Some(cap)` to be told the [`Response`] of every command it let run,
+    /// with at most `cap` bytes of content; asked once per session.
+    fn responses(&self) -> Option<usize> {
+        None
+    }
+
+    /// The response of the next command that ran, in the order decided:
+    /// one call per [`answers`] command of each unit forwarded (for a
+    /// `Deny { at }`, those before `at`), unless the session ends first.
+    fn on_response(&mut self, _response: Response) {}
 
     /// The session is over (`reason` as in [`crate::session::SessionEnd`]).
     fn on_end(&mut self, _reason: &str) {}

@@ -14,13 +14,16 @@ pub mod gate;
 pub mod gateway;
 pub mod messages;
 mod pump;
+mod response;
 pub mod session;
 pub mod startup;
 pub mod stream;
 
 pub use backend::{BackendTarget, BackendTls, Secret};
 pub use error::{PgError, ProtocolError};
-pub use gate::{Durable, Gate, GateFactory, SessionInfo, Verdict};
+pub use gate::{
+    answers, Completion, Durable, Gate, GateFactory, Response, SessionInfo, UnitContext, Verdict,
+};
 pub use gateway::{Gateway, GatewayConfig, Resource};
 pub use messages::{sqlstate, PgErrorReply};
 pub use session::ShutdownState;

@@ -52,6 +52,7 @@ fn stmt(action: Action, text: &str, tables: &[&str], has_where: bool) -> Stateme
         functions: Vec::new(),
         calls_volatile: false,
         fingerprint: String::new(),
+        commits: false,
         error: None,
     }
 }

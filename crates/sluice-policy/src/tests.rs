@@ -15,6 +15,7 @@ fn stmt(action: Action) -> Statement {
         functions: vec!["now".into()],
         calls_volatile: false,
         fingerprint: String::new(),
+        commits: false,
         error: None,
     }
 }

@@ -31,7 +31,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
 use sluice_core::{Command, CommandOrigin, Identity, ResourceId};
-use sluice_pg::{Gate, GateFactory, SessionInfo, Verdict};
+use sluice_pg::{Gate, GateFactory, SessionInfo, UnitContext, Verdict};
 use sluice_policy::{PolicySet, RequestContext, ResourceInfo};
 use sluice_server::policy::{PolicyGate, PolicyGates};
 use sluice_sql::{Classifier, ClassifierConfig, SqlSession};
@@ -145,7 +145,7 @@ impl Fixture {
 }
 
 fn forward(gate: &mut PolicyGate, commands: &[Command]) {
-    if let Verdict::Deny { at, .. } = gate.decide(commands) {
+    if let Verdict::Deny { at, .. } = gate.decide(commands, &UnitContext::default()) {
         panic!("the default policies refused {:?}", commands[at].text);
     }
 }
@@ -163,7 +163,7 @@ fn first_sight(c: &mut Criterion) {
                     n += 1;
                     [command(text(template, n))]
                 },
-                |commands| black_box(gate.decide(commands)),
+                |commands| black_box(gate.decide(commands, &UnitContext::default())),
                 BatchSize::SmallInput,
             )
         });
@@ -185,7 +185,7 @@ fn first_sight_new_session(c: &mut Criterion) {
                     n += 1;
                     (fx.open(), [command(text(template, n))])
                 },
-                |(gate, commands)| black_box(gate.decide(commands)),
+                |(gate, commands)| black_box(gate.decide(commands, &UnitContext::default())),
                 BatchSize::SmallInput,
             )
         });
@@ -201,7 +201,7 @@ fn repeated(c: &mut Criterion) {
         let commands = [command(text(template, 42))];
         forward(&mut gate, &commands);
         group.bench_function(*name, |b| {
-            b.iter(|| black_box(gate.decide(black_box(&commands))))
+            b.iter(|| black_box(gate.decide(black_box(&commands), &UnitContext::default())))
         });
     }
     group.finish();
@@ -227,7 +227,7 @@ fn transaction(c: &mut Criterion) {
             },
             |statements| {
                 for commands in statements.iter() {
-                    black_box(gate.decide(commands));
+                    black_box(gate.decide(commands, &UnitContext::default()));
                 }
             },
             BatchSize::SmallInput,
@@ -237,7 +237,7 @@ fn transaction(c: &mut Criterion) {
     group.bench_function("tpcb_repeated", |b| {
         b.iter(|| {
             for commands in &fixed {
-                black_box(gate.decide(black_box(commands)));
+                black_box(gate.decide(black_box(commands), &UnitContext::default()));
             }
         })
     });

@@ -22,6 +22,8 @@ pub struct Config {
     pub resources: Vec<ResourceConfig>,
     /// Absent: no policy, so nothing is permitted.
     pub policy: Option<PolicyConfig>,
+    #[serde(default)]
+    pub audit: AuditSettings,
     /// The directory the config file is in; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -34,6 +36,34 @@ pub struct Config {
 pub struct PolicyConfig {
     /// Cedar policy files or globs, relative to the config file.
     pub files: Vec<String>,
+}
+
+fn default_response_content_bytes() -> usize {
+    64 * 1024
+}
+
+/// `[audit]`: the audit log is always on; this tunes what it keeps and how
+/// it fails.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Most bytes of a statement's result content kept in its response
+    /// record (the rest is marked truncated); 0 keeps none.
+    #[serde(default = "default_response_content_bytes")]
+    pub response_content_bytes: usize,
+    /// When the audit store cannot write, still run pure reads (logged as
+    /// unrecorded, loudly). Writes are refused either way.
+    #[serde(default)]
+    pub fail_open_reads: bool,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        AuditSettings {
+            response_content_bytes: default_response_content_bytes(),
+            fail_open_reads: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]

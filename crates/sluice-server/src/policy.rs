@@ -3,17 +3,19 @@
 //! be swapped at run time (SIGHUP) without touching open sessions; a failed
 //! reload keeps the last good set.
 
-use crate::config::{Config, ConfigError};
-use crate::record::{is_pure_read, Recorder};
+use crate::config::{AuditSettings, Config, ConfigError};
+use crate::record::{durability, Durability, Recorder};
 use arc_swap::ArcSwap;
 use sluice_audit::AuditLog;
 use sluice_core::{Action, Command, CommandOrigin, Decision, Outcome, Statement};
-use sluice_pg::{sqlstate, Gate, GateFactory, PgErrorReply, SessionInfo, Verdict};
+use sluice_pg::{
+    answers, sqlstate, Gate, GateFactory, PgErrorReply, Response, SessionInfo, UnitContext, Verdict,
+};
 use sluice_policy::{PolicySet, RequestContext, ResourceInfo, Scope};
 use sluice_sql::{Classifier, ClassifierConfig, SqlSession};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 /// Loads the policies the config names. No `[policy]` section means no
 /// policy, and no policy permits anything.
@@ -47,7 +49,7 @@ pub struct PolicyGates {
     classifier: Arc<Classifier>,
     policies: Arc<ArcSwap<PolicySet>>,
     resources: Arc<HashMap<String, ResourceInfo>>,
-    audit: Option<AuditLog>,
+    audit: Option<(AuditLog, AuditSettings)>,
 }
 
 impl PolicyGates {
@@ -62,8 +64,8 @@ impl PolicyGates {
 
     /// Records every session and command in `log` (the gateway always
     /// does; benchmarks of the decision path alone do not).
-    pub fn with_audit(mut self, log: AuditLog) -> Self {
-        self.audit = Some(log);
+    pub fn with_audit(mut self, log: AuditLog, settings: AuditSettings) -> Self {
+        self.audit = Some((log, settings));
         self
     }
 
@@ -94,7 +96,11 @@ impl GateFactory for PolicyGates {
             scope: policies.scope(session.identity, &resource, &ctx),
             shared: self.clone(),
             sql: SqlSession::default(),
-            recorder: self.audit.clone().map(|log| Recorder::start(log, session)),
+            recorder: self
+                .audit
+                .clone()
+                .map(|(log, settings)| Recorder::start(log, settings, session)),
+            awaiting: VecDeque::new(),
             decisions: DecisionCache {
                 policies,
                 entries: HashMap::new(),
@@ -111,6 +117,9 @@ pub struct PolicyGate {
     sql: SqlSession,
     decisions: DecisionCache,
     recorder: Option<Recorder>,
+    /// Statement records of the commands that ran, in order, waiting for
+    /// their responses (`None`: ran unrecorded under `fail_open_reads`).
+    awaiting: VecDeque<Option<u64>>,
 }
 
 /// Decisions already made in this session, valid for one policy set.
@@ -192,12 +201,15 @@ impl PolicyGate {
 }
 
 impl Gate for PolicyGate {
-    fn decide(&mut self, commands: &[Command]) -> Verdict {
+    fn decide(&mut self, commands: &[Command], unit: &UnitContext) -> Verdict {
         let policies = self.shared.policies.load_full();
-        // The last record appended for this unit, and whether every
-        // statement in it is a pure read.
+        let awaiting_before = self.awaiting.len();
+        // The last record appended for this unit, and what the unit's
+        // statements need from it.
         let mut recorded: Option<u64> = None;
-        let mut pure_read = true;
+        let mut wait = false;
+        let mut transactional = false;
+        let mut ends_or_starts_transaction = false;
         for (at, command) in commands.iter().enumerate() {
             let statements = self.statements(command);
             // Across the statements of one query string the strictest wins.
@@ -214,19 +226,43 @@ impl Gate for PolicyGate {
                 }
             }
             let (decision, culprit) = strictest.unwrap_or_else(|| (Decision::allow(Vec::new()), 0));
+            let mut seq = None;
             // A Parse runs nothing: what runs is recorded per Execute (with
             // its parameters). A refused Parse is recorded as such.
             let runs_or_refused = command.origin != CommandOrigin::Parse || !decision.is_allow();
             if let (true, Some(recorder)) = (runs_or_refused, self.recorder.as_mut()) {
                 match recorder.statement(command, &statements, &decision) {
-                    Ok(seq) => recorded = Some(seq),
+                    Ok(s) => seq = Some(s),
+                    Err(_)
+                        if recorder.fail_open_reads()
+                            && decision.is_allow()
+                            && statements
+                                .iter()
+                                .all(|s| durability(s) == Durability::Overlap) =>
+                    {
+                        error!(sql = %command.text, "audit log cannot write: read forwarded UNRECORDED (fail_open_reads)");
+                    }
                     // The store failed: nothing of the unit runs, not even
                     // the commands before this one (their records may be lost).
-                    Err(reply) => return Verdict::Deny { at: 0, reply },
+                    Err(reply) => {
+                        self.awaiting.truncate(awaiting_before);
+                        return Verdict::Deny { at: 0, reply };
+                    }
                 }
             }
+            recorded = seq.or(recorded);
             if decision.is_allow() {
-                pure_read &= statements.iter().all(is_pure_read);
+                for statement in statements.iter() {
+                    match durability(statement) {
+                        Durability::Overlap => {}
+                        Durability::Transactional => transactional = true,
+                        Durability::Wait => wait = true,
+                    }
+                    ends_or_starts_transaction |= statement.action == Action::Tcl;
+                }
+                if answers(command) && self.recorder.is_some() {
+                    self.awaiting.push_back(seq);
+                }
                 continue;
             }
             let Some(statement) = statements.get(culprit) else {
@@ -250,6 +286,7 @@ impl Gate for PolicyGate {
             // The commands before this one run: their records first.
             if let (true, Some(recorder), Some(seq)) = (at > 0, self.recorder.as_ref(), recorded) {
                 if let Err(unrecorded) = recorder.wait(seq) {
+                    self.awaiting.truncate(awaiting_before);
                     return Verdict::Deny {
                         at: 0,
                         reply: unrecorded,
@@ -258,12 +295,29 @@ impl Gate for PolicyGate {
             }
             return Verdict::Deny { at, reply };
         }
-        match (self.recorder.as_ref(), recorded) {
-            (Some(recorder), Some(seq)) if pure_read => {
-                Verdict::ForwardHoldingResults(recorder.durable(seq))
-            }
-            (Some(recorder), Some(seq)) => Verdict::ForwardWhenDurable(recorder.durable(seq)),
-            _ => Verdict::Forward,
+        let (Some(recorder), Some(seq)) = (self.recorder.as_ref(), recorded) else {
+            return Verdict::Forward;
+        };
+        // Inside a transaction block a data change waits for COMMIT, unless
+        // the unit itself may end the block (ROLLBACK; UPDATE ...).
+        let deferred_to_commit = unit.in_transaction && !ends_or_starts_transaction;
+        if wait || (transactional && !deferred_to_commit) {
+            Verdict::ForwardWhenDurable(recorder.durable(seq))
+        } else if transactional {
+            Verdict::ForwardHoldingResults(recorder.durable(seq))
+        } else {
+            Verdict::ForwardHoldingResults(recorder.durable_read(seq))
+        }
+    }
+
+    fn responses(&self) -> Option<usize> {
+        self.recorder.as_ref().map(Recorder::content_cap)
+    }
+
+    fn on_response(&mut self, response: Response) {
+        let seq = self.awaiting.pop_front().flatten();
+        if let (Some(recorder), Some(seq)) = (self.recorder.as_mut(), seq) {
+            recorder.response(seq, response);
         }
     }
 

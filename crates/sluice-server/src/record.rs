@@ -2,10 +2,15 @@
 //! is appended before it is forwarded, and the gate tells the session how
 //! long to wait for the record to be durable (a write waits before it is
 //! forwarded; a pure read is forwarded at once but its results wait).
+//! What came back is appended when the response is over.
 
-use sluice_audit::{encode_param, AuditError, AuditLog, SessionEnd, SessionStart, StatementRecord};
+use crate::config::AuditSettings;
+use sluice_audit::{
+    encode_param, AuditError, AuditLog, ResponseRecord, ResponseStatus, SessionEnd, SessionStart,
+    StatementRecord,
+};
 use sluice_core::{Action, Command, Decision, Param, Statement};
-use sluice_pg::{Durable, PgErrorReply, SessionInfo};
+use sluice_pg::{Completion, Durable, PgErrorReply, Response, SessionInfo};
 use std::time::Instant;
 use tracing::error;
 
@@ -15,9 +20,12 @@ const IO_ERROR: &str = "58030";
 /// One session's writer into the audit log.
 pub(crate) struct Recorder {
     log: AuditLog,
+    settings: AuditSettings,
     session: String,
     started: Instant,
     statements: u64,
+    rows: u64,
+    bytes: u64,
 }
 
 fn unrecorded(e: &AuditError) -> PgErrorReply {
@@ -38,17 +46,62 @@ fn encode(param: &Param) -> Option<String> {
     }
 }
 
-/// A statement that cannot change anything: its record may become durable
-/// while it runs, as long as its results wait for it.
-pub(crate) fn is_pure_read(statement: &Statement) -> bool {
-    matches!(
-        statement.action,
-        Action::Select | Action::Explain | Action::CopyOut
-    ) && !statement.calls_volatile
+/// When a statement may be forwarded relative to its record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// Changes nothing on the target (a read; session settings; BEGIN,
+    /// SAVEPOINT, ROLLBACK): forwarded at once, its results held until
+    /// its record is durable.
+    Overlap,
+    /// A data change that reaches the target only when its transaction
+    /// commits: inside a transaction block it is forwarded like `Overlap`,
+    /// since the COMMIT waits for every record before it (and a lost
+    /// connection rolls it back). Outside one it waits.
+    Transactional,
+    /// Forwarded only once its record is durable.
+    Wait,
+}
+
+/// Side effects a transaction cannot undo (a volatile function: nextval,
+/// dblink) are `Wait` everywhere. Left to the target: triggers and column
+/// defaults, which the statement text does not show; inside a transaction
+/// block such a side effect (a sequence advanced by a default, say) can
+/// happen before the statement's record is durable.
+pub(crate) fn durability(statement: &Statement) -> Durability {
+    if statement.commits || statement.calls_volatile {
+        return Durability::Wait;
+    }
+    match statement.action {
+        Action::Select
+        | Action::Explain
+        | Action::CopyOut
+        | Action::Session
+        | Action::Prepare
+        | Action::Tcl => Durability::Overlap,
+        Action::Insert | Action::Update | Action::Delete | Action::Merge => {
+            Durability::Transactional
+        }
+        _ => Durability::Wait,
+    }
+}
+
+/// The audit status of a completion.
+fn status(completion: Completion) -> ResponseStatus {
+    match completion {
+        Completion::Tags(tags) => ResponseStatus::CommandTag(tags),
+        Completion::Error { sqlstate, message } => ResponseStatus::Error { sqlstate, message },
+        Completion::Empty => ResponseStatus::Empty,
+        Completion::Suspended => ResponseStatus::Suspended,
+        Completion::Skipped => ResponseStatus::Skipped,
+    }
 }
 
 impl Recorder {
-    pub(crate) fn start(log: AuditLog, info: &SessionInfo<'_>) -> Recorder {
+    pub(crate) fn start(
+        log: AuditLog,
+        settings: AuditSettings,
+        info: &SessionInfo<'_>,
+    ) -> Recorder {
         let session = sluice_audit::new_session_id();
         let start = SessionStart::new(
             info.identity,
@@ -64,9 +117,12 @@ impl Recorder {
         tracing::Span::current().record("audit_session", session.as_str());
         Recorder {
             log,
+            settings,
             session,
             started: Instant::now(),
             statements: 0,
+            rows: 0,
+            bytes: 0,
         }
     }
 
@@ -97,6 +153,50 @@ impl Recorder {
         Box::pin(async move { log.durable(seq).await.map_err(|e| unrecorded(&e)) })
     }
 
+    /// Like [`Recorder::durable`], for a unit of pure reads: with
+    /// `fail_open_reads`, a record that cannot be made durable lets the
+    /// results through anyway (and says so).
+    pub(crate) fn durable_read(&self, seq: u64) -> Durable {
+        if !self.settings.fail_open_reads {
+            return self.durable(seq);
+        }
+        let log = self.log.clone();
+        Box::pin(async move {
+            if let Err(e) = log.durable(seq).await {
+                error!(error = %e, seq, "audit log cannot write: read results released UNRECORDED (fail_open_reads)");
+            }
+            Ok(())
+        })
+    }
+
+    /// Whether a read may run when its record cannot be appended.
+    pub(crate) fn fail_open_reads(&self) -> bool {
+        self.settings.fail_open_reads
+    }
+
+    /// Most content bytes a response record keeps.
+    pub(crate) fn content_cap(&self) -> usize {
+        self.settings.response_content_bytes
+    }
+
+    /// Appends what came back for statement record `seq`.
+    pub(crate) fn response(&mut self, seq: u64, response: Response) {
+        self.rows += response.rows;
+        self.bytes += response.bytes;
+        let record = ResponseRecord {
+            statement_seq: seq,
+            status: status(response.completion),
+            rows: response.rows,
+            bytes: response.bytes,
+            duration_us: u64::try_from(response.duration.as_micros()).unwrap_or(u64::MAX),
+            content: response.content,
+            truncated: response.truncated,
+        };
+        if let Err(e) = self.log.append(&self.session, record) {
+            error!(error = %e, seq, "audit log: cannot record a response");
+        }
+    }
+
     /// Blocks until `seq` is durable: only for the rare refusal that lets a
     /// recorded prefix of a batch run.
     pub(crate) fn wait(&self, seq: u64) -> Result<(), PgErrorReply> {
@@ -108,8 +208,8 @@ impl Recorder {
             reason: reason.to_owned(),
             duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             statements: self.statements,
-            rows: 0,
-            bytes: 0,
+            rows: self.rows,
+            bytes: self.bytes,
         };
         if let Err(e) = self.log.append(&self.session, end) {
             error!(error = %e, "audit log: cannot record the session end");

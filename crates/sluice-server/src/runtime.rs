@@ -104,12 +104,21 @@ pub async fn prepare(config: &Config) -> Result<Prepared, ServeError> {
         warn!("no [policy] section in the config: every statement will be denied");
     }
     info!(policies = policies.policy_ids().len(), "policies loaded");
-    let audit = sluice_audit::AuditLog::open(&data_dir, sluice_audit::AuditConfig::default())
-        .map_err(|source| ServeError::Audit {
+    let audit_config = sluice_audit::AuditConfig {
+        response_content_cap: config.audit.response_content_bytes,
+        ..sluice_audit::AuditConfig::default()
+    };
+    let audit = sluice_audit::AuditLog::open(&data_dir, audit_config).map_err(|source| {
+        ServeError::Audit {
             dir: data_dir.display().to_string(),
             source,
-        })?;
-    let gates = PolicyGates::new(policies, resource_infos(config)).with_audit(audit.clone());
+        }
+    })?;
+    if config.audit.fail_open_reads {
+        warn!("[audit] fail_open_reads = true: if the audit log cannot write, reads will run UNRECORDED");
+    }
+    let gates = PolicyGates::new(policies, resource_infos(config))
+        .with_audit(audit.clone(), config.audit.clone());
     // Installed before the listener opens: SIGHUP's default action would
     // kill the process.
     #[cfg(unix)]

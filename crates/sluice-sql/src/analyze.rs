@@ -22,6 +22,7 @@ pub(crate) struct Analysis {
     pub functions: Vec<String>,
     pub calls_volatile: bool,
     pub error: Option<String>,
+    pub commits: bool,
 }
 
 pub(crate) fn analyze(node: &N) -> Analysis {
@@ -35,6 +36,7 @@ pub(crate) fn analyze(node: &N) -> Analysis {
         executes_prepared,
         mut tables,
         error,
+        commits,
     } = kinds::kind_of(node);
     if executes {
         for write in &walk.writes {
@@ -72,6 +74,7 @@ pub(crate) fn analyze(node: &N) -> Analysis {
         } else {
             None
         },
+        commits,
     }
 }
 
@@ -86,6 +89,7 @@ impl Analysis {
             functions: Vec::new(),
             calls_volatile: true,
             error: Some(error),
+            commits: false,
         }
     }
 
@@ -105,6 +109,7 @@ impl Analysis {
             calls_volatile: self.calls_volatile || action == Action::Unknown,
             fingerprint,
             error: self.error.clone(),
+            commits: self.commits,
         }
     }
 }

@@ -22,6 +22,8 @@ pub(crate) struct Kind {
     /// Tables named outside of relation nodes (`DROP TABLE a, b`).
     pub tables: Vec<String>,
     pub error: Option<String>,
+    /// See [`sluice_core::Statement::commits`].
+    pub commits: bool,
 }
 
 impl Kind {
@@ -32,6 +34,7 @@ impl Kind {
             executes_prepared: None,
             tables: Vec::new(),
             error: None,
+            commits: false,
         }
     }
 
@@ -85,7 +88,10 @@ pub(crate) fn kind_of(node: &N) -> Kind {
         N::VariableShowStmt(_) | N::DiscardStmt(_) | N::ConstraintsSetStmt(_) => {
             Kind::of(A::Session)
         }
-        N::TransactionStmt(_) => Kind::of(A::Tcl),
+        N::TransactionStmt(t) => Kind {
+            commits: commits(t),
+            ..Kind::of(A::Tcl)
+        },
         N::DoStmt(_) | N::CallStmt(_) => Kind::of(A::Procedural),
         N::ListenStmt(_) | N::UnlistenStmt(_) | N::NotifyStmt(_) => Kind::of(A::Listen),
         N::PrepareStmt(_) => Kind {
@@ -302,4 +308,19 @@ fn variant_name(node: &N) -> String {
         .next()
         .unwrap_or("unknown")
         .to_owned()
+}
+
+/// Whether a transaction statement makes changes permanent. An unknown kind
+/// is assumed to (the safe side: its records are made durable first).
+fn commits(t: &pg_query::protobuf::TransactionStmt) -> bool {
+    use pg_query::protobuf::TransactionStmtKind as K;
+    !matches!(
+        K::try_from(t.kind),
+        Ok(K::TransStmtBegin
+            | K::TransStmtStart
+            | K::TransStmtRollback
+            | K::TransStmtSavepoint
+            | K::TransStmtRelease
+            | K::TransStmtRollbackTo)
+    )
 }

@@ -108,6 +108,7 @@ pub(crate) fn merge(a: &Statement, b: &Statement) -> Statement {
     }
     out.has_where = a.has_where && b.has_where;
     out.calls_volatile = a.calls_volatile || b.calls_volatile;
+    out.commits = a.commits || b.commits;
     if out.action == Action::Unknown && out.error.is_none() {
         out.error.clone_from(&b.error);
     }

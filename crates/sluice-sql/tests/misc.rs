@@ -107,3 +107,36 @@ fn classifier_is_send_and_sync() {
     check::<Classifier>();
     check::<sluice_sql::SqlSession>();
 }
+
+#[test]
+fn only_statements_that_make_a_transaction_permanent_commit() {
+    let c = Classifier::new(ClassifierConfig::default());
+    for sql in [
+        "COMMIT",
+        "commit and chain",
+        "END",
+        "PREPARE TRANSACTION 'x'",
+        "COMMIT PREPARED 'x'",
+        "ROLLBACK PREPARED 'x'",
+        "PREPARE p AS SELECT 1; EXECUTE p; COMMIT",
+    ] {
+        let statements = c.classify(sql);
+        assert!(statements.iter().any(|s| s.commits), "{sql} commits");
+    }
+    for sql in [
+        "BEGIN",
+        "START TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+        "ROLLBACK",
+        "SAVEPOINT a",
+        "RELEASE a",
+        "ROLLBACK TO a",
+        "UPDATE t SET a = 1 WHERE b = 2",
+        "SELECT 'commit'",
+    ] {
+        let statements = c.classify(sql);
+        assert!(
+            statements.iter().all(|s| !s.commits),
+            "{sql} does not commit"
+        );
+    }
+}

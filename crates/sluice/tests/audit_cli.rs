@@ -10,6 +10,7 @@ use sluice_audit::{
 use sluice_core::{Action, CommandOrigin, Decision, Identity, Outcome, PolicyRef, Statement};
 use std::path::PathBuf;
 use std::process::{Command, Output};
+use std::time::Duration;
 
 struct Env {
     _tmp: tempfile::TempDir,
@@ -31,6 +32,7 @@ fn classified(action: Action, text: &str) -> Statement {
         calls_volatile: false,
         fingerprint: "f".into(),
         error: None,
+        commits: false,
     }
 }
 
@@ -585,7 +587,19 @@ fn prune_keeps_the_log_verifiable() {
 #[test]
 fn prune_refuses_while_a_writer_holds_the_log() {
     let env = setup();
-    let writer = AuditLog::open(&env.data, AuditConfig::default()).unwrap();
+    // A child another test forks may briefly share the lock of setup's
+    // (closed) writer until it execs.
+    let writer = (0..40)
+        .find_map(
+            |_| match AuditLog::open(&env.data, AuditConfig::default()) {
+                Ok(w) => Some(w),
+                Err(_) => {
+                    std::thread::sleep(Duration::from_millis(50));
+                    None
+                }
+            },
+        )
+        .expect("the writer lock becomes free");
     let out = sluice(&env, &["prune", "--before", "2999-01-01"]);
     assert!(!out.status.success());
     let err = stderr(&out);

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{pg_connect, psql, resource_toml, Gateway, ALLOW_ALL};
+use common::{pg_connect, psql, remove_dir_under_writer, resource_toml, Gateway, ALLOW_ALL};
 use sluice_audit::{AuditLog, Body, Record};
 use sluice_testkit::PgServer;
 use std::time::Duration;
@@ -252,17 +252,4 @@ async fn when_the_audit_store_cannot_write_statements_are_refused_and_never_run(
         "1",
         "the unrecorded insert must not run"
     );
-}
-
-/// Removes a directory a live writer may still be adding files to (the
-/// head marker is rewritten through a temp file): retries until it is gone.
-fn remove_dir_under_writer(path: &std::path::Path) {
-    for _ in 0..100 {
-        match std::fs::remove_dir_all(path) {
-            Ok(()) => return,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
-            Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
-        }
-    }
-    panic!("could not remove {}", path.display());
 }

@@ -32,6 +32,7 @@ pub fn statement(text: &str, allow: bool) -> StatementRecord {
             calls_volatile: false,
             fingerprint: "ab12".into(),
             error: None,
+            commits: false,
         }],
         decision: if allow {
             Decision::allow(policies)

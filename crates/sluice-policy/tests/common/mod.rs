@@ -20,6 +20,7 @@ pub fn stmt(action: Action, text: &str) -> Statement {
         functions: Vec::new(),
         calls_volatile: false,
         fingerprint: String::new(),
+        commits: false,
         error: None,
     }
 }

@@ -421,10 +421,25 @@ fn notes(r: &VerifyReport, key_source: KeySource) -> Vec<String> {
 
 // ---------------------------------------------------------------- prune
 
+/// Opens the log for writing. A lock held a moment longer than its writer
+/// (a process that just stopped, or a child forked while it was open and
+/// not yet exec'd) is waited out briefly before giving up.
+fn open_for_writing(dir: &Path) -> Result<AuditLog, AuditError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match AuditLog::open(dir, AuditConfig::default()) {
+            Err(AuditError::Locked(_)) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn prune(dir: &Path, before: Timestamp) -> Result<()> {
     // Refuse to create a log where there is none.
     drop(open_read_only(dir)?);
-    let log = match AuditLog::open(dir, AuditConfig::default()) {
+    let log = match open_for_writing(dir) {
         Ok(log) => log,
         Err(AuditError::Locked(path)) => bail!(
             "cannot prune: the audit log {} is open for writing by another process, \

@@ -282,6 +282,11 @@ impl Replay {
                     ResponseStatus::Error { sqlstate, message } => {
                         format!("ERROR {sqlstate} {message}")
                     }
+                    ResponseStatus::Empty => "(empty query)".to_owned(),
+                    ResponseStatus::Suspended => "(suspended at the row limit)".to_owned(),
+                    ResponseStatus::Skipped => {
+                        "(not run: an earlier message of the batch failed)".to_owned()
+                    }
                 };
                 writeln!(
                     out,

@@ -320,3 +320,16 @@ pub fn shared_fixture(identity: &str, init: impl FnOnce(&Fixture)) -> std::sync:
 pub mod auth;
 pub mod proto;
 pub mod raw;
+
+/// Removes a directory a live writer may still be adding files to (the
+/// head marker is rewritten through a temp file): retries until it is gone.
+pub fn remove_dir_under_writer(path: &std::path::Path) {
+    for _ in 0..100 {
+        match std::fs::remove_dir_all(path) {
+            Ok(()) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+        }
+    }
+    panic!("could not remove {}", path.display());
+}

@@ -13,13 +13,14 @@
 //! - [`Session::on_backend_frames`] is where every backend message passes on
 //!   its way to the client.
 
-use crate::codec::{self, peek_frame};
-use crate::denial::{contains, stand_in, PendingDenial, Terminator};
+use crate::codec::peek_frame;
+use crate::denial::{contains, PendingDenial, Terminator};
 use crate::error::{PgError, ProtocolError};
-use crate::gate::{Durable, Gate, Verdict};
+use crate::gate::{Completion, Durable, Gate};
 use crate::messages::{sqlstate, PgErrorReply};
+use crate::response::Responses;
 use bytes::{Buf, BytesMut};
-use sluice_core::{Command, CommandOrigin};
+use sluice_core::Command;
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::task::Poll;
@@ -28,6 +29,8 @@ use tokio::sync::watch;
 use crate::extended::Extended;
 use crate::pump::{drain, fill, trim, ReadSize};
 use crate::stream::Stream;
+
+mod client;
 
 /// Stop reading a side while this much is queued for the other.
 const HIGH_WATER: usize = 256 * 1024;
@@ -74,6 +77,8 @@ struct Stall {
     durable: Durable,
     unit: BytesMut,
     terminator: Terminator,
+    /// Commands in the unit that expect a response.
+    answers: usize,
 }
 
 pub struct Session<G: Gate> {
@@ -122,6 +127,12 @@ pub struct Session<G: Gate> {
     /// ignores Sync during copy-in) and answers only the one libpq sends
     /// after CopyDone: one ReadyForQuery fewer than counted.
     sync_after_execute: bool,
+    /// An extended batch ended by Flush was forwarded and no Sync, Query or
+    /// FunctionCall has followed it yet: the transaction status of the last
+    /// ReadyForQuery may be out of date.
+    flushed: bool,
+    /// What came back for each forwarded command, when the gate asks.
+    responses: Option<Responses>,
 }
 
 impl<G: Gate> Session<G> {
@@ -134,6 +145,7 @@ impl<G: Gate> Session<G> {
         limits: SessionLimits,
         shutdown: watch::Receiver<ShutdownState>,
     ) -> Self {
+        let responses = gate.responses().map(Responses::new);
         Self {
             client,
             backend,
@@ -161,6 +173,8 @@ impl<G: Gate> Session<G> {
             held: VecDeque::new(),
             batch_has_execute: false,
             sync_after_execute: false,
+            flushed: false,
+            responses,
         }
     }
 
@@ -228,7 +242,18 @@ impl<G: Gate> Session<G> {
                 if let Some(stall) = self.stall.take() {
                     match recorded {
                         Ok(()) => self.to_backend.extend_from_slice(&stall.unit),
-                        Err(reply) => self.deny(reply, stall.terminator),
+                        Err(reply) => {
+                            if let Some(responses) = self.responses.as_mut() {
+                                let completion = Completion::Error {
+                                    sqlstate: reply.code.to_owned(),
+                                    message: reply.message.clone(),
+                                };
+                                responses.not_run(stall.answers, &completion);
+                                let gate = &mut self.gate;
+                                responses.settle(&mut |r| gate.on_response(r));
+                            }
+                            self.deny(reply, stall.terminator);
+                        }
                     }
                 }
             }
@@ -327,195 +352,6 @@ impl<G: Gate> Session<G> {
         .await
     }
 
-    /// Every complete client message, in order. Statements become commands
-    /// and are decided here, before anything is forwarded.
-    fn on_client_frames(&mut self) -> Result<(), PgError> {
-        // A unit waiting for its record holds everything behind it, so the
-        // backend sees messages in the order the client sent them.
-        while self.stall.is_none() {
-            let Some(h) = peek_frame(&self.client_in, self.limits.max_client_message)
-                .map_err(PgError::ClientProtocol)?
-            else {
-                break;
-            };
-            // Held extended messages go before anything outside the batch
-            // (and may stall, holding this message too).
-            if matches!(h.tag, b'Q' | b'F' | b'd' | b'c' | b'f') && !self.batch.is_empty() {
-                self.release_unsynced_batch();
-                continue;
-            }
-            let frame = self.client_in.split_to(h.len);
-            let body = &frame[5..];
-            match h.tag {
-                b'Q' => {
-                    let sql = codec::query_text(body).map_err(PgError::ClientProtocol)?;
-                    let command = Command::new(CommandOrigin::SimpleQuery, sql);
-                    let verdict = self.gate.decide(std::slice::from_ref(&command));
-                    self.z_expected += 1;
-                    self.sync_after_execute = false;
-                    self.apply(verdict, &frame, &[0], Terminator::Query);
-                }
-                b'P' => {
-                    let (_name, sql) =
-                        codec::parse_message(body).map_err(PgError::ClientProtocol)?;
-                    self.extended
-                        .on_message(h.tag, body)
-                        .map_err(PgError::ClientProtocol)?;
-                    self.batch_offsets.push(self.batch.len());
-                    self.batch_commands
-                        .push(Command::new(CommandOrigin::Parse, sql));
-                    self.hold(&frame)?;
-                }
-                b'B' | b'C' => {
-                    self.extended
-                        .on_message(h.tag, body)
-                        .map_err(PgError::ClientProtocol)?;
-                    self.hold(&frame)?;
-                }
-                b'E' => {
-                    let execution = self
-                        .extended
-                        .on_message(h.tag, body)
-                        .map_err(PgError::ClientProtocol)?;
-                    if let Some(execution) = execution {
-                        self.batch_offsets.push(self.batch.len());
-                        self.batch_commands.push(Command {
-                            origin: CommandOrigin::Execute,
-                            text: execution.sql.to_string(),
-                            params: execution.params.to_vec(),
-                        });
-                    }
-                    self.hold(&frame)?;
-                }
-                b'D' => self.hold(&frame)?,
-                b'S' | b'H' => {
-                    self.hold(&frame)?;
-                    let sync = h.tag == b'S';
-                    if sync {
-                        self.z_expected += 1;
-                    }
-                    self.release_batch(if sync {
-                        Terminator::Sync
-                    } else {
-                        Terminator::Flush
-                    });
-                }
-                b'F' => {
-                    // A fast-path call names a function by OID: there is no text to
-                    // judge, so it is the riskiest kind of command.
-                    let command = Command::new(CommandOrigin::FunctionCall, "");
-                    self.z_expected += 1;
-                    self.sync_after_execute = false;
-                    let verdict = self.gate.decide(std::slice::from_ref(&command));
-                    self.apply(verdict, &frame, &[0], Terminator::Query);
-                }
-                // COPY FROM STDIN data flows straight through, after the
-                // Execute that started the COPY if that is still held.
-                b'd' | b'c' | b'f' => self.to_backend.extend_from_slice(&frame),
-                b'X' => {
-                    self.client_eof = true;
-                    self.client_in.clear();
-                    return Ok(());
-                }
-                b'p' => {
-                    return Err(PgError::ClientProtocol(ProtocolError::Unexpected {
-                        tag: h.tag,
-                        during: "after authentication",
-                    }))
-                }
-                other => {
-                    return Err(PgError::ClientProtocol(ProtocolError::UnknownMessage(
-                        other,
-                    )))
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Decides the held batch (which ends in its Sync or Flush, if any) and
-    /// queues it, or its denial, for the backend.
-    fn release_batch(&mut self, terminator: Terminator) {
-        let verdict = self.gate.decide(&self.batch_commands);
-        self.batch_commands.clear();
-        let offsets = std::mem::take(&mut self.batch_offsets);
-        let swallowable_sync = self.batch_has_execute && terminator == Terminator::Sync;
-        self.batch_has_execute = false;
-        self.sync_after_execute = swallowable_sync && !matches!(verdict, Verdict::Deny { .. });
-        let batch = std::mem::take(&mut self.batch);
-        self.apply(verdict, &batch, &offsets, terminator);
-        // Keep the allocation for the next batch.
-        self.batch = batch;
-        self.batch.clear();
-    }
-
-    /// Acts on the verdict for `unit`, the bytes of what was decided
-    /// (`offsets`: where each decided command starts in it).
-    fn apply(&mut self, verdict: Verdict, unit: &[u8], offsets: &[usize], terminator: Terminator) {
-        match verdict {
-            Verdict::Forward => self.to_backend.extend_from_slice(unit),
-            Verdict::ForwardHoldingResults(durable) => {
-                self.to_backend.extend_from_slice(unit);
-                self.held.push_back(durable);
-            }
-            Verdict::ForwardWhenDurable(durable) => {
-                self.stall = Some(Stall {
-                    durable,
-                    unit: BytesMut::from(unit),
-                    terminator,
-                });
-            }
-            Verdict::Deny { at, reply } => {
-                // What came before the refused command runs, as it would in
-                // PostgreSQL before an error; the rest of the segment is
-                // skipped by the backend after the stand-in's error.
-                let cut = offsets.get(at).copied().unwrap_or(0);
-                self.to_backend.extend_from_slice(&unit[..cut]);
-                self.deny(reply, terminator);
-            }
-        }
-    }
-
-    /// A message outside the extended-protocol batch (Query, FunctionCall,
-    /// COPY data) arrived while extended messages are held without a Sync
-    /// or Flush yet. PostgreSQL processes messages strictly in order, so the
-    /// held ones go first: decided now as if a Flush had ended them.
-    /// Without this a Query would overtake them (results out of order), and
-    /// CopyData sent right behind a held Execute of `COPY FROM STDIN` would
-    /// reach the backend before the COPY started, be discarded, and leave
-    /// the COPY waiting for data forever.
-    fn release_unsynced_batch(&mut self) {
-        if !self.batch.is_empty() {
-            self.release_batch(Terminator::Flush);
-        }
-    }
-
-    fn hold(&mut self, frame: &[u8]) -> Result<(), PgError> {
-        if self.batch.len() + frame.len() > self.limits.max_batch {
-            return Err(PgError::ClientProtocol(ProtocolError::TooLarge {
-                tag: frame[0],
-                len: self.batch.len() + frame.len(),
-                max: self.limits.max_batch,
-            }));
-        }
-        self.batch_has_execute |= frame[0] == b'E';
-        self.batch.extend_from_slice(frame);
-        Ok(())
-    }
-
-    /// Blocks a statement in its place in the pipeline (see [`crate::denial`]).
-    fn deny(&mut self, reply: PgErrorReply, terminator: Terminator) {
-        let marker = stand_in(&mut self.to_backend, terminator);
-        // The stand-in's error arrives before the ReadyForQuery that ends its
-        // segment: the one just counted, or for a Flush the next one.
-        let segment = self.z_expected + u64::from(terminator == Terminator::Flush);
-        self.denials.push_back(PendingDenial {
-            marker,
-            reply,
-            segment,
-        });
-    }
-
     /// Every complete backend message, in order, on its way to the client.
     fn on_backend_frames(&mut self) -> Result<(), PgError> {
         let mut run = 0; // length of the prefix of backend_in forwarded verbatim
@@ -524,6 +360,7 @@ impl<G: Gate> Session<G> {
             .map_err(PgError::BackendProtocol)?
         {
             let frame = &self.backend_in[run..run + h.len];
+            let z_before = self.z_seen;
             match h.tag {
                 b'Z' => {
                     self.tx_status = frame.get(5).copied().unwrap_or(b'I');
@@ -552,6 +389,10 @@ impl<G: Gate> Session<G> {
                     }
                 }
                 _ => {}
+            }
+            if let Some(responses) = self.responses.as_mut() {
+                let gate = &mut self.gate;
+                responses.on_message(h.tag, frame, z_before, &mut |r| gate.on_response(r));
             }
             run += h.len;
             if self.to_client.len() + run >= HIGH_WATER {
