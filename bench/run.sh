@@ -43,7 +43,9 @@ declare -A WORKLOAD_ARGS=(
     [select-prepared]="-S -M prepared"
     [tpcb-simple]="-M simple"
 )
-TARGETS=(direct pgbouncer sluice)
+# sluice: policy + audit log on (the product); sluice-noaudit: the same
+# policies with [audit] enabled = false, to measure what recording costs.
+TARGETS=(direct pgbouncer sluice sluice-noaudit)
 
 # Inherited libpq settings must not leak into any connection made here.
 unset PGHOST PGHOSTADDR PGPORT PGUSER PGPASSWORD PGPASSFILE PGDATABASE PGSERVICE PGSERVICEFILE \
@@ -106,6 +108,7 @@ fi
 cd "$TMP" # runuser keeps the cwd; it must be readable by postgres
 
 SLUICE_PID=""
+SLUICE2_PID=""
 PGB_PID=""
 
 stop_pid() { # stop_pid PID NAME: SIGTERM, then SIGKILL after 10 s
@@ -125,13 +128,14 @@ cleanup() {
     set +e
     trap - EXIT INT TERM
     if ((rc != 0)); then
-        for f in "$SL_DIR/sluice.log" "$PGB_DIR/pgbouncer.log" "$PG_DIR/postgres.log"; do
+        for f in "$SL_DIR/sluice.log" "$SL_DIR/sluice-noaudit.log" "$PGB_DIR/pgbouncer.log" "$PG_DIR/postgres.log"; do
             [[ -s $f ]] || continue
             printf '\n--- last lines of %s ---\n' "$f" >&2
             tail -n 15 "$f" >&2
         done
     fi
     [[ -n $SLUICE_PID ]] && stop_pid "$SLUICE_PID" sluice
+    [[ -n $SLUICE2_PID ]] && stop_pid "$SLUICE2_PID" sluice-noaudit
     if [[ -z $PGB_PID && -s $PGB_DIR/pgbouncer.pid ]]; then
         PGB_PID=$(cat "$PGB_DIR/pgbouncer.pid" 2>/dev/null)
     fi
@@ -160,6 +164,7 @@ trap 'exit 143' TERM
 PG_PORT=$(free_port)
 PGB_PORT=$(free_port)
 SL_PORT=$(free_port)
+SL2_PORT=$(free_port)
 APP_PW=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 
 log "starting PostgreSQL $PG_VERSION on 127.0.0.1:$PG_PORT"
@@ -195,6 +200,7 @@ on_target() { # on_target TARGET COMMAND...: run a libpq client against TARGET
     direct) port=$PG_PORT user=app_owner pw=$APP_PW ;;
     pgbouncer) port=$PGB_PORT user=app_owner pw=$APP_PW ;;
     sluice) port=$SL_PORT user=bench pw=$SLUICE_KEY ;;
+    sluice-noaudit) port=$SL2_PORT user=bench pw=$SLUICE_KEY ;;
     *) die "unknown target $t" ;;
     esac
     PGHOST=127.0.0.1 PGPORT=$port PGUSER=$user PGPASSWORD=$pw PGDATABASE=app PGSSLMODE=disable \
@@ -251,10 +257,12 @@ check_target pgbouncer
 POLICY_GLOB=$ROOT/examples/policies/*.cedar
 compgen -G "$POLICY_GLOB" >/dev/null || die "no default policies match $POLICY_GLOB"
 [[ $POLICY_GLOB != *[\"\\]* ]] || die "the repository path ($ROOT) must not contain \" or \\ (it goes into a TOML string)"
-log "starting Sluice ($SLUICE_BIN) on 127.0.0.1:$SL_PORT, policy on ($POLICY_GLOB)"
-cat >"$SL_DIR/sluice.toml" <<EOF
+log "starting Sluice ($SLUICE_BIN) on 127.0.0.1:$SL_PORT, policy + audit on ($POLICY_GLOB)"
+write_sluice_config() { # write_sluice_config FILE PORT AUDIT_ENABLED
+cat >"$1" <<EOF
 [server]
-listen = "127.0.0.1:$SL_PORT"
+listen = "127.0.0.1:$2"
+# Both instances share the key store; only the first writes an audit log.
 data_dir = "data"
 shutdown_grace_secs = 2
 
@@ -274,20 +282,34 @@ database = "app"
 user = "app_owner"
 password_env = "APP_DB_PASSWORD"
 tags = { env = "bench" }
+
+[audit]
+enabled = $3
 EOF
+}
+write_sluice_config "$SL_DIR/sluice.toml" "$SL_PORT" true
+write_sluice_config "$SL_DIR/sluice-noaudit.toml" "$SL2_PORT" false
 "$SLUICE_BIN" keys create --config "$SL_DIR/sluice.toml" --identity bench --groups agents \
     >"$OUT_DIR/keys.stdout" 2>"$OUT_DIR/keys.stderr" ||
     die "sluice keys create failed: $(cat "$OUT_DIR/keys.stderr")"
 SLUICE_KEY=$(tail -n 1 "$OUT_DIR/keys.stdout")
 [[ -n $SLUICE_KEY && $SLUICE_KEY != *" "* ]] || die "sluice keys create printed no key"
-APP_DB_PASSWORD=$APP_PW "$SLUICE_BIN" serve --config "$SL_DIR/sluice.toml" >"$SL_DIR/sluice.log" 2>&1 &
-SLUICE_PID=$!
-sluice_listening() {
-    kill -0 "$SLUICE_PID" 2>/dev/null || die "sluice exited during startup"
-    port_open "$SL_PORT"
+start_sluice() { # start_sluice TARGET PORT: sets SLUICE_PID or SLUICE2_PID
+    local t=$1 port=$2 pid
+    APP_DB_PASSWORD=$APP_PW "$SLUICE_BIN" serve --config "$SL_DIR/$t.toml" >"$SL_DIR/$t.log" 2>&1 &
+    pid=$!
+    if [[ $t == sluice ]]; then SLUICE_PID=$pid; else SLUICE2_PID=$pid; fi
+    # shellcheck disable=SC2317 # called through wait_for
+    listening() {
+        kill -0 "$pid" 2>/dev/null || die "$t exited during startup"
+        port_open "$port"
+    }
+    wait_for "$t to listen on $port" 30 listening
+    check_target "$t"
 }
-wait_for "Sluice to listen on $SL_PORT" 30 sluice_listening
-check_target sluice
+start_sluice sluice "$SL_PORT"
+log "starting Sluice without the audit log on 127.0.0.1:$SL2_PORT"
+start_sluice sluice-noaudit "$SL2_PORT"
 
 # --- 7. data ---------------------------------------------------------------------
 
@@ -313,6 +335,7 @@ proxy_pid() {
     case $1 in
     pgbouncer) echo "$PGB_PID" ;;
     sluice) echo "$SLUICE_PID" ;;
+    sluice-noaudit) echo "$SLUICE2_PID" ;;
     *) echo "" ;;
     esac
 }
@@ -320,8 +343,8 @@ proxy_pid() {
 RESULTS=$OUT_DIR/results.tsv # round workload target tps txns latency_ms proxy_cpu_s failed
 : >"$RESULTS"
 
-refusals() { # statements Sluice has refused so far (it logs each at warn)
-    grep -c 'statement refused' "$SL_DIR/sluice.log" || true
+refusals() { # refusals TARGET: statements it has refused so far (logged at warn)
+    grep -c 'statement refused' "$SL_DIR/$1.log" || true
 }
 
 run_one() { # run_one ROUND WORKLOAD TARGET
@@ -335,7 +358,7 @@ run_one() { # run_one ROUND WORKLOAD TARGET
             -c "TRUNCATE pgbench_history" >/dev/null
     fi
     pg_super -c "CHECKPOINT" >/dev/null
-    refused0=$(refusals)
+    [[ $t == sluice* ]] && refused0=$(refusals "$t")
     pid=$(proxy_pid "$t")
     if [[ -n $pid ]]; then
         kill -0 "$pid" 2>/dev/null || die "$t (pid $pid) is no longer running"
@@ -360,9 +383,9 @@ run_one() { # run_one ROUND WORKLOAD TARGET
     if grep -qiE 'error|aborted' "$out"; then
         die "pgbench printed errors for $w against $t (round $round): $(grep -m 3 -iE 'error|aborted' "$out")"
     fi
-    if [[ $t == sluice ]]; then
-        refused=$(($(refusals) - refused0))
-        ((refused == 0)) || die "Sluice refused $refused statement(s) during $w (round $round): $(grep 'statement refused' "$SL_DIR/sluice.log" | tail -n 3)"
+    if [[ $t == sluice* ]]; then
+        refused=$(($(refusals "$t") - refused0))
+        ((refused == 0)) || die "$t refused $refused statement(s) during $w (round $round): $(grep 'statement refused' "$SL_DIR/$t.log" | tail -n 3)"
     fi
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$w" "$t" "$tps" "$txns" "${lat:-}" \
         "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.2f", b - a }')" "$failed" >>"$RESULTS"
@@ -388,6 +411,15 @@ SL_HWM=$(proc_status_mib "$SLUICE_PID" VmHWM)
 SL_RSS=$(proc_status_mib "$SLUICE_PID" VmRSS)
 SL_CPU=$(proc_cpu_seconds "$SLUICE_PID")
 SL_THREADS=$(awk '$1 == "Threads:" { print $2 }' "/proc/$SLUICE_PID/status")
+SL2_HWM=$(proc_status_mib "$SLUICE2_PID" VmHWM)
+SL2_CPU=$(proc_cpu_seconds "$SLUICE2_PID")
+
+# The audit log is really on: it holds every statement and verifies.
+"$SLUICE_BIN" audit verify --config "$SL_DIR/sluice.toml" >"$OUT_DIR/verify.stdout" 2>"$OUT_DIR/verify.stderr" ||
+    die "sluice audit verify failed after the runs: $(cat "$OUT_DIR/verify.stdout" "$OUT_DIR/verify.stderr")"
+AUDIT_VERIFY=$(head -n 1 "$OUT_DIR/verify.stdout")
+AUDIT_BYTES=$(du -cb "$SL_DIR"/data/audit.db* 2>/dev/null | awk 'END { print $1 }')
+log "audit log: $AUDIT_VERIFY ($AUDIT_BYTES bytes)"
 PGB_HWM=$(proc_status_mib "$PGB_PID" VmHWM)
 PGB_CPU=$(proc_cpu_seconds "$PGB_PID")
 
@@ -418,7 +450,7 @@ RUSTC_VER=$(cd "$ROOT" && rustc --version 2>/dev/null || echo unknown)
 
 SECTION=$OUT_DIR/section.md
 {
-    echo "## pgbench: direct vs PgBouncer vs Sluice (policy on)"
+    echo "## pgbench: direct vs PgBouncer vs Sluice (policy + audit on)"
     echo
     echo "_Written by \`bench/run.sh\`$([[ ${QUICK:-0} == 1 ]] && echo ' (QUICK=1 smoke run, not a measurement)') on $(date -u). Do not edit by hand: rerun the script._"
     echo
@@ -429,24 +461,27 @@ SECTION=$OUT_DIR/section.md
     echo "| PostgreSQL | $PG_VER; defaults (fsync on, synchronous_commit on) except shared_buffers=256MB, max_connections=100; TCP on 127.0.0.1 |"
     echo "| PgBouncer | $PGB_VER; pool_mode=session, default_pool_size=$POOL_SIZE, auth_type=scram-sha-256, no TLS |"
     echo "| Sluice | **policy on**: the shipped default policies (\`examples/policies/*.cedar\`), every statement classified (sluice-sql) and decided (Cedar) before it is forwarded; identity \`bench\` in group \`agents\`, resource tagged \`env = \"bench\"\`; all pgbench statements permitted, 0 failed transactions and 0 refusals checked on every run. Otherwise default settings, plaintext loopback listener, SCRAM client auth, log level info |"
+    echo "| Sluice, audit | **audit log on**: every command appended to the hash-chained SQLite log before it is forwarded (writes outside a transaction block wait for the fsync; reads, BEGIN and changes inside a transaction block overlap it, their results held until durable; COMMIT waits), and one response record per command. After the runs, \`sluice audit verify\`: $AUDIT_VERIFY; log size $AUDIT_BYTES bytes |"
+    echo "| Sluice without audit | the same binary, policies and settings with \`[audit] enabled = false\`: what the audit log costs is Sluice / Sluice without audit |"
     echo "| Direct, PgBouncer | no policy (nothing classified) |"
-    echo "| pgbench | scale $SCALE; \`-c $CLIENTS -j $JOBS -T $DURATION\`; $ROUNDS round(s), the three targets interleaved per workload (starting target rotates per round); TPS excludes connection time; median over rounds |"
+    echo "| pgbench | scale $SCALE; \`-c $CLIENTS -j $JOBS -T $DURATION\`; $ROUNDS round(s), the four targets interleaved per workload (starting target rotates per round); TPS excludes connection time; median over rounds |"
     echo
-    echo "| Workload | pgbench flags | Direct TPS | PgBouncer TPS | Sluice TPS | PgBouncer / direct | Sluice / direct | Sluice / PgBouncer |"
-    echo "|---|---|--:|--:|--:|--:|--:|--:|"
+    echo "| Workload | pgbench flags | Direct TPS | PgBouncer TPS | Sluice TPS | Sluice without audit TPS | PgBouncer / direct | Sluice / direct | Sluice / PgBouncer | Sluice / Sluice without audit |"
+    echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|"
     for w in "${WORKLOADS[@]}"; do
         d=$(med "$w" direct 4)
         b=$(med "$w" pgbouncer 4)
         s=$(med "$w" sluice 4)
-        echo "| $w | \`${WORKLOAD_ARGS[$w]}\` | $d | $b | $s | $(ratio "$b" "$d") | $(ratio "$s" "$d") | **$(ratio "$s" "$b")** |"
+        n=$(med "$w" sluice-noaudit 4)
+        echo "| $w | \`${WORKLOAD_ARGS[$w]}\` | $d | $b | $s | $n | $(ratio "$b" "$d") | $(ratio "$s" "$d") | **$(ratio "$s" "$b")** | **$(ratio "$s" "$n")** |"
     done
     echo
     echo "Median average latency (ms):"
     echo
-    echo "| Workload | Direct | PgBouncer | Sluice |"
-    echo "|---|--:|--:|--:|"
+    echo "| Workload | Direct | PgBouncer | Sluice | Sluice without audit |"
+    echo "|---|--:|--:|--:|--:|"
     for w in "${WORKLOADS[@]}"; do
-        echo "| $w | $(med "$w" direct 6 %.3f) | $(med "$w" pgbouncer 6 %.3f) | $(med "$w" sluice 6 %.3f) |"
+        echo "| $w | $(med "$w" direct 6 %.3f) | $(med "$w" pgbouncer 6 %.3f) | $(med "$w" sluice 6 %.3f) | $(med "$w" sluice-noaudit 6 %.3f) |"
     done
     echo
     echo "Proxy processes (CPU per transaction = process CPU time during that workload's runs / transactions completed):"
@@ -454,7 +489,8 @@ SECTION=$OUT_DIR/section.md
     echo "| Process | Peak RSS (VmHWM) | CPU time, all runs | $(for w in "${WORKLOADS[@]}"; do printf 'CPU µs/txn %s | ' "$w"; done)"
     echo "|---|--:|--:|$(for _ in "${WORKLOADS[@]}"; do printf -- '--:|'; done)"
     echo "| PgBouncer | $PGB_HWM MiB | $PGB_CPU s | $(for w in "${WORKLOADS[@]}"; do printf '%s | ' "$(us_per_txn "$w" pgbouncer)"; done)"
-    echo "| Sluice, policy on ($SL_THREADS threads, RSS now $SL_RSS MiB) | $SL_HWM MiB | $SL_CPU s | $(for w in "${WORKLOADS[@]}"; do printf '%s | ' "$(us_per_txn "$w" sluice)"; done)"
+    echo "| Sluice, policy + audit ($SL_THREADS threads, RSS now $SL_RSS MiB) | $SL_HWM MiB | $SL_CPU s | $(for w in "${WORKLOADS[@]}"; do printf '%s | ' "$(us_per_txn "$w" sluice)"; done)"
+    echo "| Sluice without audit | $SL2_HWM MiB | $SL2_CPU s | $(for w in "${WORKLOADS[@]}"; do printf '%s | ' "$(us_per_txn "$w" sluice-noaudit)"; done)"
     echo
     echo "<details><summary>Every run, in the order run</summary>"
     echo

@@ -45,6 +45,9 @@ pub(crate) enum Item {
 pub(crate) struct Pending {
     pub seq: u64,
     pub time: Timestamp,
+    /// When it was queued: a record nobody waits for is committed at the
+    /// latest `commit_delay` after this.
+    pub queued: Instant,
     pub item: Item,
 }
 
@@ -67,6 +70,9 @@ pub(crate) struct Queue {
     pub head_now: bool,
     /// Sessions started and not yet ended by this process: prune keeps them.
     pub open_sessions: HashMap<String, u64>,
+    /// The highest seq someone waits to see durable: the writer commits as
+    /// soon as a queued record is at or below it.
+    pub demand: u64,
 }
 
 impl Queue {
@@ -80,8 +86,25 @@ impl Queue {
             Item::Checkpoint { .. } => 0,
             Item::Record { .. } => self.since_checkpoint + 1,
         };
-        self.items.push_back(Pending { seq, time, item });
+        self.items.push_back(Pending {
+            seq,
+            time,
+            queued: Instant::now(),
+            item,
+        });
         seq
+    }
+
+    /// Whether the queued records should be committed now.
+    fn commit_due(&self, batch_max: usize, commit_delay: Duration, now: Instant) -> bool {
+        let Some(front) = self.items.front() else {
+            return false;
+        };
+        self.shutdown
+            || self.head_now
+            || self.demand >= front.seq
+            || self.items.len() >= batch_max
+            || now >= front.queued + commit_delay
     }
 }
 
@@ -144,6 +167,7 @@ impl Shared {
                 since_checkpoint: 0,
                 head_now: false,
                 open_sessions: HashMap::new(),
+                demand: 0,
             }),
             wake: Condvar::new(),
             durable: Mutex::new(durable.clone()),
@@ -162,8 +186,24 @@ impl Shared {
         self.durable_tx.send_replace(snapshot);
     }
 
+    /// Someone waits for `seq`: commit it without delay.
+    pub(crate) fn demand(&self, seq: u64) {
+        let wake = {
+            let mut q = lock(&self.queue);
+            if seq <= q.demand {
+                return;
+            }
+            q.demand = seq;
+            std::mem::take(&mut q.writer_waiting)
+        };
+        if wake {
+            self.wake.notify_one();
+        }
+    }
+
     /// Block until `seq`'s fate is known.
     pub(crate) fn wait_durable(&self, seq: u64) -> Result<(), AuditError> {
+        self.demand(seq);
         let mut d = lock(&self.durable);
         loop {
             if let Some(outcome) = d.outcome(seq) {
@@ -180,6 +220,7 @@ impl Shared {
 /// Tunables the writer needs (a subset of `AuditConfig`).
 pub(crate) struct WriterConfig {
     pub batch_max: usize,
+    pub commit_delay: Duration,
     pub checkpoint_interval: Duration,
     pub head_interval: Duration,
 }
@@ -212,37 +253,44 @@ impl Writer {
             let (batch, head_now, shutdown) = {
                 let mut q = lock(&self.shared.queue);
                 loop {
-                    if !q.items.is_empty() || q.shutdown {
-                        break;
-                    }
                     let now = Instant::now();
-                    if q.since_checkpoint > 0
-                        && q.failed.is_none()
-                        && now >= last_checkpoint + self.config.checkpoint_interval
+                    if q.shutdown
+                        || q.commit_due(self.config.batch_max, self.config.commit_delay, now)
                     {
-                        q.push(Item::Checkpoint { prune: None });
-                        break;
-                    }
-                    let head_due =
-                        last_head.map_or(now, |t: Instant| t + self.config.head_interval);
-                    if head_dirty && now >= head_due {
-                        break;
-                    }
-                    let summaries_due = self.summaries.due_at();
-                    if summaries_due.is_some_and(|t| now >= t) {
                         break;
                     }
                     let mut deadline = last_checkpoint + self.config.checkpoint_interval;
-                    if head_dirty {
-                        deadline = deadline.min(head_due);
-                    }
-                    if let Some(t) = summaries_due {
-                        deadline = deadline.min(t);
+                    if let Some(front) = q.items.front() {
+                        // Records wait for a demand, a full batch or their delay.
+                        deadline = deadline.min(front.queued + self.config.commit_delay);
+                    } else {
+                        if q.since_checkpoint > 0
+                            && q.failed.is_none()
+                            && now >= last_checkpoint + self.config.checkpoint_interval
+                        {
+                            q.push(Item::Checkpoint { prune: None });
+                            break;
+                        }
+                        let head_due =
+                            last_head.map_or(now, |t: Instant| t + self.config.head_interval);
+                        if head_dirty && now >= head_due {
+                            break;
+                        }
+                        let summaries_due = self.summaries.due_at();
+                        if summaries_due.is_some_and(|t| now >= t) {
+                            break;
+                        }
+                        if head_dirty {
+                            deadline = deadline.min(head_due);
+                        }
+                        if let Some(t) = summaries_due {
+                            deadline = deadline.min(t);
+                        }
                     }
                     q.writer_waiting = true;
                     let timeout = deadline
                         .saturating_duration_since(now)
-                        .max(Duration::from_millis(1));
+                        .max(Duration::from_micros(100));
                     q = self
                         .shared
                         .wake

@@ -24,6 +24,12 @@ pub enum Verdict {
     /// byte of what the backend sends from here on reach the client until
     /// `Durable` resolves.
     ForwardHoldingResults(Durable),
+    /// Forward now (the unit changes nothing yet: BEGIN, SET, or a data
+    /// change inside a transaction block, which the COMMIT will wait for),
+    /// and hold only data (rows, COPY data, error and notice texts) until
+    /// `Durable` resolves; command tags and protocol acknowledgements may
+    /// pass before.
+    ForwardHoldingData(Durable),
     /// Do not forward command `at` (an index into the commands decided) nor
     /// anything after it in the unit; the client gets `reply` in its place.
     Deny { at: usize, reply: PgErrorReply },
@@ -97,6 +103,10 @@ pub trait Gate: Send {
     /// one call per [`answers`] command of each unit forwarded (for a
     /// `Deny { at }`, those before `at`), unless the session ends first.
     fn on_response(&mut self, _response: Response) {}
+
+    /// Data of a `ForwardHoldingData` unit is waiting for its record:
+    /// make the records appended so far durable without delay.
+    fn expedite(&mut self) {}
 
     /// The session is over (`reason` as in [`crate::session::SessionEnd`]).
     fn on_end(&mut self, _reason: &str) {}

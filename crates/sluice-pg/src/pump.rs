@@ -31,16 +31,18 @@ impl Default for ReadSize {
 pub(crate) fn drain(
     stream: &mut Stream,
     out: &mut BytesMut,
+    limit: usize,
     cx: &mut Context<'_>,
 ) -> io::Result<bool> {
-    if out.is_empty() {
+    let allowed = limit.min(out.len());
+    if allowed == 0 {
         return Ok(false);
     }
-    match Pin::new(&mut *stream).poll_write(cx, out) {
+    match Pin::new(&mut *stream).poll_write(cx, &out[..allowed]) {
         Poll::Ready(Ok(0)) => Err(io::ErrorKind::WriteZero.into()),
         Poll::Ready(Ok(n)) => {
             out.advance(n);
-            if out.is_empty() {
+            if n == allowed {
                 if let Poll::Ready(Err(e)) = Pin::new(&mut *stream).poll_flush(cx) {
                     return Err(e);
                 }

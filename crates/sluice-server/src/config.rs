@@ -38,6 +38,10 @@ pub struct PolicyConfig {
     pub files: Vec<String>,
 }
 
+fn default_true() -> bool {
+    true
+}
+
 fn default_response_content_bytes() -> usize {
     64 * 1024
 }
@@ -47,6 +51,10 @@ fn default_response_content_bytes() -> usize {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditSettings {
+    /// Off only for measurements and throwaway setups: nothing is
+    /// recorded, and the gateway says so at start.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
     /// Most bytes of a statement's result content kept in its response
     /// record (the rest is marked truncated); 0 keeps none.
     #[serde(default = "default_response_content_bytes")]
@@ -60,6 +68,7 @@ pub struct AuditSettings {
 impl Default for AuditSettings {
     fn default() -> Self {
         AuditSettings {
+            enabled: true,
             response_content_bytes: default_response_content_bytes(),
             fail_open_reads: false,
         }

@@ -209,6 +209,7 @@ impl Gate for PolicyGate {
         let mut recorded: Option<u64> = None;
         let mut wait = false;
         let mut transactional = false;
+        let mut all_reads = true;
         let mut ends_or_starts_transaction = false;
         for (at, command) in commands.iter().enumerate() {
             let statements = self.statements(command);
@@ -236,9 +237,7 @@ impl Gate for PolicyGate {
                     Err(_)
                         if recorder.fail_open_reads()
                             && decision.is_allow()
-                            && statements
-                                .iter()
-                                .all(|s| durability(s) == Durability::Overlap) =>
+                            && statements.iter().all(|s| durability(s).is_read_like()) =>
                     {
                         error!(sql = %command.text, "audit log cannot write: read forwarded UNRECORDED (fail_open_reads)");
                     }
@@ -254,7 +253,8 @@ impl Gate for PolicyGate {
             if decision.is_allow() {
                 for statement in statements.iter() {
                     match durability(statement) {
-                        Durability::Overlap => {}
+                        Durability::Read => {}
+                        Durability::NoChange => all_reads = false,
                         Durability::Transactional => transactional = true,
                         Durability::Wait => wait = true,
                     }
@@ -304,9 +304,11 @@ impl Gate for PolicyGate {
         if wait || (transactional && !deferred_to_commit) {
             Verdict::ForwardWhenDurable(recorder.durable(seq))
         } else if transactional {
-            Verdict::ForwardHoldingResults(recorder.durable(seq))
-        } else {
+            Verdict::ForwardHoldingData(recorder.durable_lazy(seq, false))
+        } else if all_reads {
             Verdict::ForwardHoldingResults(recorder.durable_read(seq))
+        } else {
+            Verdict::ForwardHoldingData(recorder.durable_lazy(seq, true))
         }
     }
 
@@ -318,6 +320,12 @@ impl Gate for PolicyGate {
         let seq = self.awaiting.pop_front().flatten();
         if let (Some(recorder), Some(seq)) = (self.recorder.as_mut(), seq) {
             recorder.response(seq, response);
+        }
+    }
+
+    fn expedite(&mut self) {
+        if let Some(recorder) = self.recorder.as_ref() {
+            recorder.expedite();
         }
     }
 

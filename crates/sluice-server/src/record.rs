@@ -26,6 +26,8 @@ pub(crate) struct Recorder {
     statements: u64,
     rows: u64,
     bytes: u64,
+    /// The last record appended.
+    last_seq: u64,
 }
 
 fn unrecorded(e: &AuditError) -> PgErrorReply {
@@ -49,17 +51,26 @@ fn encode(param: &Param) -> Option<String> {
 /// When a statement may be forwarded relative to its record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Durability {
-    /// Changes nothing on the target (a read; session settings; BEGIN,
-    /// SAVEPOINT, ROLLBACK): forwarded at once, its results held until
-    /// its record is durable.
-    Overlap,
+    /// A pure read: forwarded at once, no byte of its result reaches the
+    /// client before its record is durable.
+    Read,
+    /// Changes nothing on the target (session settings; BEGIN, SAVEPOINT,
+    /// ROLLBACK; PREPARE): forwarded at once, data in its results held.
+    NoChange,
     /// A data change that reaches the target only when its transaction
-    /// commits: inside a transaction block it is forwarded like `Overlap`,
+    /// commits: inside a transaction block it is forwarded like `NoChange`,
     /// since the COMMIT waits for every record before it (and a lost
     /// connection rolls it back). Outside one it waits.
     Transactional,
     /// Forwarded only once its record is durable.
     Wait,
+}
+
+impl Durability {
+    /// Changes nothing, so `fail_open_reads` may let it run unrecorded.
+    pub(crate) fn is_read_like(self) -> bool {
+        matches!(self, Durability::Read | Durability::NoChange)
+    }
 }
 
 /// Side effects a transaction cannot undo (a volatile function: nextval,
@@ -72,12 +83,8 @@ pub(crate) fn durability(statement: &Statement) -> Durability {
         return Durability::Wait;
     }
     match statement.action {
-        Action::Select
-        | Action::Explain
-        | Action::CopyOut
-        | Action::Session
-        | Action::Prepare
-        | Action::Tcl => Durability::Overlap,
+        Action::Select | Action::Explain | Action::CopyOut => Durability::Read,
+        Action::Session | Action::Prepare | Action::Tcl => Durability::NoChange,
         Action::Insert | Action::Update | Action::Delete | Action::Merge => {
             Durability::Transactional
         }
@@ -123,6 +130,7 @@ impl Recorder {
             statements: 0,
             rows: 0,
             bytes: 0,
+            last_seq: 0,
         }
     }
 
@@ -142,15 +150,43 @@ impl Recorder {
             decision: decision.clone(),
             approval: None,
         };
-        self.log
+        let seq = self
+            .log
             .append(&self.session, record)
-            .map_err(|e| unrecorded(&e))
+            .map_err(|e| unrecorded(&e))?;
+        self.last_seq = seq;
+        Ok(seq)
     }
 
     /// Resolves once record `seq` (and all before it) is durable.
     pub(crate) fn durable(&self, seq: u64) -> Durable {
         let log = self.log.clone();
         Box::pin(async move { log.durable(seq).await.map_err(|e| unrecorded(&e)) })
+    }
+
+    /// Resolves once `seq` is durable, without asking for it sooner: for a
+    /// unit whose data the session holds, which calls
+    /// [`Recorder::expedite`] when data is waiting.
+    pub(crate) fn durable_lazy(&self, seq: u64, fail_open: bool) -> Durable {
+        let log = self.log.clone();
+        let fail_open = fail_open && self.settings.fail_open_reads;
+        Box::pin(async move {
+            match log.durable_lazy(seq).await {
+                Err(e) if fail_open => {
+                    error!(error = %e, seq, "audit log cannot write: results released UNRECORDED (fail_open_reads)");
+                    Ok(())
+                }
+                other => other.map_err(|e| unrecorded(&e)),
+            }
+        })
+    }
+
+    /// Everything appended so far is needed durable now.
+    pub(crate) fn expedite(&self) {
+        if self.last_seq > 0 {
+            // A failed log fails the pending futures themselves.
+            let _ = self.log.demand(self.last_seq);
+        }
     }
 
     /// Like [`Recorder::durable`], for a unit of pure reads: with

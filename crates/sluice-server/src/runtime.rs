@@ -45,7 +45,7 @@ const MAX_BACKEND_MESSAGE: usize = (1 << 30) + (1 << 20);
 /// Everything needed to serve, checked before the listener opens.
 pub struct Prepared {
     gateway: Arc<Gateway<PolicyGates>>,
-    audit: sluice_audit::AuditLog,
+    audit: Option<sluice_audit::AuditLog>,
     gates: PolicyGates,
     config: Config,
     #[cfg(unix)]
@@ -104,21 +104,29 @@ pub async fn prepare(config: &Config) -> Result<Prepared, ServeError> {
         warn!("no [policy] section in the config: every statement will be denied");
     }
     info!(policies = policies.policy_ids().len(), "policies loaded");
-    let audit_config = sluice_audit::AuditConfig {
-        response_content_cap: config.audit.response_content_bytes,
-        ..sluice_audit::AuditConfig::default()
-    };
-    let audit = sluice_audit::AuditLog::open(&data_dir, audit_config).map_err(|source| {
-        ServeError::Audit {
-            dir: data_dir.display().to_string(),
-            source,
+    let gates = PolicyGates::new(policies, resource_infos(config));
+    let (gates, audit) = if config.audit.enabled {
+        let audit_config = sluice_audit::AuditConfig {
+            response_content_cap: config.audit.response_content_bytes,
+            ..sluice_audit::AuditConfig::default()
+        };
+        let audit = sluice_audit::AuditLog::open(&data_dir, audit_config).map_err(|source| {
+            ServeError::Audit {
+                dir: data_dir.display().to_string(),
+                source,
+            }
+        })?;
+        if config.audit.fail_open_reads {
+            warn!("[audit] fail_open_reads = true: if the audit log cannot write, reads will run UNRECORDED");
         }
-    })?;
-    if config.audit.fail_open_reads {
-        warn!("[audit] fail_open_reads = true: if the audit log cannot write, reads will run UNRECORDED");
-    }
-    let gates = PolicyGates::new(policies, resource_infos(config))
-        .with_audit(audit.clone(), config.audit.clone());
+        let gates = gates.with_audit(audit.clone(), config.audit.clone());
+        (gates, Some(audit))
+    } else {
+        warn!(
+            "[audit] enabled = false: NOTHING is recorded; statements are only decided by policy"
+        );
+        (gates, None)
+    };
     // Installed before the listener opens: SIGHUP's default action would
     // kill the process.
     #[cfg(unix)]
@@ -220,10 +228,12 @@ pub async fn serve(prepared: Prepared, stop: impl std::future::Future<Output = (
     reloader.abort();
     drop(gateway);
     // The last records (session ends) and a final signed checkpoint.
-    match tokio::task::spawn_blocking(move || audit.close()).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => error!(error = %e, "closing the audit log failed"),
-        Err(e) => error!(error = %e, "closing the audit log failed"),
+    if let Some(audit) = audit {
+        match tokio::task::spawn_blocking(move || audit.close()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => error!(error = %e, "closing the audit log failed"),
+            Err(e) => error!(error = %e, "closing the audit log failed"),
+        }
     }
     info!("stopped");
 }

@@ -33,6 +33,9 @@ pub struct AuditConfig {
     pub head_interval: Duration,
     /// `response.content` is cut to this many bytes (and marked truncated).
     pub response_content_cap: usize,
+    /// Longest a record waits for its commit when nobody waits for it
+    /// (see [`AuditLog::durable_lazy`]); a wait commits at once.
+    pub commit_delay: Duration,
 }
 
 impl Default for AuditConfig {
@@ -43,6 +46,7 @@ impl Default for AuditConfig {
             batch_max: 8192,
             head_interval: Duration::from_millis(200),
             response_content_cap: 64 * 1024,
+            commit_delay: Duration::from_millis(20),
         }
     }
 }
@@ -133,6 +137,7 @@ impl AuditLog {
             signer: Arc::new(signer),
             config: WriterConfig {
                 batch_max: config.batch_max.max(1),
+                commit_delay: config.commit_delay,
                 checkpoint_interval: config.checkpoint_interval,
                 head_interval: config.head_interval,
             },
@@ -209,7 +214,10 @@ impl AuditLog {
             if q.since_checkpoint >= self.inner.config.checkpoint_every.max(1) {
                 q.push(Item::Checkpoint { prune: None });
             }
-            (seq, std::mem::take(&mut q.writer_waiting))
+            // The writer sleeps until a demand or the first record's delay:
+            // it must learn of that delay, and of a full batch.
+            let wake = q.items.len() == 1 || q.items.len() >= self.inner.config.batch_max;
+            (seq, wake && std::mem::take(&mut q.writer_waiting))
         };
         if wake {
             shared.wake.notify_one();
@@ -229,6 +237,21 @@ impl AuditLog {
     /// store failed before it got there. Never reports a record durable that
     /// is not.
     pub async fn durable(&self, seq: u64) -> Result<(), AuditError> {
+        self.demand(seq)?;
+        self.durable_lazy(seq).await
+    }
+
+    /// Asks for every record up to `seq` to be committed now rather than
+    /// after the commit delay.
+    pub fn demand(&self, seq: u64) -> Result<(), AuditError> {
+        self.shared()?.demand(seq);
+        Ok(())
+    }
+
+    /// Like [`durable`](Self::durable), without asking for a commit: for a
+    /// record nobody needs durable yet, committed with the next demanded
+    /// one, a full batch, or after the commit delay.
+    pub async fn durable_lazy(&self, seq: u64) -> Result<(), AuditError> {
         let shared = self.shared()?;
         self.check_known(shared, seq)?;
         let mut rx = shared.durable_tx.subscribe();

@@ -115,8 +115,10 @@ impl SqliteStore {
         write.busy_timeout(std::time::Duration::from_secs(10))?;
         write.pragma_update(None, "journal_mode", "WAL")?;
         write.pragma_update(None, "synchronous", "FULL")?;
-        // Big enough that a batch never spills pages mid-transaction.
-        write.pragma_update(None, "cache_size", -65_536)?;
+        // Big enough that a full batch (8192 records of ~1 KiB) never spills
+        // pages mid-transaction; an append-only writer needs no more, and
+        // every page here is gateway memory.
+        write.pragma_update(None, "cache_size", -16_384)?;
         write.pragma_update(
             None,
             "wal_autocheckpoint",

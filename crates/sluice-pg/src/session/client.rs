@@ -196,6 +196,12 @@ impl<G: Gate> Session<G> {
             Verdict::ForwardHoldingResults(durable) => {
                 self.to_backend.extend_from_slice(unit);
                 self.held.push_back(durable);
+                // Everything from here on, whichever unit it answers.
+                self.hold_at.get_or_insert(self.to_client.len());
+            }
+            Verdict::ForwardHoldingData(durable) => {
+                self.to_backend.extend_from_slice(unit);
+                self.held.push_back(durable);
             }
             Verdict::ForwardWhenDurable(durable) => {
                 self.stall = Some(Stall {

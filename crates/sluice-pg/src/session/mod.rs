@@ -45,6 +45,13 @@ pub enum ShutdownState {
     Closing,
 }
 
+/// Backend messages that can carry data from the database: held while a
+/// record is pending. Command tags, ReadyForQuery and protocol
+/// acknowledgements are not.
+fn carries_data(tag: u8) -> bool {
+    matches!(tag, b'D' | b'd' | b'T' | b'E' | b'N' | b'A' | b'V')
+}
+
 /// Why a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionEnd {
@@ -120,6 +127,10 @@ pub struct Session<G: Gate> {
     /// Records of forwarded reads not yet durable: the client gets no byte
     /// until they are.
     held: VecDeque<Durable>,
+    /// While records are pending, where the first message that carries
+    /// data (rows, COPY data, an error's or notice's text) starts in
+    /// `to_client`: what comes before it may go out, nothing from it on.
+    hold_at: Option<usize>,
     /// The held batch contains an Execute.
     batch_has_execute: bool,
     /// The last batch forwarded was an Execute followed by Sync. If that
@@ -171,6 +182,7 @@ impl<G: Gate> Session<G> {
             stall: None,
             extended: Extended::default(),
             held: VecDeque::new(),
+            hold_at: None,
             batch_has_execute: false,
             sync_after_execute: false,
             flushed: false,
@@ -200,11 +212,11 @@ impl<G: Gate> Session<G> {
             Err(PgError::Unrecorded(reply)) => {
                 let mut reply = reply.clone();
                 reply.severity = crate::messages::Severity::Fatal;
-                // Results held for the record go with the session.
-                self.to_client.clear();
+                self.drop_unreleased();
                 self.fatal(reply).await;
             }
             Ok(SessionEnd::Shutdown) => {
+                self.drop_unreleased();
                 self.fatal(PgErrorReply::fatal(
                     sqlstate::ADMIN_SHUTDOWN,
                     "Sluice is shutting down",
@@ -221,6 +233,13 @@ impl<G: Gate> Session<G> {
         };
         self.gate.on_end(reason);
         result
+    }
+
+    /// Results still waiting for their records never reach the client.
+    fn drop_unreleased(&mut self) {
+        if let Some(at) = self.hold_at.take() {
+            self.to_client.truncate(at);
+        }
     }
 
     async fn pump(&mut self) -> Result<SessionEnd, PgError> {
@@ -306,6 +325,7 @@ impl<G: Gate> Session<G> {
             backend_read,
             stall,
             held,
+            hold_at,
             ..
         } = self;
         let mut shutdown_changed = std::pin::pin!(shutdown.changed());
@@ -315,19 +335,31 @@ impl<G: Gate> Session<G> {
                     return Poll::Ready(Ok(Some(recorded)));
                 }
             }
-            while let Some(front) = held.front_mut() {
-                match front.as_mut().poll(cx) {
-                    Poll::Ready(Ok(())) => {
-                        held.pop_front();
-                    }
-                    Poll::Ready(Err(reply)) => return Poll::Ready(Err(PgError::Unrecorded(reply))),
-                    Poll::Pending => break,
+            // Every pending record is polled, not only the oldest: a later
+            // one may be the one that asks for a commit.
+            let mut unrecorded = None;
+            held.retain_mut(|durable| match durable.as_mut().poll(cx) {
+                Poll::Ready(Ok(())) => false,
+                Poll::Ready(Err(reply)) => {
+                    unrecorded.get_or_insert(reply);
+                    false
                 }
+                Poll::Pending => true,
+            });
+            if let Some(reply) = unrecorded {
+                return Poll::Ready(Err(PgError::Unrecorded(reply)));
+            }
+            if held.is_empty() {
+                *hold_at = None;
             }
             let mut step = || -> Result<bool, PgError> {
-                let mut progress = drain(backend, to_backend, cx).map_err(PgError::BackendIo)?;
-                if held.is_empty() {
-                    progress |= drain(client, to_client, cx).map_err(PgError::ClientIo)?;
+                let mut progress =
+                    drain(backend, to_backend, usize::MAX, cx).map_err(PgError::BackendIo)?;
+                let before = to_client.len();
+                let limit = hold_at.unwrap_or(usize::MAX);
+                progress |= drain(client, to_client, limit, cx).map_err(PgError::ClientIo)?;
+                if let Some(at) = hold_at.as_mut() {
+                    *at -= before - to_client.len();
                 }
                 if !*client_eof && stall.is_none() && to_backend.len() < HIGH_WATER {
                     progress |= fill(client_read, client, client_in, client_eof, cx)
@@ -393,6 +425,10 @@ impl<G: Gate> Session<G> {
             if let Some(responses) = self.responses.as_mut() {
                 let gate = &mut self.gate;
                 responses.on_message(h.tag, frame, z_before, &mut |r| gate.on_response(r));
+            }
+            if self.hold_at.is_none() && !self.held.is_empty() && carries_data(h.tag) {
+                self.hold_at = Some(self.to_client.len() + run);
+                self.gate.expedite();
             }
             run += h.len;
             if self.to_client.len() + run >= HIGH_WATER {
