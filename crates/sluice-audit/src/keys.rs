@@ -61,6 +61,12 @@ impl Signer {
         &self.public_hex
     }
 
+    /// The key itself, for the other things the gateway signs (approval
+    /// grants) with the same identity.
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.key
+    }
+
     pub fn verifying_key(&self) -> VerifyingKey {
         self.key.verifying_key()
     }

@@ -24,6 +24,8 @@ pub struct Config {
     pub policy: Option<PolicyConfig>,
     #[serde(default)]
     pub audit: AuditSettings,
+    #[serde(default)]
+    pub approvals: ApprovalSettings,
     /// The directory the config file is in; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -36,6 +38,92 @@ pub struct Config {
 pub struct PolicyConfig {
     /// Cedar policy files or globs, relative to the config file.
     pub files: Vec<String>,
+}
+
+/// How a client meets a statement that needs approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApprovalMode {
+    /// Held until decided; the client waits (a notice says where to approve).
+    #[default]
+    Wait,
+    /// Refused at once with the request id; the same statement re-sent
+    /// after approval runs exactly once.
+    Deferred,
+}
+
+fn default_agent_groups() -> Vec<String> {
+    vec!["agents".to_owned()]
+}
+fn default_wait_timeout() -> u64 {
+    300
+}
+fn default_request_ttl() -> u64 {
+    24 * 3600
+}
+fn default_grant_ttl() -> u64 {
+    15 * 60
+}
+
+/// `[approvals]`: review decisions held for people.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalSettings {
+    /// Identities in these groups can never approve or deny.
+    #[serde(default = "default_agent_groups")]
+    pub agent_groups: Vec<String>,
+    /// `wait` mode: how long a client waits before its statement times out
+    /// (the request expires with it).
+    #[serde(default = "default_wait_timeout")]
+    pub wait_timeout_secs: u64,
+    /// `deferred` mode: how long approvers have to decide.
+    #[serde(default = "default_request_ttl")]
+    pub request_ttl_secs: u64,
+    /// How long an approval can be used once granted.
+    #[serde(default = "default_grant_ttl")]
+    pub grant_ttl_secs: u64,
+    /// Per-identity override of the resources' `approval_mode`.
+    #[serde(default)]
+    pub identity_modes: BTreeMap<String, ApprovalMode>,
+    /// Where approvers reach the approval API, for notices and
+    /// notifications; default: `http://<[server] admin_listen>`.
+    pub public_url: Option<String>,
+    #[serde(default)]
+    pub webhook: Vec<WebhookSettings>,
+    pub slack: Option<SlackSettings>,
+}
+
+impl Default for ApprovalSettings {
+    fn default() -> Self {
+        ApprovalSettings {
+            agent_groups: default_agent_groups(),
+            wait_timeout_secs: default_wait_timeout(),
+            request_ttl_secs: default_request_ttl(),
+            grant_ttl_secs: default_grant_ttl(),
+            identity_modes: BTreeMap::new(),
+            public_url: None,
+            webhook: Vec::new(),
+            slack: None,
+        }
+    }
+}
+
+/// `[[approvals.webhook]]`: a JSON POST per approval event, signed with
+/// HMAC-SHA256 over the secret.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    pub url: String,
+    pub secret_env: Option<String>,
+    pub secret_file: Option<PathBuf>,
+}
+
+/// `[approvals.slack]`: a Slack incoming webhook (its URL is a secret).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackSettings {
+    pub url_env: Option<String>,
+    pub url_file: Option<PathBuf>,
 }
 
 fn default_true() -> bool {
@@ -135,6 +223,9 @@ pub struct ServerConfig {
     pub log_format: LogFormat,
     /// Threads running sessions; default: one per CPU core.
     pub worker_threads: Option<usize>,
+    /// The approval API (HTTP, JSON); off when absent. Not loopback needs
+    /// `tls_cert`/`tls_key` (the API then speaks HTTPS with them).
+    pub admin_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -177,6 +268,8 @@ pub struct ResourceConfig {
     pub tls_server_name: Option<String>,
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout_secs: u64,
+    #[serde(default)]
+    pub approval_mode: ApprovalMode,
 }
 
 impl Config {
@@ -230,6 +323,35 @@ impl Config {
         if s.client_auth == ClientAuthMode::Password && s.tls_cert.is_none() {
             return Err(self.error("[server] client_auth = \"password\" needs tls_cert and tls_key: cleartext keys only travel over TLS"));
         }
+        if let Some(admin) = s.admin_listen {
+            if !admin.ip().is_loopback() && s.tls_cert.is_none() && !s.allow_plaintext {
+                return Err(self.error(format!(
+                    "[server] admin_listen = \"{admin}\" is not a loopback address: set tls_cert and tls_key, \
+                     or allow_plaintext = true"
+                )));
+            }
+        }
+        let a = &self.approvals;
+        if a.wait_timeout_secs == 0 || a.request_ttl_secs == 0 || a.grant_ttl_secs == 0 {
+            return Err(self.error(
+                "[approvals] wait_timeout_secs, request_ttl_secs and grant_ttl_secs must be at least 1",
+            ));
+        }
+        for w in &a.webhook {
+            if w.secret_env.is_some() == w.secret_file.is_some() {
+                return Err(self.error(format!(
+                    "[[approvals.webhook]] {}: set exactly one of secret_env and secret_file",
+                    w.url
+                )));
+            }
+        }
+        if let Some(slack) = &a.slack {
+            if slack.url_env.is_some() == slack.url_file.is_some() {
+                return Err(self.error(
+                    "[approvals.slack]: set exactly one of url_env and url_file (the URL is a secret)",
+                ));
+            }
+        }
         if s.worker_threads == Some(0) {
             return Err(self.error("[server] worker_threads must be at least 1"));
         }
@@ -271,28 +393,41 @@ impl Config {
         Ok(())
     }
 
-    /// Reads the backend password of a resource from where the config says.
-    pub fn resource_password(&self, r: &ResourceConfig) -> Result<Option<String>, ConfigError> {
-        let at = |m: String| self.error(format!("[[resource]] \"{}\": {m}", r.name));
-        if let Some(var) = &r.password_env {
+    /// A secret from an environment variable or a file (trailing newline
+    /// dropped), as the config names it.
+    pub fn secret(
+        &self,
+        what: &str,
+        env: Option<&str>,
+        file: Option<&Path>,
+    ) -> Result<Option<String>, ConfigError> {
+        if let Some(var) = env {
             return match std::env::var(var) {
                 Ok(v) => Ok(Some(v)),
-                Err(_) => Err(at(format!(
-                    "password_env: environment variable {var} is not set"
-                ))),
+                Err(_) => Err(self.error(format!("{what}: environment variable {var} is not set"))),
             };
         }
-        if let Some(file) = &r.password_file {
+        if let Some(file) = file {
             let path = self.resolve(file);
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                at(format!(
-                    "password_file: cannot read {}: {e}",
-                    path.display()
-                ))
-            })?;
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| self.error(format!("{what}: cannot read {}: {e}", path.display())))?;
             return Ok(Some(text.trim_end_matches(['\r', '\n']).to_owned()));
         }
         Ok(None)
+    }
+
+    /// Reads the backend password of a resource from where the config says.
+    pub fn resource_password(&self, r: &ResourceConfig) -> Result<Option<String>, ConfigError> {
+        let what = format!(
+            "[[resource]] \"{}\": password_{}",
+            r.name,
+            if r.password_env.is_some() {
+                "env"
+            } else {
+                "file"
+            }
+        );
+        self.secret(&what, r.password_env.as_deref(), r.password_file.as_deref())
     }
 }
 

@@ -1,6 +1,8 @@
 //! The Sluice runtime: reads the config, opens the stores, and runs the
 //! listeners until shutdown.
 
+pub mod admin;
+pub mod approvals;
 pub mod config;
 pub mod policy;
 mod record;

@@ -3,6 +3,7 @@
 //! be swapped at run time (SIGHUP) without touching open sessions; a failed
 //! reload keeps the last good set.
 
+use crate::approvals::ApprovalService;
 use crate::config::{AuditSettings, Config, ConfigError};
 use crate::record::{durability, Durability, Recorder};
 use arc_swap::ArcSwap;
@@ -50,6 +51,7 @@ pub struct PolicyGates {
     policies: Arc<ArcSwap<PolicySet>>,
     resources: Arc<HashMap<String, ResourceInfo>>,
     audit: Option<(AuditLog, AuditSettings)>,
+    approvals: Option<ApprovalService>,
 }
 
 impl PolicyGates {
@@ -59,6 +61,7 @@ impl PolicyGates {
             policies: Arc::new(ArcSwap::from_pointee(policies)),
             resources: Arc::new(resources),
             audit: None,
+            approvals: None,
         }
     }
 
@@ -66,6 +69,13 @@ impl PolicyGates {
     /// does; benchmarks of the decision path alone do not).
     pub fn with_audit(mut self, log: AuditLog, settings: AuditSettings) -> Self {
         self.audit = Some((log, settings));
+        self
+    }
+
+    /// Holds `review` statements for approval (without it, review is
+    /// refused).
+    pub fn with_approvals(mut self, approvals: ApprovalService) -> Self {
+        self.approvals = Some(approvals);
         self
     }
 

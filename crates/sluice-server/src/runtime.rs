@@ -1,6 +1,8 @@
 //! The running gateway: a listener, one task per connection, and shutdown
 //! by broadcast (SIGTERM drains, the grace deadline closes).
 
+use crate::admin::{self, AdminState};
+use crate::approvals::{ApprovalService, ApprovalSetupError};
 use crate::config::{ClientAuthMode, Config, ConfigError};
 use crate::policy::{load_policies, resource_infos, PolicyGates};
 use crate::tls;
@@ -31,6 +33,8 @@ pub enum ServeError {
         dir: String,
         source: sluice_audit::AuditError,
     },
+    #[error(transparent)]
+    Approvals(#[from] ApprovalSetupError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -51,6 +55,8 @@ pub struct Prepared {
     #[cfg(unix)]
     hangup: tokio::signal::unix::Signal,
     listener: TcpListener,
+    /// The approval API's listener and what it serves.
+    admin: Option<(TcpListener, Option<tokio_rustls::TlsAcceptor>, AdminState)>,
     shutdown: watch::Sender<ShutdownState>,
     grace: Duration,
 }
@@ -59,14 +65,22 @@ impl Prepared {
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.listener.local_addr().ok()
     }
+
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin
+            .as_ref()
+            .and_then(|(l, _, _)| l.local_addr().ok())
+    }
 }
 
 pub async fn prepare(config: &Config) -> Result<Prepared, ServeError> {
     let data_dir = config.data_dir();
-    let keys = KeyStore::open(&data_dir).map_err(|source| ServeError::KeyStore {
-        dir: data_dir.display().to_string(),
-        source,
-    })?;
+    let keys = Arc::new(
+        KeyStore::open(&data_dir).map_err(|source| ServeError::KeyStore {
+            dir: data_dir.display().to_string(),
+            source,
+        })?,
+    );
     let mut resources = Vec::new();
     for r in &config.resources {
         let password = config.resource_password(r)?.map(Secret::new);
@@ -127,6 +141,8 @@ pub async fn prepare(config: &Config) -> Result<Prepared, ServeError> {
         );
         (gates, None)
     };
+    let approvals = ApprovalService::open(config, &data_dir, audit.clone())?;
+    let gates = gates.with_approvals(approvals.clone());
     // Installed before the listener opens: SIGHUP's default action would
     // kill the process.
     #[cfg(unix)]
@@ -136,7 +152,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, ServeError> {
     let gateway = Arc::new(Gateway::new(
         gateway_config,
         resources,
-        Arc::new(keys),
+        keys.clone(),
         gates.clone(),
         watcher,
     ));
@@ -146,7 +162,18 @@ pub async fn prepare(config: &Config) -> Result<Prepared, ServeError> {
             addr: s.listen,
             source,
         })?;
+    let admin = match s.admin_listen {
+        Some(addr) => {
+            let l = TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServeError::Bind { addr, source })?;
+            let state = AdminState { approvals, keys };
+            Some((l, tls::acceptor(config)?, state))
+        }
+        None => None,
+    };
     Ok(Prepared {
+        admin,
         gateway,
         audit,
         gates,
@@ -163,6 +190,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, ServeError> {
 /// end at their next idle moment, and at the grace deadline all are closed.
 pub async fn serve(prepared: Prepared, stop: impl std::future::Future<Output = ()>) {
     let Prepared {
+        admin,
         gateway,
         audit,
         gates,
@@ -176,6 +204,12 @@ pub async fn serve(prepared: Prepared, stop: impl std::future::Future<Output = (
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "listening for PostgreSQL clients");
     }
+    let admin_task = admin.map(|(l, tls, state)| {
+        if let Ok(addr) = l.local_addr() {
+            info!(%addr, "listening for approval API calls");
+        }
+        tokio::spawn(admin::serve(l, tls, state, shutdown.subscribe()))
+    });
     #[cfg(unix)]
     let reloader = tokio::spawn(reload_on_hangup(hangup, config, gates));
     #[cfg(not(unix))]
@@ -226,6 +260,9 @@ pub async fn serve(prepared: Prepared, stop: impl std::future::Future<Output = (
     }
     #[cfg(unix)]
     reloader.abort();
+    if let Some(task) = admin_task {
+        task.abort();
+    }
     drop(gateway);
     // The last records (session ends) and a final signed checkpoint.
     if let Some(audit) = audit {
