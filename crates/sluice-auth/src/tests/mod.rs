@@ -2,6 +2,7 @@
 //! real SCRAM client of `postgres-protocol`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod bearer;
 mod scram;
 mod store;
 
