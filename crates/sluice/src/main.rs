@@ -3,6 +3,7 @@
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
+mod approvals;
 mod audit;
 mod keys;
 mod policy;
@@ -41,6 +42,12 @@ enum Command {
         #[command(subcommand)]
         command: policy::PolicyCommand,
     },
+    /// List, show, approve and deny statements held for review (through the
+    /// approval API; the key comes from SLUICE_KEY).
+    Approvals {
+        #[command(subcommand)]
+        command: approvals::ApprovalsCommand,
+    },
     /// Inspect, replay, export, verify and prune the audit log.
     Audit {
         #[command(subcommand)]
@@ -64,6 +71,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Serve(args) => serve(&args.config),
         Command::Keys { command } => keys::run(command),
         Command::Policy { command } => policy::run(command),
+        Command::Approvals { command } => approvals::run(command),
         Command::Audit { command } => audit::run(command),
     }
 }
