@@ -7,8 +7,12 @@ use rand::Rng;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use subtle::ConstantTimeEq;
+use tokio::sync::watch;
 
 struct Entry {
+    /// Counts valid cancel requests, for a session waiting in the gateway
+    /// (for an approval) rather than in the backend.
+    cancels: watch::Sender<u64>,
     secret: i32,
     target: Arc<BackendTarget>,
     backend_pid: i32,
@@ -31,6 +35,8 @@ pub struct CancelRegistry {
 pub struct CancelKey {
     pub pid: i32,
     pub secret: i32,
+    /// Changes with every valid cancel request for this session.
+    pub cancels: watch::Receiver<u64>,
     registry: CancelRegistry,
 }
 
@@ -62,9 +68,11 @@ impl CancelRegistry {
                 break pid;
             }
         };
+        let (cancels, cancel_rx) = watch::channel(0);
         map.insert(
             pid,
             Entry {
+                cancels,
                 secret,
                 target,
                 backend_pid,
@@ -74,6 +82,7 @@ impl CancelRegistry {
         CancelKey {
             pid,
             secret,
+            cancels: cancel_rx,
             registry: self.clone(),
         }
     }
@@ -83,6 +92,7 @@ impl CancelRegistry {
         let map = self.inner.lock().ok()?;
         let e = map.get(&pid)?;
         if bool::from(e.secret.to_be_bytes().ct_eq(&secret.to_be_bytes())) {
+            e.cancels.send_modify(|n| *n += 1);
             Some(CancelTarget {
                 target: e.target.clone(),
                 backend_pid: e.backend_pid,

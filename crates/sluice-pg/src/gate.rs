@@ -30,6 +30,15 @@ pub enum Verdict {
     /// `Durable` resolves; command tags and protocol acknowledgements may
     /// pass before.
     ForwardHoldingData(Durable),
+    /// Tell the client `notice` now, then forward once `until` resolves
+    /// (a human approved the statement and its records are durable); its
+    /// error is what the client gets instead (denied, timed out). The wait
+    /// ends early if the client cancels or goes away ([`Gate::withdraw`]).
+    HoldForApproval {
+        notice: PgErrorReply,
+        until: Durable,
+        request: String,
+    },
     /// Do not forward command `at` (an index into the commands decided) nor
     /// anything after it in the unit; the client gets `reply` in its place.
     Deny { at: usize, reply: PgErrorReply },
@@ -103,6 +112,11 @@ pub trait Gate: Send {
     /// one call per [`answers`] command of each unit forwarded (for a
     /// `Deny { at }`, those before `at`), unless the session ends first.
     fn on_response(&mut self, _response: Response) {}
+
+    /// The client cancelled or left while its unit waited for approval: the
+    /// request is withdrawn. Not called on gateway shutdown (the request
+    /// stays pending and can be re-run after approval).
+    fn withdraw(&mut self, _reason: &str) {}
 
     /// Data of a `ForwardHoldingData` unit is waiting for its record:
     /// make the records appended so far durable without delay.

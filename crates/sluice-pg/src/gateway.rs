@@ -7,7 +7,7 @@ use crate::cancel::CancelRegistry;
 use crate::error::PgError;
 use crate::gate::{GateFactory, SessionInfo};
 use crate::messages::{self, sqlstate, PgErrorReply};
-use crate::session::{Session, SessionLimits, ShutdownState};
+use crate::session::{Session, SessionLimits, ShutdownState, Side, Signals};
 use crate::startup::{self, ClientAuth, Hello, Rejection};
 use crate::stream::Stream;
 use bytes::BytesMut;
@@ -323,13 +323,20 @@ impl<F: GateFactory> Gateway<F> {
                 .map(|(_, v)| v.as_str()),
         });
         let session = Session::new(
-            client,
-            client_leftover,
-            backend.stream,
-            backend.leftover,
+            Side {
+                stream: client,
+                leftover: client_leftover,
+            },
+            Side {
+                stream: backend.stream,
+                leftover: backend.leftover,
+            },
             gate,
             limits,
-            self.shutdown.clone(),
+            Signals {
+                shutdown: self.shutdown.clone(),
+                cancels: cancel_key.cancels.clone(),
+            },
         );
         Ok(Some((session, auth.identity, slot_guard, cancel_key)))
     }

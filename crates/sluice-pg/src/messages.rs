@@ -35,12 +35,19 @@ pub mod sqlstate {
     pub const CANNOT_CONNECT_NOW: &str = "57P03";
     pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
     pub const INTERNAL_ERROR: &str = "XX000";
+    pub const QUERY_CANCELED: &str = "57014";
+    pub const WARNING: &str = "01000";
+    /// Sluice's own: the statement needs an approval that does not exist
+    /// yet (deferred mode); the message and hint name the request.
+    pub const APPROVAL_REQUIRED: &str = "SL001";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {
     Error,
     Fatal,
+    /// Sent as a NoticeResponse: the client goes on waiting.
+    Notice,
 }
 
 impl Severity {
@@ -48,6 +55,7 @@ impl Severity {
         match self {
             Severity::Error => "ERROR",
             Severity::Fatal => "FATAL",
+            Severity::Notice => "NOTICE",
         }
     }
 }
@@ -83,6 +91,13 @@ impl PgErrorReply {
         }
     }
 
+    pub fn notice(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            severity: Severity::Notice,
+            ..Self::error(code, message)
+        }
+    }
+
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
@@ -94,7 +109,12 @@ impl PgErrorReply {
     }
 
     pub fn encode(&self, out: &mut BytesMut) {
-        put_message(out, b'E', |b| {
+        let tag = if self.severity == Severity::Notice {
+            b'N'
+        } else {
+            b'E'
+        };
+        put_message(out, tag, |b| {
             for (field, value) in [
                 (b'S', self.severity.as_str()),
                 (b'V', self.severity.as_str()),

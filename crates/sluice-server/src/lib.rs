@@ -6,6 +6,7 @@ pub mod approvals;
 pub mod config;
 pub mod policy;
 mod record;
+mod review;
 pub mod runtime;
 pub mod tls;
 

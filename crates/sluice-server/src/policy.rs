@@ -6,6 +6,7 @@
 use crate::approvals::ApprovalService;
 use crate::config::{AuditSettings, Config, ConfigError};
 use crate::record::{durability, Durability, Recorder};
+use crate::review::ReviewStep;
 use arc_swap::ArcSwap;
 use sluice_audit::AuditLog;
 use sluice_core::{Action, Command, CommandOrigin, Decision, Outcome, Statement};
@@ -111,6 +112,7 @@ impl GateFactory for PolicyGates {
                 .clone()
                 .map(|(log, settings)| Recorder::start(log, settings, session)),
             awaiting: VecDeque::new(),
+            pending_approval: None,
             decisions: DecisionCache {
                 policies,
                 entries: HashMap::new(),
@@ -130,6 +132,8 @@ pub struct PolicyGate {
     /// Statement records of the commands that ran, in order, waiting for
     /// their responses (`None`: ran unrecorded under `fail_open_reads`).
     awaiting: VecDeque<Option<u64>>,
+    /// The approval request the session's held unit waits for.
+    pending_approval: Option<String>,
 }
 
 /// Decisions already made in this session, valid for one policy set.
@@ -189,7 +193,131 @@ impl DecisionCache {
     }
 }
 
+/// The refusal a command left in `needs`, taken out.
+fn needs_refusal(needs: &mut UnitNeeds) -> Option<PgErrorReply> {
+    needs.refused.take()
+}
+
 impl PolicyGate {
+    /// Decides and records one command of a unit, adding what it needs to
+    /// `needs` (a refusal included). `Err`: the audit store failed and
+    /// nothing of the unit may run.
+    fn decide_one(
+        &mut self,
+        at: usize,
+        command: &Command,
+        policies: &Arc<PolicySet>,
+        needs: &mut UnitNeeds,
+    ) -> Result<(), PgErrorReply> {
+        let statements = self.statements(command);
+        // Across the statements of one query string the strictest wins.
+        let mut strictest: Option<(Decision, usize)> = None;
+        for (i, statement) in statements.iter().enumerate() {
+            let decision = self
+                .decisions
+                .decide(policies.clone(), &self.scope, statement);
+            if strictest
+                .as_ref()
+                .is_none_or(|(d, _)| decision.strictness() > d.strictness())
+            {
+                strictest = Some((decision, i));
+            }
+        }
+        let (decision, culprit) = strictest.unwrap_or_else(|| (Decision::allow(Vec::new()), 0));
+        let review = matches!(decision.outcome, Outcome::Review { .. });
+        let approvals = self.shared.approvals.clone().filter(|_| review);
+        // A Parse runs nothing: review happens at its Execute, with the
+        // parameters the approval is bound to.
+        if approvals.is_some() && command.origin == CommandOrigin::Parse {
+            return Ok(());
+        }
+        let mut approval = None;
+        let mut refused = None;
+        if let Some(service) = &approvals {
+            let asker = crate::review::Asker {
+                identity: self.scope.identity(),
+                resource: &self.scope.resource().name,
+            };
+            match crate::review::review(service, &asker, command, &statements, &decision) {
+                ReviewStep::Approved(r) => approval = Some(r),
+                ReviewStep::Refuse { reply, request } => {
+                    approval = request;
+                    refused = Some(reply);
+                }
+                ReviewStep::Hold {
+                    request,
+                    fingerprint,
+                    notice,
+                } => {
+                    if needs.hold.is_some() {
+                        refused = Some(
+                            PgErrorReply::error(
+                                sqlstate::FEATURE_NOT_SUPPORTED,
+                                "only one statement of a batch can wait for approval",
+                            )
+                            .with_hint(
+                                "Send the statements that need approval one batch at a time.",
+                            ),
+                        );
+                    } else {
+                        needs.hold = Some((request.request_id.clone(), fingerprint, notice));
+                    }
+                    approval = Some(request);
+                }
+            }
+        }
+        let runs = refused.is_none() && (decision.is_allow() || approvals.is_some());
+        // A Parse runs nothing: what runs is recorded per Execute (with its
+        // parameters). A refused Parse is recorded as such.
+        let mut seq = None;
+        if command.origin != CommandOrigin::Parse || !runs {
+            if let Some(recorder) = self.recorder.as_mut() {
+                match recorder.statement(command, &statements, &decision, approval) {
+                    Ok(s) => seq = Some(s),
+                    Err(_)
+                        if recorder.fail_open_reads()
+                            && runs
+                            && statements.iter().all(|s| durability(s).is_read_like()) =>
+                    {
+                        error!(sql = %command.text, "audit log cannot write: read forwarded UNRECORDED (fail_open_reads)");
+                    }
+                    Err(reply) => return Err(reply),
+                }
+            }
+        }
+        needs.recorded = seq.or(needs.recorded);
+        if runs {
+            for statement in &statements {
+                match durability(statement) {
+                    Durability::Read => {}
+                    Durability::NoChange => needs.all_reads = false,
+                    Durability::Transactional => needs.transactional = true,
+                    Durability::Wait => needs.wait = true,
+                }
+                needs.ends_or_starts_transaction |= statement.action == Action::Tcl;
+            }
+            if answers(command) && self.recorder.is_some() {
+                self.awaiting.push_back(seq);
+            }
+            return Ok(());
+        }
+        let reply = refused.unwrap_or_else(|| {
+            let unknown = Statement::unknown("", "no statement");
+            let statement = statements.get(culprit).unwrap_or(&unknown);
+            warn!(
+                action = %statement.action,
+                outcome = outcome_name(&decision.outcome),
+                policies = %policy_ids(&decision),
+                sql = %statement.text,
+                at,
+                "statement refused"
+            );
+            refusal(&decision, statement, self.scope.resource())
+        });
+        needs.refused = Some(reply);
+        Ok(())
+    }
+
     /// The statements of a command, classified and resolved in this session.
     fn statements(&mut self, command: &Command) -> Vec<Statement> {
         match command.origin {
@@ -210,112 +338,80 @@ impl PolicyGate {
     }
 }
 
+/// What one unit's decisions add up to.
+#[derive(Default)]
+struct UnitNeeds {
+    /// The last record appended for the unit.
+    recorded: Option<u64>,
+    wait: bool,
+    transactional: bool,
+    all_reads: bool,
+    ends_or_starts_transaction: bool,
+    /// A command of the unit waits for approval: request id, fingerprint,
+    /// what the client is told meanwhile.
+    hold: Option<(String, sluice_approvals::Fingerprint, PgErrorReply)>,
+    /// The command just decided may not run: what the client is told.
+    refused: Option<PgErrorReply>,
+}
+
 impl Gate for PolicyGate {
     fn decide(&mut self, commands: &[Command], unit: &UnitContext) -> Verdict {
         let policies = self.shared.policies.load_full();
         let awaiting_before = self.awaiting.len();
-        // The last record appended for this unit, and what the unit's
-        // statements need from it.
-        let mut recorded: Option<u64> = None;
-        let mut wait = false;
-        let mut transactional = false;
-        let mut all_reads = true;
-        let mut ends_or_starts_transaction = false;
+        let mut needs = UnitNeeds {
+            all_reads: true,
+            ..UnitNeeds::default()
+        };
         for (at, command) in commands.iter().enumerate() {
-            let statements = self.statements(command);
-            // Across the statements of one query string the strictest wins.
-            let mut strictest: Option<(Decision, usize)> = None;
-            for (i, statement) in statements.iter().enumerate() {
-                let decision = self
-                    .decisions
-                    .decide(policies.clone(), &self.scope, statement);
-                if strictest
-                    .as_ref()
-                    .is_none_or(|(d, _)| decision.strictness() > d.strictness())
+            if let Err(reply) = self.decide_one(at, command, &policies, &mut needs) {
+                self.awaiting.truncate(awaiting_before);
+                return Verdict::Deny { at: 0, reply };
+            }
+            if let Some(reply) = needs_refusal(&mut needs) {
+                // The commands before this one run: their records first.
+                if let (true, Some(recorder), Some(seq)) =
+                    (at > 0, self.recorder.as_ref(), needs.recorded)
                 {
-                    strictest = Some((decision, i));
-                }
-            }
-            let (decision, culprit) = strictest.unwrap_or_else(|| (Decision::allow(Vec::new()), 0));
-            let mut seq = None;
-            // A Parse runs nothing: what runs is recorded per Execute (with
-            // its parameters). A refused Parse is recorded as such.
-            let runs_or_refused = command.origin != CommandOrigin::Parse || !decision.is_allow();
-            if let (true, Some(recorder)) = (runs_or_refused, self.recorder.as_mut()) {
-                match recorder.statement(command, &statements, &decision) {
-                    Ok(s) => seq = Some(s),
-                    Err(_)
-                        if recorder.fail_open_reads()
-                            && decision.is_allow()
-                            && statements.iter().all(|s| durability(s).is_read_like()) =>
-                    {
-                        error!(sql = %command.text, "audit log cannot write: read forwarded UNRECORDED (fail_open_reads)");
-                    }
-                    // The store failed: nothing of the unit runs, not even
-                    // the commands before this one (their records may be lost).
-                    Err(reply) => {
+                    if let Err(unrecorded) = recorder.wait(seq) {
                         self.awaiting.truncate(awaiting_before);
-                        return Verdict::Deny { at: 0, reply };
+                        return Verdict::Deny {
+                            at: 0,
+                            reply: unrecorded,
+                        };
                     }
                 }
+                return Verdict::Deny { at, reply };
             }
-            recorded = seq.or(recorded);
-            if decision.is_allow() {
-                for statement in statements.iter() {
-                    match durability(statement) {
-                        Durability::Read => {}
-                        Durability::NoChange => all_reads = false,
-                        Durability::Transactional => transactional = true,
-                        Durability::Wait => wait = true,
-                    }
-                    ends_or_starts_transaction |= statement.action == Action::Tcl;
-                }
-                if answers(command) && self.recorder.is_some() {
-                    self.awaiting.push_back(seq);
-                }
-                continue;
-            }
-            let Some(statement) = statements.get(culprit) else {
-                return Verdict::Deny {
-                    at,
-                    reply: refusal(
-                        &decision,
-                        &Statement::unknown("", "no statement"),
-                        self.scope.resource(),
-                    ),
-                };
-            };
-            let reply = refusal(&decision, statement, self.scope.resource());
-            warn!(
-                action = %statement.action,
-                outcome = outcome_name(&decision.outcome),
-                policies = %policy_ids(&decision),
-                sql = %statement.text,
-                "statement refused"
-            );
-            // The commands before this one run: their records first.
-            if let (true, Some(recorder), Some(seq)) = (at > 0, self.recorder.as_ref(), recorded) {
-                if let Err(unrecorded) = recorder.wait(seq) {
-                    self.awaiting.truncate(awaiting_before);
-                    return Verdict::Deny {
-                        at: 0,
-                        reply: unrecorded,
-                    };
-                }
-            }
-            return Verdict::Deny { at, reply };
         }
-        let (Some(recorder), Some(seq)) = (self.recorder.as_ref(), recorded) else {
+        if let (Some((request, fingerprint, notice)), Some(service)) =
+            (needs.hold.take(), self.shared.approvals.clone())
+        {
+            self.pending_approval = Some(request.clone());
+            let until = crate::review::wait(crate::review::Wait {
+                service,
+                request_id: request.clone(),
+                fingerprint,
+                requester: self.scope.identity().name.clone(),
+                resource: self.scope.resource().name.clone(),
+                audit: self.recorder.as_ref().map(Recorder::audit_parts),
+            });
+            return Verdict::HoldForApproval {
+                notice,
+                until,
+                request,
+            };
+        }
+        let (Some(recorder), Some(seq)) = (self.recorder.as_ref(), needs.recorded) else {
             return Verdict::Forward;
         };
         // Inside a transaction block a data change waits for COMMIT, unless
         // the unit itself may end the block (ROLLBACK; UPDATE ...).
-        let deferred_to_commit = unit.in_transaction && !ends_or_starts_transaction;
-        if wait || (transactional && !deferred_to_commit) {
+        let deferred_to_commit = unit.in_transaction && !needs.ends_or_starts_transaction;
+        if needs.wait || (needs.transactional && !deferred_to_commit) {
             Verdict::ForwardWhenDurable(recorder.durable(seq))
-        } else if transactional {
+        } else if needs.transactional {
             Verdict::ForwardHoldingData(recorder.durable_lazy(seq, false))
-        } else if all_reads {
+        } else if needs.all_reads {
             Verdict::ForwardHoldingResults(recorder.durable_read(seq))
         } else {
             Verdict::ForwardHoldingData(recorder.durable_lazy(seq, true))
@@ -330,6 +426,15 @@ impl Gate for PolicyGate {
         let seq = self.awaiting.pop_front().flatten();
         if let (Some(recorder), Some(seq)) = (self.recorder.as_mut(), seq) {
             recorder.response(seq, response);
+        }
+    }
+
+    fn withdraw(&mut self, reason: &str) {
+        if let (Some(id), Some(service)) = (self.pending_approval.take(), &self.shared.approvals) {
+            match service.store.withdraw(&id, Some(reason.to_owned())) {
+                Ok(_) => info!(request = %id, reason, "approval request withdrawn"),
+                Err(e) => warn!(request = %id, error = %e, "approval request not withdrawn"),
+            }
         }
     }
 
@@ -388,7 +493,7 @@ fn refusal(decision: &Decision, statement: &Statement, resource: &ResourceInfo) 
             format!("statement requires review by \"{approver_group}\" (policy \"{id}\"): {reason}"),
         )
         .with_detail(format!("{detail}; approvals needed: {quorum}"))
-        .with_hint("This Sluice version cannot hold statements for approval yet; ask an approver to run it, or for a policy that permits it."),
+        .with_hint("This gateway holds no approvals (no approval store); ask an approver to run it, or for a policy that permits it."),
         _ => PgErrorReply::error(sqlstate::INSUFFICIENT_PRIVILEGE, format!("denied by policy \"{id}\": {reason}"))
             .with_detail(detail)
             .with_hint(format!(

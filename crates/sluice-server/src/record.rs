@@ -6,8 +6,8 @@
 
 use crate::config::AuditSettings;
 use sluice_audit::{
-    encode_param, AuditError, AuditLog, ResponseRecord, ResponseStatus, SessionEnd, SessionStart,
-    StatementRecord,
+    encode_param, ApprovalRef, AuditError, AuditLog, ResponseRecord, ResponseStatus, SessionEnd,
+    SessionStart, StatementRecord,
 };
 use sluice_core::{Action, Command, Decision, Param, Statement};
 use sluice_pg::{Completion, Durable, PgErrorReply, Response, SessionInfo};
@@ -30,7 +30,7 @@ pub(crate) struct Recorder {
     last_seq: u64,
 }
 
-fn unrecorded(e: &AuditError) -> PgErrorReply {
+pub(crate) fn unrecorded(e: &AuditError) -> PgErrorReply {
     error!(error = %e, "audit log write failed: refusing statements (fail closed)");
     PgErrorReply::error(
         IO_ERROR,
@@ -39,8 +39,8 @@ fn unrecorded(e: &AuditError) -> PgErrorReply {
     .with_hint("The gateway log has the cause; statements run again once the audit log can write.")
 }
 
-/// A bound parameter as the audit log writes it.
-fn encode(param: &Param) -> Option<String> {
+/// A bound parameter as the audit log writes it (and approvers see it).
+pub(crate) fn encode_param_value(param: &Param) -> Option<String> {
     match param {
         Param::Null => None,
         Param::Text(v) => encode_param(false, Some(v)),
@@ -140,15 +140,16 @@ impl Recorder {
         command: &Command,
         statements: &[Statement],
         decision: &Decision,
+        approval: Option<ApprovalRef>,
     ) -> Result<u64, PgErrorReply> {
         self.statements += 1;
         let record = StatementRecord {
             text: command.text.clone(),
-            params: command.params.iter().map(encode).collect(),
+            params: command.params.iter().map(encode_param_value).collect(),
             origin: command.origin,
             statements: statements.to_vec(),
             decision: decision.clone(),
-            approval: None,
+            approval,
         };
         let seq = self
             .log
@@ -208,6 +209,12 @@ impl Recorder {
     /// Whether a read may run when its record cannot be appended.
     pub(crate) fn fail_open_reads(&self) -> bool {
         self.settings.fail_open_reads
+    }
+
+    /// The log and this session's id, for records made outside the gate
+    /// call (an approval that arrives while the statement waits).
+    pub(crate) fn audit_parts(&self) -> (AuditLog, String) {
+        (self.log.clone(), self.session.clone())
     }
 
     /// Most content bytes a response record keeps.

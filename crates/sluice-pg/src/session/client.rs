@@ -209,6 +209,23 @@ impl<G: Gate> Session<G> {
                     unit: BytesMut::from(unit),
                     terminator,
                     answers,
+                    approval: None,
+                });
+            }
+            Verdict::HoldForApproval {
+                notice,
+                until,
+                request,
+            } => {
+                notice.encode(&mut self.to_client);
+                // Only cancels from now on end the wait.
+                self.cancels.borrow_and_update();
+                self.stall = Some(Stall {
+                    durable: until,
+                    unit: BytesMut::from(unit),
+                    terminator,
+                    answers,
+                    approval: Some(request),
                 });
             }
             Verdict::Deny { at, reply } => {

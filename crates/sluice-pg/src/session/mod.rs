@@ -86,6 +86,15 @@ struct Stall {
     terminator: Terminator,
     /// Commands in the unit that expect a response.
     answers: usize,
+    /// The approval request the unit waits for, if that is what it waits for.
+    approval: Option<String>,
+}
+
+/// How a stalled unit's wait ended.
+enum StallEnd {
+    Settled(Result<(), PgErrorReply>),
+    /// The client sent a cancel request while the unit waited for approval.
+    Cancelled,
 }
 
 pub struct Session<G: Gate> {
@@ -144,27 +153,42 @@ pub struct Session<G: Gate> {
     flushed: bool,
     /// What came back for each forwarded command, when the gate asks.
     responses: Option<Responses>,
+    /// Changes with each cancel request for this session.
+    cancels: watch::Receiver<u64>,
+}
+
+/// One side of a session after startup: its stream and the bytes already
+/// read from it past the startup messages.
+pub struct Side {
+    pub stream: Stream,
+    pub leftover: BytesMut,
+}
+
+/// What tells a session to stop waiting: gateway shutdown, and the
+/// client's cancel requests.
+pub struct Signals {
+    pub shutdown: watch::Receiver<ShutdownState>,
+    pub cancels: watch::Receiver<u64>,
 }
 
 impl<G: Gate> Session<G> {
     pub fn new(
-        client: Stream,
-        client_leftover: BytesMut,
-        backend: Stream,
-        backend_leftover: BytesMut,
+        client: Side,
+        backend: Side,
         gate: G,
         limits: SessionLimits,
-        shutdown: watch::Receiver<ShutdownState>,
+        signals: Signals,
     ) -> Self {
         let responses = gate.responses().map(Responses::new);
+        let Signals { shutdown, cancels } = signals;
         Self {
-            client,
-            backend,
+            client: client.stream,
+            backend: backend.stream,
             gate,
             limits,
             shutdown,
-            client_in: client_leftover,
-            backend_in: backend_leftover,
+            client_in: client.leftover,
+            backend_in: backend.leftover,
             to_client: BytesMut::new(),
             to_backend: BytesMut::new(),
             batch: BytesMut::new(),
@@ -187,6 +211,7 @@ impl<G: Gate> Session<G> {
             sync_after_execute: false,
             flushed: false,
             responses,
+            cancels,
         }
     }
 
@@ -217,11 +242,16 @@ impl<G: Gate> Session<G> {
             }
             Ok(SessionEnd::Shutdown) => {
                 self.drop_unreleased();
-                self.fatal(PgErrorReply::fatal(
-                    sqlstate::ADMIN_SHUTDOWN,
-                    "Sluice is shutting down",
-                ))
-                .await;
+                let mut reply =
+                    PgErrorReply::fatal(sqlstate::ADMIN_SHUTDOWN, "Sluice is shutting down");
+                if let Some(request) = self.stall.as_ref().and_then(|s| s.approval.as_ref()) {
+                    reply = PgErrorReply::fatal(
+                        sqlstate::ADMIN_SHUTDOWN,
+                        format!("Sluice is shutting down; approval request {request} stays pending and the statement did not run"),
+                    )
+                    .with_hint("Re-run the same statement after the request is approved: it then runs once.");
+                }
+                self.fatal(reply).await;
             }
             _ => {}
         }
@@ -231,6 +261,12 @@ impl<G: Gate> Session<G> {
             Err(e) if e.is_upstream() => "backend_error",
             Err(_) => "client_error",
         };
+        if reason != SessionEnd::Shutdown.as_str()
+            && self.stall.as_ref().is_some_and(|s| s.approval.is_some())
+        {
+            self.gate
+                .withdraw("the client went away while the statement waited for approval");
+        }
         self.gate.on_end(reason);
         result
     }
@@ -257,8 +293,19 @@ impl<G: Gate> Session<G> {
             ] {
                 trim(buf);
             }
-            if let Some(recorded) = self.io().await? {
+            if let Some(ended) = self.io().await? {
                 if let Some(stall) = self.stall.take() {
+                    let recorded = match ended {
+                        StallEnd::Settled(recorded) => recorded,
+                        StallEnd::Cancelled => {
+                            self.gate.withdraw("cancelled by the client");
+                            let request = stall.approval.as_deref().unwrap_or_default();
+                            Err(PgErrorReply::error(
+                                sqlstate::QUERY_CANCELED,
+                                format!("canceling statement due to user request (approval request {request} withdrawn)"),
+                            ))
+                        }
+                    };
                     match recorded {
                         Ok(()) => self.to_backend.extend_from_slice(&stall.unit),
                         Err(reply) => {
@@ -309,7 +356,7 @@ impl<G: Gate> Session<G> {
     /// One round of non-blocking I/O: flush queued bytes, read where there
     /// is room, watch pending records. Resolves as soon as anything moved;
     /// `Some` when the stalled unit's record settled.
-    async fn io(&mut self) -> Result<Option<Result<(), PgErrorReply>>, PgError> {
+    async fn io(&mut self) -> Result<Option<StallEnd>, PgError> {
         let Self {
             client,
             backend,
@@ -326,13 +373,20 @@ impl<G: Gate> Session<G> {
             stall,
             held,
             hold_at,
+            cancels,
             ..
         } = self;
         let mut shutdown_changed = std::pin::pin!(shutdown.changed());
         poll_fn(|cx| {
             if let Some(st) = stall.as_mut() {
                 if let Poll::Ready(recorded) = st.durable.as_mut().poll(cx) {
-                    return Poll::Ready(Ok(Some(recorded)));
+                    return Poll::Ready(Ok(Some(StallEnd::Settled(recorded))));
+                }
+                if st.approval.is_some() {
+                    let mut changed = std::pin::pin!(cancels.changed());
+                    if let Poll::Ready(Ok(())) = changed.as_mut().poll(cx) {
+                        return Poll::Ready(Ok(Some(StallEnd::Cancelled)));
+                    }
                 }
             }
             // Every pending record is polled, not only the oldest: a later
@@ -361,7 +415,10 @@ impl<G: Gate> Session<G> {
                 if let Some(at) = hold_at.as_mut() {
                     *at -= before - to_client.len();
                 }
-                if !*client_eof && stall.is_none() && to_backend.len() < HIGH_WATER {
+                // While a unit is stalled the client is still read (up to a
+                // bound), so a disconnect ends a wait for approval.
+                let room = stall.is_none() || client_in.len() < HIGH_WATER;
+                if !*client_eof && room && to_backend.len() < HIGH_WATER {
                     progress |= fill(client_read, client, client_in, client_eof, cx)
                         .map_err(PgError::ClientIo)?;
                 }

@@ -1,0 +1,303 @@
+//! What a session does when policy says `review`: use an approval that
+//! exists for this exact statement, or ask for one, then either hold the
+//! statement until a human decides (`wait`) or refuse it with the request
+//! id so the client re-runs it later (`deferred`).
+
+use crate::approvals::ApprovalService;
+use crate::config::ApprovalMode;
+use crate::record::encode_param_value;
+use sluice_approvals::{
+    fingerprint, ApprovalError, Fingerprint, ListFilter, Mode, NewRequest, Outcome, Status,
+};
+use sluice_audit::{ApprovalRef, AuditLog};
+use sluice_core::{Command, Decision, Identity, Outcome as PolicyOutcome, Statement};
+use sluice_pg::{sqlstate, Durable, PgErrorReply};
+use tracing::{info, warn};
+
+/// How one reviewed command proceeds.
+pub(crate) enum ReviewStep {
+    /// An approval for exactly this statement existed and is now used up:
+    /// the command runs, recorded with it.
+    Approved(ApprovalRef),
+    /// Refused now (deferred mode, or the approval could not be used).
+    Refuse {
+        reply: PgErrorReply,
+        request: Option<ApprovalRef>,
+    },
+    /// Held until decided (wait mode).
+    Hold {
+        request: ApprovalRef,
+        fingerprint: Fingerprint,
+        notice: PgErrorReply,
+    },
+}
+
+/// Who asks, for what, where.
+pub(crate) struct Asker<'a> {
+    pub identity: &'a Identity,
+    pub resource: &'a str,
+}
+
+pub(crate) fn review(
+    service: &ApprovalService,
+    asker: &Asker<'_>,
+    command: &Command,
+    statements: &[Statement],
+    decision: &Decision,
+) -> ReviewStep {
+    let PolicyOutcome::Review {
+        approver_group,
+        quorum,
+    } = &decision.outcome
+    else {
+        return refuse(internal(
+            "review of a statement policy did not send to review",
+        ));
+    };
+    let fp = fingerprint(
+        asker.resource,
+        &asker.identity.name,
+        &command.text,
+        &command.params,
+    );
+    // An approval that already exists is used exactly once, in either mode.
+    match service
+        .store
+        .consume(&fp, &asker.identity.name, asker.resource)
+    {
+        Ok(Some(grant)) => {
+            info!(request = %grant.request_id, approvers = ?grant.approvers, "running an approved statement");
+            return ReviewStep::Approved(ApprovalRef {
+                request_id: grant.request_id,
+                approvers: grant.approvers,
+            });
+        }
+        Ok(None) => {}
+        Err(e) => return refuse(unusable(&e)),
+    }
+    let mode = service.mode(&asker.identity.name, asker.resource);
+    if mode == ApprovalMode::Deferred {
+        if let Some(id) = pending_request(service, &fp, asker) {
+            return deferred(service, id, approver_group, *quorum);
+        }
+    }
+    let first = decision.policies.first();
+    let new = NewRequest {
+        requester: asker.identity.clone(),
+        resource: asker.resource.to_owned(),
+        text: command.text.clone(),
+        params: command.params.iter().map(encode_param_value).collect(),
+        fingerprint: fp.clone(),
+        actions: statements
+            .iter()
+            .map(|s| s.action.as_str().to_owned())
+            .collect(),
+        policy_id: first.map_or_else(String::new, |p| p.id.clone()),
+        reason: first.and_then(|p| p.reason.clone()),
+        approver_group: approver_group.clone(),
+        quorum: *quorum,
+        mode: match mode {
+            ApprovalMode::Wait => Mode::Wait,
+            ApprovalMode::Deferred => Mode::Deferred,
+        },
+        ttl: Some(match mode {
+            ApprovalMode::Wait => service.wait_timeout,
+            ApprovalMode::Deferred => service.request_ttl,
+        }),
+    };
+    let request = match service.store.create(new) {
+        Ok(r) => r,
+        Err(e) => return refuse(store_failed(&e)),
+    };
+    info!(request = %request.id, mode = ?mode, group = %approver_group, "approval requested");
+    match mode {
+        ApprovalMode::Deferred => deferred(service, request.id, approver_group, *quorum),
+        ApprovalMode::Wait => {
+            let why = request
+                .reason
+                .as_deref()
+                .map_or_else(String::new, |r| format!(": {r}"));
+            let notice = PgErrorReply::notice(
+                sqlstate::WARNING,
+                format!(
+                    "statement held for approval: request {} (policy \"{}\"{why}); waiting up to {} s",
+                    request.id,
+                    request.policy_id,
+                    service.wait_timeout.as_secs()
+                ),
+            )
+            .with_detail(format!(
+                "approvals needed: {quorum} from group \"{approver_group}\""
+            ))
+            .with_hint(service.how_to_approve(&request.id));
+            ReviewStep::Hold {
+                request: pending_ref(request.id),
+                fingerprint: fp,
+                notice,
+            }
+        }
+    }
+}
+
+/// A pending request of this identity for this exact statement: an agent
+/// that retries does not file a new request each time.
+fn pending_request(
+    service: &ApprovalService,
+    fp: &Fingerprint,
+    asker: &Asker<'_>,
+) -> Option<String> {
+    let pending = service
+        .store
+        .list(ListFilter {
+            status: Some(Status::Pending),
+            limit: 10_000,
+        })
+        .ok()?;
+    pending
+        .into_iter()
+        .find(|r| {
+            &r.fingerprint == fp
+                && r.requester.name == asker.identity.name
+                && r.resource == asker.resource
+        })
+        .map(|r| r.id)
+}
+
+fn deferred(service: &ApprovalService, id: String, group: &str, quorum: u32) -> ReviewStep {
+    let reply = PgErrorReply::error(
+        sqlstate::APPROVAL_REQUIRED,
+        format!("statement requires approval: request {id} is pending"),
+    )
+    .with_detail(format!("approvals needed: {quorum} from group \"{group}\""))
+    .with_hint(format!(
+        "Re-run the same statement (same text and parameters) once request {id} is approved: it then runs exactly once. {}",
+        service.how_to_approve(&id)
+    ));
+    ReviewStep::Refuse {
+        reply,
+        request: Some(pending_ref(id)),
+    }
+}
+
+fn pending_ref(request_id: String) -> ApprovalRef {
+    ApprovalRef {
+        request_id,
+        approvers: Vec::new(),
+    }
+}
+
+fn refuse(reply: PgErrorReply) -> ReviewStep {
+    ReviewStep::Refuse {
+        reply,
+        request: None,
+    }
+}
+
+fn internal(message: &str) -> PgErrorReply {
+    PgErrorReply::error(sqlstate::INTERNAL_ERROR, message.to_owned())
+}
+
+fn store_failed(e: &ApprovalError) -> PgErrorReply {
+    warn!(error = %e, "approval store failed: refusing the statement");
+    PgErrorReply::error(
+        sqlstate::INSUFFICIENT_PRIVILEGE,
+        "statement requires approval, but the approval store cannot be used, so it was not run",
+    )
+    .with_hint("The gateway log has the cause.")
+}
+
+/// An approval exists but may not be used (tampered, expired...).
+fn unusable(e: &ApprovalError) -> PgErrorReply {
+    warn!(error = %e, "an approval for this statement was refused");
+    PgErrorReply::error(
+        sqlstate::INSUFFICIENT_PRIVILEGE,
+        format!("the approval for this statement cannot be used: {e}"),
+    )
+    .with_hint("The statement did not run. Ask for a new approval.")
+}
+
+/// Everything the wait needs, owned (the future outlives the gate call).
+pub(crate) struct Wait {
+    pub service: ApprovalService,
+    pub request_id: String,
+    pub fingerprint: Fingerprint,
+    pub requester: String,
+    pub resource: String,
+    /// The session's audit log and id: the approval is recorded there,
+    /// durably, before the statement is forwarded.
+    pub audit: Option<(AuditLog, String)>,
+}
+
+/// Resolves when the statement may run (approved, grant used, recorded),
+/// or with the error the client gets instead.
+pub(crate) fn wait(w: Wait) -> Durable {
+    Box::pin(async move {
+        let id = w.request_id.clone();
+        let outcome = w
+            .service
+            .store
+            .wait(&id)
+            .await
+            .map_err(|e| store_failed(&e))?;
+        match outcome {
+            Outcome::Approved => {}
+            Outcome::Denied { by, reason } => {
+                return Err(PgErrorReply::error(
+                    sqlstate::INSUFFICIENT_PRIVILEGE,
+                    format!("statement denied by {by} (request {id}): {reason}"),
+                )
+                .with_hint("The statement did not reach the database."));
+            }
+            Outcome::Expired => {
+                return Err(PgErrorReply::error(
+                    sqlstate::QUERY_CANCELED,
+                    format!(
+                        "approval request {id} timed out after {} s: the statement did not run",
+                        w.service.wait_timeout.as_secs()
+                    ),
+                )
+                .with_hint("Nobody approved it in time. Ask an approver, then run it again."));
+            }
+            Outcome::Withdrawn { reason } => {
+                return Err(PgErrorReply::error(
+                    sqlstate::QUERY_CANCELED,
+                    format!(
+                        "approval request {id} was withdrawn{}: the statement did not run",
+                        reason.map_or_else(String::new, |r| format!(" ({r})"))
+                    ),
+                ));
+            }
+            Outcome::Consumed => {
+                return Err(PgErrorReply::error(
+                    sqlstate::INSUFFICIENT_PRIVILEGE,
+                    format!("the approval of request {id} was already used: the statement did not run here"),
+                ));
+            }
+        }
+        let store = w.service.store.clone();
+        let (fp, requester, resource) = (w.fingerprint, w.requester, w.resource);
+        let consume_id = id.clone();
+        let grant = tokio::task::spawn_blocking(move || {
+            store.consume_request(&consume_id, &fp, &requester, &resource)
+        })
+        .await
+        .map_err(|_| internal("the approval check did not finish"))?
+        .map_err(|e| unusable(&e))?;
+        info!(request = %id, approvers = ?grant.approvers, "approved statement released");
+        if let Some((log, session)) = w.audit {
+            let event = sluice_audit::ApprovalEvent {
+                request_id: id,
+                event: "approved".to_owned(),
+                actor: grant.approvers.join(", "),
+                comment: None,
+            };
+            let seq = log
+                .append(&session, event)
+                .map_err(|e| crate::record::unrecorded(&e))?;
+            log.durable(seq)
+                .await
+                .map_err(|e| crate::record::unrecorded(&e))?;
+        }
+        Ok(())
+    })
+}
