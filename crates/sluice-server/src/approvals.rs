@@ -83,11 +83,17 @@ impl ApprovalService {
                 n.notify(event);
             }
         }));
+        // The API speaks HTTPS whenever the gateway has a certificate.
+        let scheme = if config.server.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let public_url = a.public_url.clone().or_else(|| {
             config
                 .server
                 .admin_listen
-                .map(|addr| format!("http://{addr}"))
+                .map(|addr| format!("{scheme}://{addr}"))
         });
         Ok(ApprovalService {
             store,

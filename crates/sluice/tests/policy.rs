@@ -40,8 +40,14 @@ impl Setup {
     fn new() -> Setup {
         let pg = PgServer::start();
         let resources = resource_toml("app", &pg, "scram_user", Some("PW"), "")
-            + &resource_toml("prod", &pg, "scram_user", Some("PW"), "")
-                .replace("env = \"test\"", "env = \"prod\"");
+            + &resource_toml(
+                "prod",
+                &pg,
+                "scram_user",
+                Some("PW"),
+                "approval_mode = \"deferred\"",
+            )
+            .replace("env = \"test\"", "env = \"prod\"");
         let mut gw = Gateway::configure_with_policy("", &resources, &default_policies());
         gw.start(&[("PW", "scram_pw")]);
         let agent = gw.create_key("agent-1", "agents");
@@ -178,7 +184,7 @@ fn a_denial_inside_one_extended_batch_behaves_like_an_error_in_a_pipeline() {
 }
 
 #[test]
-fn writes_to_production_need_review_and_are_refused_until_approvals_exist() {
+fn writes_to_production_need_review_and_do_not_run_before_an_approval() {
     let s = Setup::new();
     let (ok, rows, err) = psql(&s.agent_conn("prod"), "select count(*) from accounts");
     assert!(ok, "{err}");
@@ -188,7 +194,12 @@ fn writes_to_production_need_review_and_are_refused_until_approvals_exist() {
         "insert into accounts values (9, 'eve')",
     );
     assert!(!ok);
-    assert!(err.contains("requires review by \"dba\""), "{err}");
+    // The prod resource is in deferred mode: refused at once, with the
+    // request to approve (approvals_flow.rs covers the rest).
+    assert!(
+        err.contains("SL001") || err.contains("requires approval: request apr_"),
+        "{err}"
+    );
     assert_eq!(s.count(), "2");
 }
 
