@@ -57,10 +57,12 @@ SQL
 
 mkdir -p .demo
 LISTEN_PORT="${SLUICE_DEMO_PORT:-6432}"
+ADMIN_PORT="${SLUICE_DEMO_ADMIN_PORT:-6480}"
 cat > .demo/sluice.toml <<TOML
 [server]
 listen = "127.0.0.1:$LISTEN_PORT"
 data_dir = "sluice-data"
+admin_listen = "127.0.0.1:$ADMIN_PORT"
 
 [[resource]]
 name = "app"
@@ -72,11 +74,23 @@ user = "app_owner"
 password_env = "APP_DB_PASSWORD"
 tags = { env = "demo" }
 
+# The same database as "production": agents' writes there wait for a DBA.
+[[resource]]
+name = "app-prod"
+kind = "postgres"
+host = "127.0.0.1"
+port = $PG_PORT
+database = "app"
+user = "app_owner"
+password_env = "APP_DB_PASSWORD"
+tags = { env = "prod" }
+
 [policy]
 files = ["$ROOT/examples/policies/*.cedar"]
 TOML
 
 KEY="$("$SLUICE" keys create --config .demo/sluice.toml --identity demo-agent --groups agents | tail -1)"
+DBA_KEY="$("$SLUICE" keys create --config .demo/sluice.toml --identity demo-dba --groups dba | tail -1)"
 cat >&2 <<MSG
 
 Sluice is starting on 127.0.0.1:$LISTEN_PORT in front of PostgreSQL on 127.0.0.1:$PG_PORT.
@@ -88,6 +102,13 @@ Try: SELECT * FROM customers;          (allowed: agents may read)
      DELETE FROM customers;            (denied: no WHERE clause)
      DROP TABLE customers;             (denied: agents may not drop)
      $SLUICE policy check --config .demo/sluice.toml --identity demo-agent --resource app "DELETE FROM customers"
+
+Approvals: connect with dbname=app-prod and run
+     UPDATE customers SET plan = 'pro' WHERE id = 1;   (held until a DBA approves)
+then, in another terminal:
+     SLUICE_KEY=$DBA_KEY $SLUICE approvals list --config .demo/sluice.toml
+     SLUICE_KEY=$DBA_KEY $SLUICE approvals approve <id> --config .demo/sluice.toml
+Audit: $SLUICE audit sessions --config .demo/sluice.toml, then audit replay <session>.
 Ctrl-C here stops the gateway and the cluster.
 
 MSG
