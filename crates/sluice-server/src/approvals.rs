@@ -40,6 +40,7 @@ pub struct ApprovalService {
     pub wait_timeout: Duration,
     pub request_ttl: Duration,
     public_url: Option<String>,
+    audit: Option<AuditLog>,
 }
 
 impl ApprovalService {
@@ -75,8 +76,9 @@ impl ApprovalService {
                     .map_err(|e| ApprovalSetupError::Notify(e.to_string()))?,
             )
         };
+        let events_log = audit.clone();
         let store = store.with_events(Arc::new(move |event: &ApprovalEvent| {
-            if let Some(log) = &audit {
+            if let Some(log) = &events_log {
                 record_event(log, event);
             }
             if let Some(n) = &notifier {
@@ -108,7 +110,24 @@ impl ApprovalService {
             wait_timeout: Duration::from_secs(a.wait_timeout_secs),
             request_ttl: Duration::from_secs(a.request_ttl_secs),
             public_url,
+            audit,
         })
+    }
+
+    /// Records an attempt the rules refused (a self-approval, an agent
+    /// voting, a grant that failed verification...) in the audit log:
+    /// refusals are evidence too.
+    pub fn record_refusal(&self, request_id: &str, actor: &str, what: &str, reason: &str) {
+        let Some(log) = &self.audit else { return };
+        let body = sluice_audit::ApprovalEvent {
+            request_id: request_id.to_owned(),
+            event: format!("refused_{what}"),
+            actor: actor.to_owned(),
+            comment: Some(reason.to_owned()),
+        };
+        if let Err(e) = log.append(AUDIT_SESSION, body) {
+            error!(error = %e, request = %request_id, "audit log: cannot record a refused approval call");
+        }
     }
 
     /// The identity's override, else the resource's mode.

@@ -73,7 +73,10 @@ pub(crate) fn review(
             });
         }
         Ok(None) => {}
-        Err(e) => return refuse(unusable(&e)),
+        Err(e) => {
+            service.record_refusal("-", &asker.identity.name, "grant", &e.to_string());
+            return refuse(unusable(&e));
+        }
     }
     let mode = service.mode(&asker.identity.name, asker.resource);
     if mode == ApprovalMode::Deferred {

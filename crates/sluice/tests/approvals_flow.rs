@@ -325,6 +325,7 @@ async fn a_tampered_approval_is_refused_and_the_statement_does_not_run() {
     assert_eq!(code, "42501");
     assert!(message.contains("cannot be used"), "{message}");
     assert_eq!(s.balance(), "100");
+    wait_for_event(&s.gw, "refused_grant agent-1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -360,4 +361,108 @@ async fn a_waiting_client_is_told_at_shutdown_and_reruns_after_approval_on_the_n
     assert_eq!(client.execute(UPDATE, &[]).await.unwrap(), 1);
     assert_eq!(s.balance(), "101");
     assert_eq!(s.status_of(&request.id), Status::Consumed);
+}
+
+/// The audit log's approval events, as `event actor` lines.
+fn approval_events(gw: &Gateway) -> Vec<String> {
+    let log = sluice_audit::AuditLog::open_read_only(&gw.dir.path().join("data")).unwrap();
+    log.session_records("approvals")
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| match r.body {
+            sluice_audit::Body::Approval(a) => Some(format!(
+                "{} {} {}",
+                a.event,
+                a.actor,
+                a.comment.unwrap_or_default()
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+fn wait_for_event(gw: &Gateway, needle: &str) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let events = approval_events(gw);
+        if events.iter().any(|e| e.contains(needle)) {
+            return events;
+        }
+        assert!(Instant::now() < deadline, "no {needle:?} in {events:#?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_approval_attempts_are_recorded_in_the_audit_log() {
+    let admin = sluice_testkit::free_port();
+    let pg = PgServer::start();
+    pg.psql(
+        "app",
+        "create table accounts (id int primary key, balance int); \
+         insert into accounts values (1, 100); alter table accounts owner to scram_user;",
+    );
+    let resources = resource_toml(
+        "app",
+        &pg,
+        "scram_user",
+        Some("PW"),
+        "approval_mode = \"deferred\"",
+    );
+    let mut gw = Gateway::configure_with_policy(
+        &format!("admin_listen = \"127.0.0.1:{admin}\""),
+        &resources,
+        &policy(1),
+    );
+    gw.start(&[("PW", "scram_pw")]);
+    let agent = gw.create_key("agent-1", "agents");
+    let (client, _task) = pg_connect(&gw.conn_str("agent-1", &agent, "app"))
+        .await
+        .unwrap();
+    let e = client.execute(UPDATE, &[]).await.unwrap_err();
+    let message = e.as_db_error().unwrap().message().to_owned();
+    let id = message
+        .split_whitespace()
+        .find(|w| w.starts_with("apr_"))
+        .unwrap()
+        .to_owned();
+    // The agent tries to approve its own request through the CLI.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "approvals",
+            "approve",
+            &id,
+            "--url",
+            &format!("http://127.0.0.1:{admin}"),
+        ])
+        .env("SLUICE_KEY", &agent)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot decide"), "{err}");
+    let events = wait_for_event(&gw, "refused_approve agent-1");
+    assert!(
+        events.iter().any(|e| e.starts_with("requested agent-1")),
+        "{events:#?}"
+    );
+    // Without a key at all: refused, and recorded too.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "approvals",
+            "approve",
+            &id,
+            "--url",
+            &format!("http://127.0.0.1:{admin}"),
+        ])
+        .env("SLUICE_KEY", "slk_nope_nope")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    wait_for_event(&gw, "refused_approve (unauthenticated)");
+    assert_eq!(
+        pg.psql("app", "select balance from accounts where id = 1")
+            .trim(),
+        "100"
+    );
 }

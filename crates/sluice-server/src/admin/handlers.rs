@@ -114,6 +114,7 @@ pub(super) async fn approve(
         Ok::<_, Refused>(Json(request))
     }
     .await;
+    record_refusal(&state, &id, "approve", &result);
     reply(peer, "approve", result)
 }
 
@@ -140,7 +141,20 @@ pub(super) async fn deny(
         Ok::<_, Refused>(Json(request))
     }
     .await;
+    record_refusal(&state, &id, "deny", &result);
     reply(peer, "deny", result)
+}
+
+/// A refused decision goes to the audit log as well as the gateway log.
+fn record_refusal<T>(state: &AdminState, id: &str, call: &str, result: &Result<T, Refused>) {
+    if let Err(refused) = result {
+        if !refused.error.is_internal() {
+            let actor = refused.identity.as_deref().unwrap_or("(unauthenticated)");
+            state
+                .approvals
+                .record_refusal(id, actor, call, &refused.error.message);
+        }
+    }
 }
 
 /// A refusal with the identity that was refused, for the log.
