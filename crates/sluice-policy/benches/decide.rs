@@ -10,10 +10,11 @@ use std::path::PathBuf;
 
 const EXTRA: &str = r#"
 @id("no-secrets") @reason("secrets are off limits")
-forbid (principal in Group::"agents", action, resource) when { context.tables.contains("secrets") };
+forbid (principal in Group::"agents", action, resource) when { context has tables && context.tables.contains("secrets") };
 
 @id("no-sleep") @reason("no pg_sleep")
-forbid (principal, action, resource) when { context.functions.contains("pg_sleep") };
+forbid (principal, action, resource)
+when { context has functions && context.functions.contains("pg_sleep") };
 
 @id("vpn-only") @reason("connect through the VPN")
 forbid (principal in Group::"dba", action, resource)

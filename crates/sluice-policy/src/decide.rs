@@ -72,9 +72,21 @@ impl Scope {
         &self.resource
     }
 
-    #[cfg(test)]
     pub(crate) fn client_addr_expr(&self) -> Option<&RestrictedExpression> {
         self.client_addr.as_ref()
+    }
+
+    pub(crate) fn principal_uid(&self) -> &EntityUid {
+        &self.principal_uid
+    }
+
+    pub(crate) fn resource_uid(&self) -> &EntityUid {
+        &self.resource_uid
+    }
+
+    /// The identity/resource/action entities, or why Cedar refused them.
+    pub(crate) fn entities(&self) -> Result<&Entities, &str> {
+        self.entities.as_ref().map_err(String::as_str)
     }
 
     pub fn request_context(&self) -> &RequestContext {
@@ -101,6 +113,8 @@ pub(crate) struct Vocabulary {
     resource: EntityTypeName,
     /// Indexed like [`Action::ALL`].
     action_uids: Vec<EntityUid>,
+    /// `Action::"unmask"`, asked once per session (see [`crate::Unmask`]).
+    unmask_uid: EntityUid,
     action_entities: Vec<Entity>,
     /// The same, as a store, to answer "is this action in that group".
     action_hierarchy: Entities,
@@ -118,9 +132,10 @@ impl Vocabulary {
             .iter()
             .map(|a| uid(&action, a.as_str()))
             .collect();
-        for (a, u) in Action::ALL.iter().zip(&action_uids) {
+        let unmask_uid = uid(&action, crate::unmask::UNMASK_ACTION);
+        for u in action_uids.iter().chain([&unmask_uid]) {
             if !action_entities.iter().any(|e| e.uid() == *u) {
-                return Err(format!("the schema does not declare Action::\"{a}\""));
+                return Err(format!("the schema does not declare {u}"));
             }
         }
         Ok(Vocabulary {
@@ -128,6 +143,7 @@ impl Vocabulary {
             group: ty("Group")?,
             resource: ty("Resource")?,
             action_uids,
+            unmask_uid,
             action_entities,
             action_hierarchy,
         })
@@ -136,6 +152,20 @@ impl Vocabulary {
     /// The uids of the classification's actions, indexed like [`Action::ALL`].
     pub(crate) fn action_uids(&self) -> &[EntityUid] {
         &self.action_uids
+    }
+
+    /// `Action::"unmask"`.
+    pub(crate) fn unmask_uid(&self) -> &EntityUid {
+        &self.unmask_uid
+    }
+
+    /// Whether `action` is in an action group (an ancestor in the schema's
+    /// action hierarchy).
+    #[cfg(test)]
+    pub(crate) fn in_a_group(&self, action: &EntityUid) -> bool {
+        self.action_entities
+            .iter()
+            .any(|e| e.uid() != *action && self.action_hierarchy.is_ancestor_of(&e.uid(), action))
     }
 
     /// Whether a policy with this action scope can apply to `action`.

@@ -16,14 +16,20 @@
 //! - a policy whose evaluation errored turns any would-be allow or review
 //!   into a deny naming it (Cedar itself just skips such a policy, which
 //!   could skip a forbid).
+//!
+//! Masking asks a separate, per-session question, [`PolicySet::may_unmask`]
+//! (Cedar action `unmask`): only a permit that names that action lifts
+//! masking, and any doubt keeps values masked (see [`Unmask`]).
 
 mod annotations;
 mod decide;
 mod error;
 mod load;
+mod unmask;
 
 pub use decide::Scope;
 pub use error::{PolicyError, Problem, ProblemKind};
+pub use unmask::{Unmask, UNMASK_ACTION};
 
 use annotations::PolicyMeta;
 use cedar_policy::{Authorizer, PolicyId, Validator};
@@ -73,6 +79,8 @@ pub struct PolicySet {
     /// Per action, indexed like [`sluice_core::Action::ALL`]: the policies
     /// whose action scope can match it.
     by_action: Vec<cedar_policy::PolicySet>,
+    /// The policies of the `unmask` question (see [`unmask::index`]).
+    unmask: cedar_policy::PolicySet,
     context_use: decide::ContextUse,
     meta: HashMap<PolicyId, PolicyMeta>,
     ids: Vec<String>,
@@ -136,9 +144,11 @@ impl PolicySet {
             }
             by_action.push(subset);
         }
+        let unmask = unmask::index(&compiled.policies, &vocab).map_err(PolicyError::Index)?;
         let context_use = decide::ContextUse::of(compiled.policies.policies());
         Ok(PolicySet {
             by_action,
+            unmask,
             context_use,
             meta: compiled.meta,
             ids: compiled.ids,
@@ -224,6 +234,28 @@ impl PolicySet {
     pub fn decide_all_in(&self, scope: &Scope, statements: &[Statement]) -> Decision {
         let engine = self.engine();
         decide::combine(statements.iter().map(|s| engine.decide(scope, s)))
+    }
+
+    /// Whether the session `scope` describes sees unmasked values: asked once
+    /// per session, not per statement (a reload changes the answer for new
+    /// sessions; a session keeps the answer it started with unless the
+    /// caller asks again).
+    ///
+    /// [`Unmask::Unmasked`] needs a permit whose action scope names
+    /// `Action::"unmask"` (`action == Action::"unmask"` or
+    /// `action in [..., Action::"unmask"]`); a permit that does not constrain
+    /// its action never unmasks. Any forbid that applies (whatever its action
+    /// scope), a policy that cannot be evaluated, or no such permit:
+    /// [`Unmask::Masked`]. The request context is the session's:
+    /// `context.client_addr` when the client has an address.
+    pub fn may_unmask(&self, scope: &Scope) -> Unmask {
+        unmask::evaluate(
+            &self.unmask,
+            &self.meta,
+            &self.vocab,
+            &self.authorizer,
+            scope,
+        )
     }
 
     fn engine(&self) -> Engine<'_> {

@@ -129,6 +129,11 @@ pub(crate) fn compile(
                     continue;
                 }
             };
+            if let Err(msg) = crate::unmask::check(&m, p) {
+                let kind = ProblemKind::BadAnnotation;
+                problems.push(problem(kind, file, text, at, Some(m.id), msg, None));
+                continue;
+            }
             if let Some(&(first_src, first_off)) = origin.get(&m.id) {
                 let first =
                     sources
@@ -214,6 +219,9 @@ pub(crate) fn compile(
     // repeats the same error for each; report it once.
     dedup(&mut problems);
     dedup(&mut warnings);
+    // Only errors that remain about `unmask` alone (merged ones no longer
+    // name an action) are explained as such.
+    problems.iter_mut().for_each(crate::unmask::explain);
     if problems.is_empty() {
         Ok(Compiled {
             policies,

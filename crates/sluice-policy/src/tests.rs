@@ -39,7 +39,11 @@ fn request_conforms_to_schema() -> Result<(), Box<dyn std::error::Error>> {
         Some("10.1.2.3".parse()?),
         Some("::ffff:10.1.2.3".parse()?),
     ];
-    for action in Action::ALL.iter().map(|a| a.as_str()).chain(["unmask"]) {
+    for action in Action::ALL
+        .iter()
+        .map(|a| a.as_str())
+        .chain([UNMASK_ACTION])
+    {
         for addr in addrs {
             let scope = Scope::new(
                 &Vocabulary::new(&schema)?,
@@ -47,15 +51,31 @@ fn request_conforms_to_schema() -> Result<(), Box<dyn std::error::Error>> {
                 &ResourceInfo::default(),
                 &RequestContext { client_addr: addr },
             );
-            let ctx = context(
-                &stmt(Action::Select),
-                scope.client_addr_expr(),
-                ContextUse::ALL,
-            )?;
+            let ctx = if action == UNMASK_ACTION {
+                crate::unmask::session_context(&scope)?
+            } else {
+                context(
+                    &stmt(Action::Select),
+                    scope.client_addr_expr(),
+                    ContextUse::ALL,
+                )?
+            };
             let a: cedar_policy::EntityUid = format!(r#"Action::"{action}""#).parse()?;
             cedar_policy::Request::new(p.clone(), a, r.clone(), ctx, Some(&schema))?;
         }
     }
+    Ok(())
+}
+
+/// No action group contains `unmask`, so `action in Action::"read"` style
+/// permits can never lift masking.
+#[test]
+fn unmask_is_in_no_action_group() -> Result<(), Box<dyn std::error::Error>> {
+    let (schema, _) = cedar_policy::Schema::from_cedarschema_str(SCHEMA)?;
+    let vocab = Vocabulary::new(&schema)?;
+    assert!(!vocab.in_a_group(vocab.unmask_uid()));
+    // The check itself sees groups: select is in `read`.
+    assert!(vocab.action_uids().iter().any(|a| vocab.in_a_group(a)));
     Ok(())
 }
 

@@ -35,6 +35,7 @@ fn defaults_load_without_warnings() -> R {
             "agents-write-nonprod",
             "agents-write-prod-review",
             "dba-all",
+            "dbas-see-raw-values",
         ]
     );
     Ok(())

@@ -51,9 +51,9 @@ fn review_beats_plain_permit_and_highest_quorum_wins() -> R {
         @id("allow-all") permit(principal, action, resource);
         @id("ops-review") @review("ops") permit(principal, action in Action::"write", resource);
         @id("sec-review") @review("security") @quorum("3")
-        permit(principal, action, resource) when { context.tables.contains("secrets") };
+        permit(principal, action, resource) when { context has tables && context.tables.contains("secrets") };
         @id("dba-review") @review("dba") @quorum("3")
-        permit(principal, action, resource) when { context.tables.contains("secrets") };
+        permit(principal, action, resource) when { context has tables && context.tables.contains("secrets") };
         "#,
     )?;
     let mut s = stmt(Action::Update, "UPDATE users SET a = 1 WHERE id = 1");
@@ -77,9 +77,9 @@ fn forbid_beats_review_and_carries_all_fired_forbids() -> R {
         r#"
         @id("review") @review("dba") permit(principal, action, resource);
         @id("no-secrets") @reason("secrets are off limits")
-        forbid(principal, action, resource) when { context.tables.contains("secrets") };
+        forbid(principal, action, resource) when { context has tables && context.tables.contains("secrets") };
         @id("no-bulk") @reason("add a WHERE clause")
-        forbid(principal, action, resource) unless { context.has_where };
+        forbid(principal, action in Action::"write", resource) unless { context.has_where };
         "#,
     )?;
     let mut s = without_where(stmt(Action::Delete, "DELETE FROM secrets"));
@@ -212,7 +212,7 @@ fn evaluation_error_fails_closed() -> R {
         @id("allow-all") permit(principal, action, resource);
         @id("broken-forbid") @reason("would deny wide reads")
         forbid(principal, action, resource)
-        when { context.tables.contains("users") && 9223372036854775807 + 1 > 0 };
+        when { context has tables && context.tables.contains("users") && 9223372036854775807 + 1 > 0 };
         "#,
     )?;
     let d = set.decide(
@@ -281,8 +281,9 @@ fn volatile_function_visible_to_policy() -> R {
         r#"
         @id("read") permit(principal, action == Action::"select", resource) unless { context.calls_volatile };
         @id("no-sleep") @reason("no pg_sleep") forbid(principal, action, resource)
-        when { context.functions.contains("pg_sleep") };
-        @id("no-drop-in-text") forbid(principal, action, resource) when { context.sql like "*pg_terminate_backend*" };
+        when { context has functions && context.functions.contains("pg_sleep") };
+        @id("no-drop-in-text") forbid(principal, action, resource)
+        when { context has sql && context.sql like "*pg_terminate_backend*" };
         "#,
     )?;
     let s = stmt(Action::Select, "SELECT nextval('s')");
