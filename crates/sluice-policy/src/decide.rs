@@ -238,7 +238,6 @@ impl ContextUse {
         self.sql
     }
 
-    #[cfg(test)]
     pub(crate) const ALL: ContextUse = ContextUse {
         sql: true,
         tables: true,

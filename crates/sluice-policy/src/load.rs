@@ -219,9 +219,6 @@ pub(crate) fn compile(
     // repeats the same error for each; report it once.
     dedup(&mut problems);
     dedup(&mut warnings);
-    // Only errors that remain about `unmask` alone (merged ones no longer
-    // name an action) are explained as such.
-    problems.iter_mut().for_each(crate::unmask::explain);
     if problems.is_empty() {
         Ok(Compiled {
             policies,

@@ -3,7 +3,7 @@
 //! Masking hides sensitive values in query results by default; a `permit`
 //! for `Action::"unmask"` lifts it for a session. The question is asked once
 //! per session (identity, resource, client address), not per statement, so
-//! its context is the session's (`client_addr` only).
+//! its context is an empty statement with the session's `client_addr`.
 //!
 //! Fail-safe rules, stricter than Cedar's own reading:
 //! - only a permit whose action scope names `Action::"unmask"` (`==`, or in
@@ -89,28 +89,21 @@ pub(crate) fn index(
     Ok(subset)
 }
 
-/// The request context of `unmask` (schema type `Session`).
+/// The request context of `unmask`: an empty statement (so a condition on
+/// statement attributes does not hold) and the session's client address.
 pub(crate) fn session_context(scope: &Scope) -> Result<Context, String> {
-    let pairs = scope
-        .client_addr_expr()
-        .map(|a| ("client_addr".to_string(), a.clone()));
-    Context::from_pairs(pairs).map_err(|e| e.to_string())
-}
-
-/// The help for a validation error about a context attribute `unmask` does
-/// not have: typically a policy that does not constrain its action and reads
-/// a statement attribute. Cedar's own hint would be "did you mean
-/// `client_addr`?".
-pub(crate) fn explain(problem: &mut crate::Problem) {
-    let marker = format!("in context for Action::\"{UNMASK_ACTION}\"");
-    if problem.kind == crate::ProblemKind::Validation && problem.message.contains(&marker) {
-        problem.help = Some(format!(
-            "Action::\"{UNMASK_ACTION}\" is asked once per session, its context has only \
-             `client_addr`; a policy that does not constrain its action applies to it too: \
-             constrain the action (e.g. `action in [Action::\"read\", Action::\"write\"]`) \
-             or guard the attribute (`context has tables && context.tables.contains(...)`)"
-        ));
-    }
+    let empty = sluice_core::Statement {
+        action: sluice_core::Action::Select,
+        text: String::new(),
+        tables: Vec::new(),
+        has_where: true,
+        functions: Vec::new(),
+        calls_volatile: false,
+        fingerprint: String::new(),
+        error: None,
+        commits: false,
+    };
+    crate::decide::context(&empty, scope.client_addr_expr(), crate::decide::ContextUse::ALL)
 }
 
 /// Evaluates `Action::"unmask"` for a session; see the module rules.
