@@ -7,6 +7,8 @@
 //! the word `auth` and `tokens_used` does not contain `token`. Plain substring
 //! matching would redact every `author` field.
 
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder};
+
 /// The default key names (the secure default listed in the configuration docs).
 pub const DEFAULT_KEY_NAMES: &[&str] = &[
     "password",
@@ -32,22 +34,40 @@ pub const DEFAULT_KEY_NAMES: &[&str] = &[
 #[derive(Debug, Clone)]
 pub(crate) struct KeyNames {
     names: Vec<(String, Vec<String>)>,
+    /// Case-insensitive substring prefilter: a key that contains none of the
+    /// names (with separators removed) cannot match, and most keys are clean.
+    prefilter: Option<AhoCorasick>,
 }
 
 impl KeyNames {
     pub(crate) fn new(names: &[String]) -> KeyNames {
-        KeyNames {
-            names: names
-                .iter()
-                .filter(|n| !n.trim().is_empty())
-                .map(|n| (n.trim().to_ascii_lowercase(), words(n.trim())))
-                .collect(),
-        }
+        let names: Vec<(String, Vec<String>)> = names
+            .iter()
+            .filter(|n| !n.trim().is_empty())
+            .map(|n| (n.trim().to_ascii_lowercase(), words(n.trim())))
+            .collect();
+        // Every word of a name must appear in a matching key, so its longest
+        // word is a valid (and the most selective) prefilter literal.
+        let literals: Vec<&str> = names
+            .iter()
+            .filter_map(|(_, w)| w.iter().max_by_key(|w| w.len()).map(String::as_str))
+            .collect();
+        let prefilter = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .build(&literals)
+            .ok();
+        KeyNames { names, prefilter }
+    }
+
+    /// Whether `text` may contain a key name at all (used to skip the JSON
+    /// walk of documents that cannot have a secret key).
+    pub(crate) fn may_occur_in(&self, text: &[u8]) -> bool {
+        !self.names.is_empty() && self.prefilter.as_ref().is_none_or(|p| p.is_match(text))
     }
 
     /// The configured name that `key` contains, if any.
     pub(crate) fn find(&self, key: &str) -> Option<&str> {
-        if self.names.is_empty() {
+        if !self.may_occur_in(key.as_bytes()) {
             return None;
         }
         let key_words = words(key);

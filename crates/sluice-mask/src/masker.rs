@@ -144,6 +144,7 @@ impl Masker {
                     Masked::Null(hits)
                 }
             }
+            ValueKind::Json if self.json_is_clean(value) => Masked::Unchanged(value),
             ValueKind::Json => match JsonMasker::new(e, value).run() {
                 Some((None, _)) => Masked::Unchanged(value),
                 Some((Some(out), hits)) => Masked::Replaced(out, hits),
@@ -151,6 +152,16 @@ impl Masker {
             },
             ValueKind::Text => self.mask_bytes(value),
         }
+    }
+
+    /// Fast path for the common clean document: no escapes (so string
+    /// contents are the raw bytes), no key name anywhere, and nothing any
+    /// detector could find in any of its values.
+    fn json_is_clean(&self, value: &[u8]) -> bool {
+        let e = &self.engine;
+        memchr::memchr(b'\\', value).is_none()
+            && !e.key_names.may_occur_in(value)
+            && !e.scanner.may_find_in_document(value, &mut Vec::new())
     }
 
     fn mask_bytes<'a>(&self, value: &'a [u8]) -> Masked<'a> {

@@ -283,3 +283,23 @@ fn config_deserializes_with_secure_defaults() {
     let empty: MaskConfig = serde_json::from_str("{}").unwrap();
     assert_eq!(empty.detectors, DetectorSet::all());
 }
+
+#[test]
+fn json_strings_that_are_whole_keys_are_found_by_the_document_fast_path() {
+    let m = masker();
+    let aws = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    assert_eq!(
+        json(&m, &format!(r#"{{"k": "{aws}"}}"#)),
+        r#"{"k": "[REDACTED:aws_secret_key]"}"#
+    );
+    let azure = format!("{}==", "Ab1+".repeat(21) + "xy");
+    assert_eq!(
+        json(&m, &format!(r#"["{azure}"]"#)),
+        r#"["[REDACTED:azure_key]"]"#
+    );
+    let escaped = r#"{"note": "mail ann\u0040example.com"}"#;
+    assert_eq!(
+        json(&m, escaped),
+        r#"{"note":"mail [REDACTED:email]"}"#.replace("\"note\":", "\"note\": ")
+    );
+}

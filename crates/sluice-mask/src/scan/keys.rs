@@ -38,17 +38,18 @@ pub(super) fn is_aws_context(s: &[u8], start: usize, end: usize) -> bool {
 /// The heuristic: such a run (not part of a longer base64 string) with at
 /// least one lower-case letter, one upper-case letter and one digit, `/` or
 /// `+` is a secret key when the same text mentions `aws` or `secret`, or when
-/// it is the whole value. The mixed-case rule keeps git SHAs and hex digests
+/// it is the whole value (or, with `embedded`, a run inside a document whose
+/// strings are each values of their own). The mixed-case rule keeps git SHAs and hex digests
 /// (40 lower-case hex characters) out; a standalone 40-character random
 /// base64 blob is the accepted false positive (see BENCHMARKS.md).
-pub(super) fn aws_secret(s: &[u8], context: bool, out: &mut Vec<Span>) {
+pub(super) fn aws_secret(s: &[u8], context: bool, embedded: bool, out: &mut Vec<Span>) {
     let trimmed = s.trim_ascii();
     if trimmed.len() == 40 && trimmed.iter().all(|&b| b64(b)) && mixed(trimmed) {
         let start = s.len() - s.trim_ascii_start().len();
         out.push(Span::new(start, start + 40, Detector::AwsSecretKey));
         return;
     }
-    if !context || s.len() < 40 {
+    if !(context || embedded) || s.len() < 40 {
         return;
     }
     let mut i = 0;
@@ -58,9 +59,13 @@ pub(super) fn aws_secret(s: &[u8], context: bool, out: &mut Vec<Span>) {
             i += 1;
             continue;
         }
-        let bounded = s.get(i + n) != Some(&b'=');
-        if n == 40 && bounded && mixed(&s[i..i + n]) {
+        let padded = s.get(i + n) == Some(&b'=');
+        if n == 40 && !padded && mixed(&s[i..i + n]) {
             out.push(Span::new(i, i + n, Detector::AwsSecretKey));
+        }
+        // A standalone Azure key quoted inside a larger text (a JSON string).
+        if embedded && n == 86 && s[i + n..].starts_with(b"==") {
+            out.push(Span::new(i, i + 88, Detector::AzureKey));
         }
         i += n;
     }

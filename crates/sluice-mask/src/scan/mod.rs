@@ -1,8 +1,9 @@
 //! The content scanner: finds the byte ranges of sensitive content in a value.
 //!
 //! Speed comes from never running a precise check where it cannot match:
-//! one Aho-Corasick pass (SIMD-accelerated for this small set of literals)
-//! finds the fixed anchors every textual detector needs (`@`, `://`, key
+//! `memchr` finds `@` for emails, one Aho-Corasick pass (SIMD-accelerated
+//! for this small set of literals) finds the fixed anchors of the other textual
+//! detectors (`://`, key
 //! prefixes such as `AKIA` or `ghp_`, `eyJ`, `-----BEGIN`, `Bearer`,
 //! `password`...), and one plain loop finds the starts of digit runs for the
 //! numeric detectors. Each anchor then gets a precise check (Luhn, mod-97,
@@ -39,7 +40,6 @@ impl Span {
 /// What an anchor literal found by the automaton asks to check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Anchor {
-    At,
     SchemeSep,
     AwsAccess,
     AwsContext,
@@ -62,7 +62,6 @@ enum Anchor {
 impl Anchor {
     fn detector(self) -> Detector {
         match self {
-            Anchor::At => Detector::Email,
             Anchor::SchemeSep | Anchor::PasswordKey => Detector::ConnectionPassword,
             Anchor::AwsAccess => Detector::AwsAccessKey,
             Anchor::AwsContext => Detector::AwsSecretKey,
@@ -105,7 +104,6 @@ impl Scanner {
                 literals.extend(lits.iter().map(|l| (l.to_string(), anchor)));
             }
         };
-        add(&["@"], Anchor::At);
         add(&["://"], Anchor::SchemeSep);
         add(
             &[
@@ -166,6 +164,20 @@ impl Scanner {
     /// overlapping findings merged; returns every detector that fired
     /// (including those whose finding was merged into another).
     pub(crate) fn scan(&self, s: &[u8], out: &mut Vec<Span>) -> DetectorSet {
+        self.scan_with(s, out, false)
+    }
+
+    /// Whether a whole document may hold a finding in one of its values: a
+    /// superset of what scanning each value alone would find (the
+    /// whole-value checks also run on every embedded base64 run), so a
+    /// `false` lets a clean JSON document skip its structural walk.
+    pub(crate) fn may_find_in_document(&self, s: &[u8], scratch: &mut Vec<Span>) -> bool {
+        scratch.clear();
+        self.scan_with(s, scratch, true);
+        !scratch.is_empty()
+    }
+
+    fn scan_with(&self, s: &[u8], out: &mut Vec<Span>, embedded: bool) -> DetectorSet {
         let first = out.len();
         let mut aws_context = false;
         if let Some(ac) = &self.automaton {
@@ -176,11 +188,20 @@ impl Scanner {
                 self.check_anchor(*anchor, s, m.start(), m.end(), out, &mut aws_context);
             }
         }
+        // `@` is one byte: memchr finds it far faster than the automaton,
+        // whose SIMD prefilter needs literals of a few bytes.
+        if self.enabled.contains(Detector::Email) {
+            for at in memchr::memchr_iter(b'@', s) {
+                if let Some((a, b)) = secrets::email(s, at) {
+                    out.push(Span::new(a, b, Detector::Email));
+                }
+            }
+        }
         if self.numeric {
             numeric::scan(s, self.enabled, out);
         }
-        if self.enabled.contains(Detector::AwsSecretKey) {
-            keys::aws_secret(s, aws_context, out);
+        if self.enabled.contains(Detector::AwsSecretKey) || embedded {
+            keys::aws_secret(s, aws_context, embedded, out);
         }
         if self.enabled.contains(Detector::AzureKey) {
             keys::azure_standalone(s, out);
@@ -204,7 +225,6 @@ impl Scanner {
         aws_context: &mut bool,
     ) {
         let found = match anchor {
-            Anchor::At => secrets::email(s, start),
             Anchor::SchemeSep => secrets::url_password(s, start),
             Anchor::PasswordKey => secrets::password_pair(s, start, end),
             Anchor::AwsAccess => keys::aws_access(s, start),

@@ -18,13 +18,24 @@ fn glue(b: u8) -> bool {
     matches!(b, b'-' | b'.' | b'/' | b':' | b',')
 }
 
+/// A comma glues digits only as a thousands separator (`1,234`, exactly
+/// three digits after it, not the start of a dashed number): in CSV a comma
+/// between fields must not hide the card or SSN of the next field.
+fn glues(s: &[u8], at: usize) -> bool {
+    if s[at] != b',' {
+        return glue(s[at]);
+    }
+    let k = run(s, at + 1, digit);
+    k == 3 && s.get(at + 4).is_none_or(|&c| c != b'-')
+}
+
 /// Whether a number may start at `i`: not inside a word, not the continuation
 /// of a number (`2024-01`, `10.0.0`).
 fn starts_number(s: &[u8], i: usize) -> bool {
     match i {
         0 => true,
         1 => !is_alnum(s[0]),
-        _ => !(is_alnum(s[i - 1]) || (glue(s[i - 1]) && digit(s[i - 2]))),
+        _ => !(is_alnum(s[i - 1]) || (glues(s, i - 1) && digit(s[i - 2]))),
     }
 }
 
@@ -34,7 +45,7 @@ fn ends_number(s: &[u8], j: usize) -> bool {
     match s.get(j) {
         None => true,
         Some(&b) if is_alnum(b) => false,
-        Some(&b) if glue(b) => !s.get(j + 1).is_some_and(|&c| digit(c)),
+        Some(&b) if glue(b) => !(glues(s, j) && s.get(j + 1).is_some_and(|&c| digit(c))),
         Some(_) => true,
     }
 }
@@ -118,9 +129,9 @@ fn ends_grouped(s: &[u8], j: usize) -> bool {
     ends_number(s, j) && !(s.get(j) == Some(&b' ') && s.get(j + 1).is_some_and(|&c| digit(c)))
 }
 
-/// Card number at `i`: 13-19 digits, alone or in groups of 3+ digits
+/// Card number at `i`: 13-19 digits, alone or in groups
 /// separated by single spaces or dashes (one separator kind), passing the
-/// Luhn check and starting with a known issuer prefix. Returns the end.
+/// Luhn check, with the length and prefix of a known issuer. Returns the end.
 pub(super) fn card(s: &[u8], i: usize) -> Option<usize> {
     let mut digits = [0u8; 19];
     let mut nd = 0;
@@ -129,7 +140,7 @@ pub(super) fn card(s: &[u8], i: usize) -> Option<usize> {
     let mut best = None;
     loop {
         let g = run(s, j, digit);
-        if g == 0 || (j > i && g < 3) || nd + g > 19 {
+        if g == 0 || nd + g > 19 {
             break;
         }
         for k in 0..g {
