@@ -21,6 +21,10 @@ pub struct SessionStart {
     pub client_addr: String,
     pub tls: bool,
     pub application_name: Option<String>,
+    /// The policy that lets this session see unmasked values, when one
+    /// does (absent: results were masked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmasked_by: Option<String>,
 }
 
 impl SessionStart {
@@ -38,6 +42,7 @@ impl SessionStart {
             client_addr: client_addr.into(),
             tls,
             application_name,
+            unmasked_by: None,
         }
     }
 }

@@ -14,6 +14,12 @@ use std::sync::Arc;
 pub struct Execution {
     pub sql: Arc<str>,
     pub params: Arc<[Param]>,
+    /// The prepared statement the portal was bound from (masking finds the
+    /// result's columns through it).
+    pub statement: Arc<str>,
+    /// Result-column format codes from the Bind (none: all text; one: all
+    /// columns; else one per column).
+    pub result_formats: Arc<[i16]>,
 }
 
 /// Keeps no more objects, nor bytes of text and parameters, than this per
@@ -66,6 +72,8 @@ impl Extended {
                     .unwrap_or_else(|| Execution {
                         sql: Arc::from(""),
                         params: Arc::from(Vec::new()),
+                        statement: Arc::from(""),
+                        result_formats: Arc::from(Vec::new()),
                     });
                 return Ok(Some(execution));
             }
@@ -121,6 +129,12 @@ impl Extended {
             };
             params.push(param);
         }
+        let n_results = count(r.i16()?)?;
+        let mut result_formats = Vec::with_capacity(n_results);
+        for _ in 0..n_results {
+            result_formats.push(r.i16()?);
+        }
+        let statement_name: Arc<str> = Arc::from(statement);
         let sql = self
             .statements
             .get(statement)
@@ -131,6 +145,8 @@ impl Extended {
             Execution {
                 sql,
                 params: Arc::from(params),
+                statement: statement_name,
+                result_formats: Arc::from(result_formats),
             },
         ))
     }

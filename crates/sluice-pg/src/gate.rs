@@ -8,7 +8,14 @@ use sluice_core::{Command, CommandOrigin, Identity, ResourceId};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// How a session's results are masked.
+#[derive(Clone)]
+pub struct MaskRules {
+    pub masker: Arc<sluice_mask::Masker>,
+}
 
 /// Resolves once the unit's record is durable; an error is what the client
 /// is told instead (the record could not be made durable).
@@ -101,6 +108,22 @@ pub trait Gate: Send {
     /// Flush), in order. The first refused command stops the unit there,
     /// as an error would in PostgreSQL.
     fn decide(&mut self, commands: &[Command], unit: &UnitContext) -> Verdict;
+
+    /// How this session's results are masked; `None`: raw values (no
+    /// masking configured, or policy lifts it for this identity).
+    fn mask_rules(&self) -> Option<MaskRules> {
+        None
+    }
+
+    /// The resource's catalog names, resolved for a masked session before
+    /// its first statement (COPY of a table with masked columns is judged
+    /// by them).
+    fn set_catalog(
+        &mut self,
+        _catalog: Arc<crate::mask::Catalog>,
+        _refresh: crate::mask::CatalogRefresh,
+    ) {
+    }
 
     /// `Some(cap)` to be told the [`Response`] of every command it let run,
     /// with at most `cap` bytes of content; asked once per session.

@@ -5,7 +5,7 @@
 use crate::backend::{self, BackendTarget};
 use crate::cancel::CancelRegistry;
 use crate::error::PgError;
-use crate::gate::{GateFactory, SessionInfo};
+use crate::gate::{Gate, GateFactory, SessionInfo};
 use crate::messages::{self, sqlstate, PgErrorReply};
 use crate::session::{Session, SessionLimits, ShutdownState, Side, Signals};
 use crate::startup::{self, ClientAuth, Hello, Rejection};
@@ -46,6 +46,8 @@ pub struct Gateway<F: GateFactory> {
     resources: HashMap<String, Arc<Resource>>,
     keys: Arc<KeyStore>,
     cancels: CancelRegistry,
+    /// Catalog names masking rules need, per resource.
+    catalogs: Arc<crate::mask::CatalogCache>,
     counts: Arc<Mutex<Counts>>,
     shutdown: watch::Receiver<ShutdownState>,
     next_session: AtomicU64,
@@ -103,6 +105,7 @@ impl<F: GateFactory> Gateway<F> {
             resources,
             keys,
             cancels: CancelRegistry::default(),
+            catalogs: Arc::default(),
             counts: Arc::default(),
             shutdown,
             next_session: AtomicU64::new(1),
@@ -322,6 +325,25 @@ impl<F: GateFactory> Gateway<F> {
                 .find(|(k, _)| k.eq_ignore_ascii_case("application_name"))
                 .map(|(_, v)| v.as_str()),
         });
+        let mut gate = gate;
+        let mask_rules = gate.mask_rules();
+        let catalog = match &mask_rules {
+            Some(_) => {
+                let catalog = self.catalogs.get(&resource.id.0, &resource.target).await;
+                let (cache, name, target) = (
+                    self.catalogs.clone(),
+                    resource.id.0.clone(),
+                    resource.target.clone(),
+                );
+                let refresh: crate::mask::CatalogRefresh = Arc::new(move || {
+                    let (cache, name, target) = (cache.clone(), name.clone(), target.clone());
+                    Box::pin(async move { cache.refresh(&name, &target).await })
+                });
+                gate.set_catalog(catalog.clone(), refresh);
+                Some(catalog)
+            }
+            None => None,
+        };
         let session = Session::new(
             Side {
                 stream: client,
@@ -338,6 +360,13 @@ impl<F: GateFactory> Gateway<F> {
                 cancels: cancel_key.cancels.clone(),
             },
         );
+        let session = match (mask_rules, catalog) {
+            (Some(rules), Some(catalog)) => session.with_masking(crate::mask::SessionMask {
+                masker: rules.masker,
+                catalog,
+            }),
+            _ => session,
+        };
         Ok(Some((session, auth.identity, slot_guard, cancel_key)))
     }
 

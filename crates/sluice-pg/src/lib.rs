@@ -12,6 +12,7 @@ pub mod extended;
 pub mod frames;
 pub mod gate;
 pub mod gateway;
+pub mod mask;
 pub mod messages;
 mod pump;
 mod response;
@@ -22,7 +23,8 @@ pub mod stream;
 pub use backend::{BackendTarget, BackendTls, Secret};
 pub use error::{PgError, ProtocolError};
 pub use gate::{
-    answers, Completion, Durable, Gate, GateFactory, Response, SessionInfo, UnitContext, Verdict,
+    answers, Completion, Durable, Gate, GateFactory, MaskRules, Response, SessionInfo, UnitContext,
+    Verdict,
 };
 pub use gateway::{Gateway, GatewayConfig, Resource};
 pub use messages::{sqlstate, PgErrorReply};

@@ -103,7 +103,11 @@ pub(crate) fn session_context(scope: &Scope) -> Result<Context, String> {
         error: None,
         commits: false,
     };
-    crate::decide::context(&empty, scope.client_addr_expr(), crate::decide::ContextUse::ALL)
+    crate::decide::context(
+        &empty,
+        scope.client_addr_expr(),
+        crate::decide::ContextUse::ALL,
+    )
 }
 
 /// Evaluates `Action::"unmask"` for a session; see the module rules.

@@ -26,6 +26,8 @@ pub struct Config {
     pub audit: AuditSettings,
     #[serde(default)]
     pub approvals: ApprovalSettings,
+    #[serde(default)]
+    pub masking: MaskingSettings,
     /// The directory the config file is in; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -38,6 +40,46 @@ pub struct Config {
 pub struct PolicyConfig {
     /// Cedar policy files or globs, relative to the config file.
     pub files: Vec<String>,
+}
+
+/// `[masking]`: with no section at all, every content detector is on for
+/// every resource (the secure default).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskingSettings {
+    /// Off only for throwaway setups; the gateway says so at start.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Style of detector hits: "full", "partial" or "hash".
+    #[serde(default)]
+    pub style: sluice_mask::Style,
+    /// Columns masked whole: `"email"`, `"*_token"`, `"public.users.ssn"`,
+    /// `"type:inet"`, or `{ pattern = "...", style = "partial" }`.
+    #[serde(default)]
+    pub columns: Vec<sluice_mask::ColumnRule>,
+    /// JSON key names whose values are redacted; default: password, secret,
+    /// token, api_key... (see sluice-mask).
+    pub key_names: Option<Vec<String>>,
+    /// Also mask columns named like a secret (`password_hash`, `api_key`).
+    #[serde(default = "default_true")]
+    pub key_named_columns: bool,
+    /// The HMAC key for style "hash" (environment variable or file).
+    pub hash_key_env: Option<String>,
+    pub hash_key_file: Option<PathBuf>,
+}
+
+impl Default for MaskingSettings {
+    fn default() -> Self {
+        MaskingSettings {
+            enabled: true,
+            style: sluice_mask::Style::default(),
+            columns: Vec::new(),
+            key_names: None,
+            key_named_columns: true,
+            hash_key_env: None,
+            hash_key_file: None,
+        }
+    }
 }
 
 /// How a client meets a statement that needs approval.
@@ -270,6 +312,9 @@ pub struct ResourceConfig {
     pub connect_timeout_secs: u64,
     #[serde(default)]
     pub approval_mode: ApprovalMode,
+    /// Content detectors turned off for this resource (`["phone"]`).
+    #[serde(default)]
+    pub masking_detectors_off: Vec<String>,
 }
 
 impl Config {

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod approvals;
 pub mod config;
+pub mod masking;
 pub mod policy;
 mod record;
 mod review;

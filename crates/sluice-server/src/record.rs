@@ -108,15 +108,17 @@ impl Recorder {
         log: AuditLog,
         settings: AuditSettings,
         info: &SessionInfo<'_>,
+        unmasked_by: Option<String>,
     ) -> Recorder {
         let session = sluice_audit::new_session_id();
-        let start = SessionStart::new(
+        let mut start = SessionStart::new(
             info.identity,
             info.resource.as_str(),
             info.peer.to_string(),
             info.tls,
             info.application_name.map(str::to_owned),
         );
+        start.unmasked_by = unmasked_by;
         if let Err(e) = log.append(&session, start) {
             // Every statement of the session will be refused for the same reason.
             error!(error = %e, "audit log: cannot record the session start");

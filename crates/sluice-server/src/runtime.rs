@@ -142,7 +142,9 @@ pub async fn prepare(config: &Config) -> Result<Prepared, ServeError> {
         (gates, None)
     };
     let approvals = ApprovalService::open(config, &data_dir, audit.clone())?;
-    let gates = gates.with_approvals(approvals.clone());
+    let gates = gates
+        .with_approvals(approvals.clone())
+        .with_masking(crate::masking::mask_rules(config)?);
     // Installed before the listener opens: SIGHUP's default action would
     // kill the process.
     #[cfg(unix)]

@@ -60,6 +60,14 @@ impl<G: Gate> Session<G> {
                         .on_message(h.tag, body)
                         .map_err(PgError::ClientProtocol)?;
                     if let Some(execution) = execution {
+                        if let Some(m) = self.masking.as_mut() {
+                            // Held messages answer before the next ReadyForQuery.
+                            m.on_execute(
+                                execution.statement.clone(),
+                                execution.result_formats.clone(),
+                                self.z_expected + 1,
+                            );
+                        }
                         self.batch_offsets.push(self.batch.len());
                         self.batch_commands.push(Command {
                             origin: CommandOrigin::Execute,
@@ -69,7 +77,12 @@ impl<G: Gate> Session<G> {
                     }
                     self.hold(&frame)?;
                 }
-                b'D' => self.hold(&frame)?,
+                b'D' => {
+                    if let Some(m) = self.masking.as_mut() {
+                        m.on_describe(body, self.z_expected + 1);
+                    }
+                    self.hold(&frame)?;
+                }
                 b'S' | b'H' => {
                     self.hold(&frame)?;
                     let unit = self.unit_context();

@@ -17,6 +17,7 @@ use crate::codec::peek_frame;
 use crate::denial::{contains, PendingDenial, Terminator};
 use crate::error::{PgError, ProtocolError};
 use crate::gate::{Completion, Durable, Gate};
+use crate::mask::{ResultMasking, SessionMask};
 use crate::messages::{sqlstate, PgErrorReply};
 use crate::response::Responses;
 use bytes::{Buf, BytesMut};
@@ -155,6 +156,9 @@ pub struct Session<G: Gate> {
     responses: Option<Responses>,
     /// Changes with each cancel request for this session.
     cancels: watch::Receiver<u64>,
+    /// Masking of everything that carries data to the client; `None` when
+    /// the session sees raw values.
+    masking: Option<ResultMasking>,
 }
 
 /// One side of a session after startup: its stream and the bytes already
@@ -212,7 +216,15 @@ impl<G: Gate> Session<G> {
             flushed: false,
             responses,
             cancels,
+            masking: None,
         }
+    }
+
+    /// Masks what the backend sends before the client (and the audit log)
+    /// sees it.
+    pub fn with_masking(mut self, mask: SessionMask) -> Self {
+        self.masking = Some(ResultMasking::new(mask));
+        self
     }
 
     /// Runs until either side goes away or shutdown ends the session. On a
@@ -479,15 +491,30 @@ impl<G: Gate> Session<G> {
                 }
                 _ => {}
             }
+            // Masking first: responses are recorded, and data held, as the
+            // client will receive them.
+            let masked = match self.masking.as_mut() {
+                Some(m) => m.on_message(h.tag, frame, z_before),
+                None => None,
+            };
+            let sent = masked.as_deref().unwrap_or(frame);
             if let Some(responses) = self.responses.as_mut() {
                 let gate = &mut self.gate;
-                responses.on_message(h.tag, frame, z_before, &mut |r| gate.on_response(r));
+                responses.on_message(h.tag, sent, z_before, &mut |r| gate.on_response(r));
             }
             if self.hold_at.is_none() && !self.held.is_empty() && carries_data(h.tag) {
                 self.hold_at = Some(self.to_client.len() + run);
                 self.gate.expedite();
             }
-            run += h.len;
+            match masked {
+                Some(replacement) => {
+                    self.to_client.extend_from_slice(&self.backend_in[..run]);
+                    self.to_client.extend_from_slice(&replacement);
+                    self.backend_in.advance(run + h.len);
+                    run = 0;
+                }
+                None => run += h.len,
+            }
             if self.to_client.len() + run >= HIGH_WATER {
                 self.backend_backlog = run < self.backend_in.len();
                 break;

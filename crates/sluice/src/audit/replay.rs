@@ -220,6 +220,12 @@ impl Replay {
                         .map(|a| format!("  application {a}"))
                         .unwrap_or_default()
                 )?;
+                if let Some(policy) = &s.unmasked_by {
+                    writeln!(
+                        out,
+                        "{pad}UNMASKED: policy \"{policy}\" lets this session see raw values"
+                    )?;
+                }
             }
             Body::SessionEnd(e) => {
                 writeln!(

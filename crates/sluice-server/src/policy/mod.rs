@@ -11,13 +11,20 @@ use arc_swap::ArcSwap;
 use sluice_audit::AuditLog;
 use sluice_core::{Action, Command, CommandOrigin, Decision, Outcome, Statement};
 use sluice_pg::{
-    answers, sqlstate, Gate, GateFactory, PgErrorReply, Response, SessionInfo, UnitContext, Verdict,
+    answers, sqlstate, Gate, GateFactory, MaskRules, PgErrorReply, Response, SessionInfo,
+    UnitContext, Verdict,
 };
-use sluice_policy::{PolicySet, RequestContext, ResourceInfo, Scope};
+use sluice_policy::{PolicySet, RequestContext, ResourceInfo, Scope, Unmask};
 use sluice_sql::{Classifier, ClassifierConfig, SqlSession};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use tracing::{error, info, warn};
+
+mod cache;
+mod refusal;
+
+use cache::DecisionCache;
+use refusal::{outcome_name, policy_ids, refusal};
 
 /// Loads the policies the config names. No `[policy]` section means no
 /// policy, and no policy permits anything.
@@ -53,6 +60,8 @@ pub struct PolicyGates {
     resources: Arc<HashMap<String, ResourceInfo>>,
     audit: Option<(AuditLog, AuditSettings)>,
     approvals: Option<ApprovalService>,
+    /// Masking rules per resource (none: masking off).
+    masks: Arc<HashMap<String, MaskRules>>,
 }
 
 impl PolicyGates {
@@ -63,6 +72,7 @@ impl PolicyGates {
             resources: Arc::new(resources),
             audit: None,
             approvals: None,
+            masks: Arc::new(HashMap::new()),
         }
     }
 
@@ -77,6 +87,13 @@ impl PolicyGates {
     /// refused).
     pub fn with_approvals(mut self, approvals: ApprovalService) -> Self {
         self.approvals = Some(approvals);
+        self
+    }
+
+    /// Masks every session's results with its resource's rules, unless
+    /// policy permits `unmask`.
+    pub fn with_masking(mut self, masks: HashMap<String, MaskRules>) -> Self {
+        self.masks = Arc::new(masks);
         self
     }
 
@@ -103,14 +120,28 @@ impl GateFactory for PolicyGates {
             client_addr: Some(session.peer.ip()),
         };
         let policies = self.policies.load_full();
+        let scope = policies.scope(session.identity, &resource, &ctx);
+        let unmasked_by = match policies.may_unmask(&scope) {
+            Unmask::Unmasked { policy } if self.masks.contains_key(&resource.name) => {
+                info!(policy = %policy.id, "unmasked session: policy lets it see raw values");
+                Some(policy.id)
+            }
+            _ => None,
+        };
+        let mask = match unmasked_by {
+            Some(_) => None,
+            None => self.masks.get(&resource.name).cloned(),
+        };
         PolicyGate {
-            scope: policies.scope(session.identity, &resource, &ctx),
+            scope,
             shared: self.clone(),
             sql: SqlSession::default(),
+            mask,
+            catalog: None,
             recorder: self
                 .audit
                 .clone()
-                .map(|(log, settings)| Recorder::start(log, settings, session)),
+                .map(|(log, settings)| Recorder::start(log, settings, session, unmasked_by)),
             awaiting: VecDeque::new(),
             pending_approval: None,
             decisions: DecisionCache {
@@ -134,62 +165,50 @@ pub struct PolicyGate {
     awaiting: VecDeque<Option<u64>>,
     /// The approval request the session's held unit waits for.
     pending_approval: Option<String>,
+    /// How this session's results are masked (`None`: raw values).
+    mask: Option<MaskRules>,
+    /// The resource's catalog names, for a masked session, and how to look
+    /// them up again.
+    catalog: Option<(
+        Arc<sluice_pg::mask::Catalog>,
+        sluice_pg::mask::CatalogRefresh,
+    )>,
 }
 
-/// Decisions already made in this session, valid for one policy set.
-struct DecisionCache {
-    policies: Arc<PolicySet>,
-    entries: HashMap<DecisionKey, Decision>,
-}
-
-/// Bounds a session's cache: a client sending endless distinct shapes
-/// only makes it start over.
-const DECISION_CACHE_ENTRIES: usize = 1024;
-
-/// Everything a decision can depend on within one scope (the statement
-/// text only when a policy reads `context.sql`).
-#[derive(PartialEq, Eq, Hash)]
-struct DecisionKey {
-    action: Action,
-    tables: Vec<String>,
-    has_where: bool,
-    functions: Vec<String>,
-    calls_volatile: bool,
-    error: Option<String>,
-    text: Option<String>,
-}
-
-impl DecisionCache {
-    /// The decision for `statement` under the current policies, evaluated
-    /// only the first time this session sees its shape.
-    fn decide(
-        &mut self,
-        current: Arc<PolicySet>,
-        scope: &Scope,
-        statement: &Statement,
-    ) -> Decision {
-        if !Arc::ptr_eq(&self.policies, &current) {
-            self.policies = current;
-            self.entries.clear();
-        }
-        let key = DecisionKey {
-            action: statement.action,
-            tables: statement.tables.clone(),
-            has_where: statement.has_where,
-            functions: statement.functions.clone(),
-            calls_volatile: statement.calls_volatile,
-            error: statement.error.clone(),
-            text: self.policies.reads_sql().then(|| statement.text.clone()),
+impl PolicyGate {
+    /// Holds the unit until the catalog is read again and the COPY's tables
+    /// are judged on it (and its records are durable).
+    fn recheck_copy(&self, tables: Vec<String>, recorded: Option<u64>) -> Verdict {
+        let (Some(mask), Some((_, refresh))) = (self.mask.clone(), self.catalog.clone()) else {
+            return Verdict::Deny {
+                at: 0,
+                reply: crate::masking::copy_refused(
+                    "the table",
+                    "Sluice does not know its columns".into(),
+                ),
+            };
         };
-        if let Some(d) = self.entries.get(&key) {
-            return d.clone();
-        }
-        let decision = self.policies.decide_in(scope, statement);
-        if self.entries.len() >= DECISION_CACHE_ENTRIES {
-            self.entries.clear();
-        }
-        self.entries.insert(key, decision.clone());
-        decision
+        let durable = match (self.recorder.as_ref(), recorded) {
+            (Some(recorder), Some(seq)) => Some(recorder.durable(seq)),
+            _ => None,
+        };
+        Verdict::ForwardWhenDurable(Box::pin(async move {
+            let catalog = refresh().await;
+            match crate::masking::copy_verdict(&mask.masker, Some(&catalog), &tables) {
+                crate::masking::CopyVerdict::Allowed => {}
+                crate::masking::CopyVerdict::Refused(reply) => return Err(reply),
+                crate::masking::CopyVerdict::Unknown => {
+                    return Err(crate::masking::copy_refused(
+                        &tables.join(", "),
+                        "Sluice does not know its columns".into(),
+                    ))
+                }
+            }
+            match durable {
+                Some(d) => d.await,
+                None => Ok(()),
+            }
+        }))
     }
 }
 
@@ -266,6 +285,9 @@ impl PolicyGate {
                 }
             }
         }
+        if refused.is_none() && (decision.is_allow() || approvals.is_some()) {
+            refused = self.copy_check(&statements, needs);
+        }
         let runs = refused.is_none() && (decision.is_allow() || approvals.is_some());
         // A Parse runs nothing: what runs is recorded per Execute (with its
         // parameters). A refused Parse is recorded as such.
@@ -318,6 +340,32 @@ impl PolicyGate {
         Ok(())
     }
 
+    /// COPY TO STDOUT carries no column names, so column rules cannot be
+    /// applied to its data: in a masked session, a COPY of a table with a
+    /// masked column is refused; the tables the catalog does not know (made
+    /// since it was read) are checked again, before the COPY runs.
+    /// Content detectors still apply to every COPY.
+    fn copy_check(&self, statements: &[Statement], needs: &mut UnitNeeds) -> Option<PgErrorReply> {
+        let mask = self.mask.as_ref()?;
+        let tables: Vec<String> = statements
+            .iter()
+            .filter(|s| s.action == Action::CopyOut)
+            .flat_map(|s| s.tables.iter().cloned())
+            .collect();
+        if tables.is_empty() {
+            return None;
+        }
+        let catalog = self.catalog.as_ref().map(|(c, _)| c.clone());
+        match crate::masking::copy_verdict(&mask.masker, catalog.as_deref(), &tables) {
+            crate::masking::CopyVerdict::Allowed => None,
+            crate::masking::CopyVerdict::Refused(reply) => Some(reply),
+            crate::masking::CopyVerdict::Unknown => {
+                needs.copy_recheck.extend(tables);
+                None
+            }
+        }
+    }
+
     /// The statements of a command, classified and resolved in this session.
     fn statements(&mut self, command: &Command) -> Vec<Statement> {
         match command.origin {
@@ -352,6 +400,9 @@ struct UnitNeeds {
     hold: Option<(String, sluice_approvals::Fingerprint, PgErrorReply)>,
     /// The command just decided may not run: what the client is told.
     refused: Option<PgErrorReply>,
+    /// Tables COPY reads that the catalog did not know: checked again
+    /// before the unit is forwarded.
+    copy_recheck: Vec<String>,
 }
 
 impl Gate for PolicyGate {
@@ -401,6 +452,9 @@ impl Gate for PolicyGate {
                 request,
             };
         }
+        if !needs.copy_recheck.is_empty() {
+            return self.recheck_copy(std::mem::take(&mut needs.copy_recheck), needs.recorded);
+        }
         let (Some(recorder), Some(seq)) = (self.recorder.as_ref(), needs.recorded) else {
             return Verdict::Forward;
         };
@@ -416,6 +470,18 @@ impl Gate for PolicyGate {
         } else {
             Verdict::ForwardHoldingData(recorder.durable_lazy(seq, true))
         }
+    }
+
+    fn mask_rules(&self) -> Option<MaskRules> {
+        self.mask.clone()
+    }
+
+    fn set_catalog(
+        &mut self,
+        catalog: Arc<sluice_pg::mask::Catalog>,
+        refresh: sluice_pg::mask::CatalogRefresh,
+    ) {
+        self.catalog = Some((catalog, refresh));
     }
 
     fn responses(&self) -> Option<usize> {
@@ -448,57 +514,5 @@ impl Gate for PolicyGate {
         if let Some(recorder) = self.recorder.as_mut() {
             recorder.end(reason);
         }
-    }
-}
-
-fn outcome_name(outcome: &Outcome) -> &'static str {
-    match outcome {
-        Outcome::Allow => "allow",
-        Outcome::Review { .. } => "review",
-        Outcome::Deny => "deny",
-    }
-}
-
-fn policy_ids(decision: &Decision) -> String {
-    decision
-        .policies
-        .iter()
-        .map(|p| p.id.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// What the client is told when a statement does not run.
-fn refusal(decision: &Decision, statement: &Statement, resource: &ResourceInfo) -> PgErrorReply {
-    let first = decision.policies.first();
-    let id = first.map_or(sluice_policy::DEFAULT_DENY_ID, |p| p.id.as_str());
-    let reason = first.and_then(|p| p.reason.clone()).unwrap_or_else(|| {
-        format!(
-            "no policy permits {} on resource \"{}\"",
-            statement.action, resource.name
-        )
-    });
-    let mut detail = format!("action: {}", statement.action);
-    if statement.action == Action::Unknown {
-        if let Some(e) = &statement.error {
-            detail.push_str(&format!("; not understood: {e}"));
-        }
-    }
-    if decision.policies.len() > 1 {
-        detail.push_str(&format!("; policies: {}", policy_ids(decision)));
-    }
-    match &decision.outcome {
-        Outcome::Review { approver_group, quorum } => PgErrorReply::error(
-            sqlstate::INSUFFICIENT_PRIVILEGE,
-            format!("statement requires review by \"{approver_group}\" (policy \"{id}\"): {reason}"),
-        )
-        .with_detail(format!("{detail}; approvals needed: {quorum}"))
-        .with_hint("This gateway holds no approvals (no approval store); ask an approver to run it, or for a policy that permits it."),
-        _ => PgErrorReply::error(sqlstate::INSUFFICIENT_PRIVILEGE, format!("denied by policy \"{id}\": {reason}"))
-            .with_detail(detail)
-            .with_hint(format!(
-                "The statement did not reach the database. `sluice policy check --identity <you> --resource {} \"<sql>\"` shows why.",
-                resource.name
-            )),
     }
 }

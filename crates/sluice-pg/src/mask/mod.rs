@@ -1,0 +1,206 @@
+//! Masking on the response path: every backend message that can carry data
+//! (rows, COPY data, error and notice texts, notifications) is rewritten
+//! before it reaches the client, row by row as it streams. What to do with
+//! each value is `sluice-mask`'s call; this module knows the wire: which
+//! columns a row has, in which format, and how to rebuild a message with
+//! new lengths.
+//!
+//! A row's columns come from the RowDescription before it (simple query,
+//! Describe of a portal) or, for an Execute whose statement was described
+//! earlier, from that statement's RowDescription and the Bind's result
+//! formats. A row whose columns are not known is masked as if every column
+//! were opaque: values that are not plain text are hidden (fail closed).
+
+mod catalog;
+mod rows;
+
+pub use catalog::{Catalog, CatalogCache};
+
+/// Looks the session's resource catalog up again.
+pub type CatalogRefresh = Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Arc<Catalog>> + Send>>
+        + Send
+        + Sync,
+>;
+
+use crate::codec::Reader;
+use bytes::{BufMut, BytesMut};
+use rows::{plan_columns, Column, Plan};
+use sluice_mask::Masker;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+/// What one session masks with: the rules, and the catalog names they need.
+#[derive(Clone)]
+pub struct SessionMask {
+    pub masker: Arc<Masker>,
+    pub catalog: Arc<Catalog>,
+}
+
+enum Described {
+    Statement(String),
+    Portal,
+}
+
+/// An Execute forwarded: whose rows come next.
+struct Executed {
+    segment: u64,
+    statement: Arc<str>,
+    formats: Arc<[i16]>,
+}
+
+pub(crate) struct ResultMasking {
+    mask: SessionMask,
+    /// Columns of prepared statements, from their Describe.
+    statements: HashMap<String, Arc<[Column]>>,
+    /// Describes forwarded, waiting for RowDescription or NoData.
+    describes: VecDeque<(u64, Described)>,
+    executes: VecDeque<Executed>,
+    /// How to mask the rows now arriving.
+    current: Option<Vec<Plan>>,
+    /// COPY TO STDOUT in binary format is under way.
+    copy_binary: bool,
+}
+
+/// Bound on remembered statement shapes (a client that never closes its
+/// statements makes this start over, not grow).
+const MAX_STATEMENTS: usize = 10_000;
+
+impl ResultMasking {
+    pub(crate) fn new(mask: SessionMask) -> Self {
+        Self {
+            mask,
+            statements: HashMap::new(),
+            describes: VecDeque::new(),
+            executes: VecDeque::new(),
+            current: None,
+            copy_binary: false,
+        }
+    }
+
+    /// A Describe is forwarded; its answer precedes ReadyForQuery `segment`.
+    pub(crate) fn on_describe(&mut self, body: &[u8], segment: u64) {
+        let mut r = Reader::new(body);
+        let (Ok(kind), Ok(name)) = (r.u8(), r.cstr()) else {
+            return;
+        };
+        let target = if kind == b'S' {
+            Described::Statement(name.to_owned())
+        } else {
+            Described::Portal
+        };
+        self.describes.push_back((segment, target));
+    }
+
+    /// An Execute of a portal bound from `statement` is forwarded.
+    pub(crate) fn on_execute(&mut self, statement: Arc<str>, formats: Arc<[i16]>, segment: u64) {
+        self.executes.push_back(Executed {
+            segment,
+            statement,
+            formats,
+        });
+    }
+
+    /// One backend message; `z_seen` counts ReadyForQuery before it.
+    /// Returns the message to send instead, when it changes.
+    pub(crate) fn on_message(&mut self, tag: u8, frame: &[u8], z_seen: u64) -> Option<BytesMut> {
+        let segment = z_seen + 1;
+        let body = frame.get(5..).unwrap_or_default();
+        match tag {
+            b'T' => {
+                let columns: Arc<[Column]> = rows::row_description(body).into();
+                match self.take_describe(segment) {
+                    Some(Described::Statement(name)) => {
+                        if self.statements.len() >= MAX_STATEMENTS {
+                            self.statements.clear();
+                        }
+                        self.statements.insert(name, columns);
+                    }
+                    // A portal's or a simple query's rows follow, in the
+                    // formats this RowDescription gives.
+                    Some(Described::Portal) | None => {
+                        self.current = Some(plan_columns(&self.mask, &columns, None));
+                    }
+                }
+                None
+            }
+            b'n' => {
+                self.take_describe(segment);
+                None
+            }
+            b'D' => {
+                if self.current.is_none() {
+                    self.current = Some(self.execute_plan(segment));
+                }
+                let plans = self.current.as_deref().unwrap_or_default();
+                rows::mask_row(&self.mask.masker, plans, body)
+            }
+            b'C' | b'I' | b's' => {
+                self.end_of_result(segment);
+                None
+            }
+            b'E' | b'N' => {
+                if tag == b'E' {
+                    self.end_of_result(segment);
+                }
+                rows::mask_fields(&self.mask.masker, tag, body)
+            }
+            b'A' => rows::mask_notification(&self.mask.masker, body),
+            b'H' => {
+                self.copy_binary = body.first() == Some(&1);
+                None
+            }
+            b'd' if self.copy_binary => rows::mask_copy_binary(&self.mask.masker, body),
+            b'd' => rows::mask_copy_text(&self.mask.masker, body),
+            b'c' => {
+                self.copy_binary = false;
+                None
+            }
+            b'Z' => {
+                self.describes.retain(|(s, _)| *s > segment);
+                self.executes.retain(|e| e.segment > segment);
+                self.current = None;
+                self.copy_binary = false;
+                None
+            }
+            _ => None,
+        }
+    }
+
+    fn take_describe(&mut self, segment: u64) -> Option<Described> {
+        match self.describes.front() {
+            Some((s, _)) if *s == segment => self.describes.pop_front().map(|(_, d)| d),
+            _ => None,
+        }
+    }
+
+    /// The plan for rows of the next Execute of this segment without a
+    /// RowDescription of their own.
+    fn execute_plan(&self, segment: u64) -> Vec<Plan> {
+        let known = self
+            .executes
+            .front()
+            .filter(|e| e.segment == segment)
+            .and_then(|e| Some((self.statements.get(&*e.statement)?, e.formats.clone())));
+        match known {
+            Some((columns, formats)) => plan_columns(&self.mask, columns, Some(&formats)),
+            None => Vec::new(),
+        }
+    }
+
+    fn end_of_result(&mut self, segment: u64) {
+        self.current = None;
+        if self.executes.front().is_some_and(|e| e.segment == segment) {
+            self.executes.pop_front();
+        }
+    }
+}
+
+/// A message with `tag` and `body`, its length computed.
+pub(crate) fn message(tag: u8, body: &[u8]) -> BytesMut {
+    let mut out = BytesMut::with_capacity(body.len() + 5);
+    out.put_u8(tag);
+    out.put_i32(i32::try_from(body.len() + 4).unwrap_or(i32::MAX));
+    out.put_slice(body);
+    out
+}
