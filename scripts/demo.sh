@@ -98,7 +98,7 @@ Connect through it with (the key is the agent's only credential):
 
   psql "host=127.0.0.1 port=$LISTEN_PORT dbname=app user=demo-agent password=$KEY"
 
-Try: SELECT * FROM customers;          (allowed: agents may read)
+Try: SELECT * FROM customers;          (allowed: agents may read; emails come back masked)
      DELETE FROM customers;            (denied: no WHERE clause)
      DROP TABLE customers;             (denied: agents may not drop)
      $SLUICE policy check --config .demo/sluice.toml --identity demo-agent --resource app "DELETE FROM customers"
