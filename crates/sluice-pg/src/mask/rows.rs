@@ -302,3 +302,97 @@ pub(crate) fn mask_copy_binary(masker: &Masker, body: &[u8]) -> Option<BytesMut>
     o.put_slice(r.remaining());
     Some(message(b'd', &o))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use sluice_mask::{ColumnPattern, ColumnRule, MaskConfig, Style};
+
+    fn masker(columns: Vec<ColumnRule>) -> Masker {
+        Masker::new(MaskConfig {
+            columns,
+            ..MaskConfig::default()
+        })
+        .unwrap()
+    }
+
+    fn row(cells: &[Option<&[u8]>]) -> Vec<u8> {
+        let mut b = BytesMut::new();
+        b.put_i16(cells.len() as i16);
+        for c in cells {
+            match c {
+                Some(v) => put_cell(&mut b, v),
+                None => b.put_i32(-1),
+            }
+        }
+        b.to_vec()
+    }
+
+    fn cells(message: &[u8]) -> Vec<Option<Vec<u8>>> {
+        let mut r = Reader::new(&message[5..]);
+        let n = r.i16().unwrap();
+        (0..n)
+            .map(|_| {
+                let len = r.i32().unwrap();
+                usize::try_from(len)
+                    .ok()
+                    .map(|l| r.bytes(l).unwrap().to_vec())
+            })
+            .collect()
+    }
+
+    fn plan(kind: ValueKind, binary: bool, mask: Option<ColumnMask>, type_oid: u32) -> Plan {
+        Plan {
+            mask,
+            kind,
+            binary,
+            jsonb: false,
+            type_oid,
+        }
+    }
+
+    #[test]
+    fn an_undecodable_binary_value_in_a_masked_column_is_hidden() {
+        let m = masker(vec![ColumnRule::new(
+            ColumnPattern::parse("location").unwrap(),
+        )]);
+        let mask = Some(ColumnMask {
+            rule: "location".into(),
+            style: Style::Full,
+        });
+        // A binary point (two float8): opaque to the masker.
+        let point = [0x40u8, 0x59, 0, 0, 0, 0, 0, 0, 0x40, 0x59, 0, 0, 0, 0, 0, 0];
+        let plans = [plan(ValueKind::Opaque, true, mask, 600)];
+        let out = mask_row(&m, &plans, &row(&[Some(&point)])).unwrap();
+        assert_eq!(cells(&out), vec![None]);
+    }
+
+    #[test]
+    fn a_card_number_in_a_binary_bigint_becomes_null_and_ordinary_numbers_pass() {
+        let m = masker(Vec::new());
+        let plans = [plan(ValueKind::Opaque, true, None, 20)];
+        let card = 4_111_111_111_111_111i64.to_be_bytes();
+        let out = mask_row(&m, &plans, &row(&[Some(&card)])).unwrap();
+        assert_eq!(cells(&out), vec![None]);
+        let order = 20_240_501_000_123i64.to_be_bytes();
+        assert!(mask_row(&m, &plans, &row(&[Some(&order)])).is_none());
+    }
+
+    #[test]
+    fn a_row_of_unknown_shape_hides_values_that_are_not_text() {
+        let m = masker(Vec::new());
+        let out = mask_row(&m, &[], &row(&[Some(b"plain"), Some(&[0, 159, 146, 150])])).unwrap();
+        assert_eq!(cells(&out), vec![Some(b"plain".to_vec()), None]);
+    }
+
+    #[test]
+    fn a_row_with_nothing_to_mask_is_not_copied() {
+        let m = masker(Vec::new());
+        let plans = [
+            plan(ValueKind::Text, false, None, 25),
+            plan(ValueKind::Opaque, false, None, 23),
+        ];
+        assert!(mask_row(&m, &plans, &row(&[Some(b"hello world"), None, Some(b"42")])).is_none());
+    }
+}
