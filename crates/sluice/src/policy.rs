@@ -12,9 +12,12 @@ use sluice_server::Config;
 use sluice_sql::{Classifier, ClassifierConfig, SqlSession};
 use std::net::IpAddr;
 
+mod masking;
+
 #[derive(Subcommand)]
 pub(crate) enum PolicyCommand {
-    /// Classify a query string and decide it as the gateway would.
+    /// Classify a query string and decide it as the gateway would, and show
+    /// what masking does to the identity's session on the resource.
     Check {
         #[command(flatten)]
         config: ConfigArg,
@@ -78,6 +81,8 @@ struct CheckReport<'a> {
     statements: Vec<StatementReport<'a>>,
     /// The decision for the whole query string: the strictest.
     decision: Decision,
+    /// What masking does to this identity's session on the resource.
+    masking: masking::MaskingReport,
 }
 
 fn check(
@@ -115,6 +120,13 @@ fn check(
         .iter()
         .cloned()
         .fold(Decision::allow(Vec::new()), Decision::stricter);
+    let mut tables: Vec<String> = Vec::new();
+    for t in statements.iter().flat_map(|s| &s.tables) {
+        if !tables.contains(t) {
+            tables.push(t.clone());
+        }
+    }
+    let masking = masking::report(config, &policies, &identity, info, &ctx, &tables);
     let report = CheckReport {
         identity: &identity,
         resource,
@@ -127,6 +139,7 @@ fn check(
             })
             .collect(),
         decision: overall,
+        masking,
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -218,6 +231,7 @@ fn print_report(report: &CheckReport<'_>, resource: &ResourceInfo) {
         }
     }
     println!("\ndecision: {}", outcome(&report.decision));
+    masking::print(&report.masking, &report.identity.name, &resource.name);
 }
 
 fn validate(config: &Config) -> Result<()> {

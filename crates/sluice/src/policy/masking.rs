@@ -1,0 +1,291 @@
+//! The masking part of `sluice policy check`: whether the identity's session
+//! on the resource would be masked, and if so by which detectors and which
+//! column rules could apply to the statement's tables. There is no database
+//! connection, so columns are not read: the rules are listed instead.
+
+use serde::Serialize;
+use sluice_core::{Identity, PolicyRef};
+use sluice_policy::{PolicySet, RequestContext, ResourceInfo, Unmask};
+use sluice_server::masking::mask_rules;
+use sluice_server::Config;
+
+/// What masking does to the identity's session on the resource.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub(super) enum MaskingReport {
+    /// `[masking] enabled = false`: `{"enabled": false}`.
+    Disabled { enabled: bool },
+    /// The `[masking]` section could not be compiled (a missing hash key, an
+    /// unknown detector name): `{"error": "..."}`.
+    Error { error: String },
+    /// A policy lets the identity see raw values.
+    Unmasked { unmasked_by: PolicyRef },
+    /// Values are masked.
+    Masked {
+        /// Content detectors on for the resource.
+        detectors: Vec<String>,
+        /// Style of detector hits.
+        style: String,
+        /// Column rules that could apply to the statement's tables.
+        column_rules: Vec<ColumnRuleReport>,
+        /// Whether columns named like a secret key are masked whole.
+        key_named_columns: bool,
+        /// Not in the JSON: text output only.
+        #[serde(skip)]
+        key_names: Vec<String>,
+        /// Not in the JSON: qualified rules for tables the statement does
+        /// not touch.
+        #[serde(skip)]
+        other_tables: usize,
+    },
+}
+
+#[derive(Serialize)]
+pub(super) struct ColumnRuleReport {
+    /// The pattern as written (`public.users.ssn`, `email`, `type:inet`).
+    rule: String,
+    style: String,
+    /// The statement's table the rule names, or `any table`.
+    applies_to: String,
+    /// Not in the JSON: how a rule for any table is matched.
+    #[serde(skip)]
+    matched_by: &'static str,
+}
+
+const ANY_TABLE: &str = "any table";
+
+/// The masking part for the whole query string (masking is decided per
+/// session, not per statement); `tables` are the statements' tables.
+pub(super) fn report(
+    config: &Config,
+    policies: &PolicySet,
+    identity: &Identity,
+    resource: &ResourceInfo,
+    ctx: &RequestContext,
+    tables: &[String],
+) -> MaskingReport {
+    if !config.masking.enabled {
+        return MaskingReport::Disabled { enabled: false };
+    }
+    let rules = match mask_rules(config) {
+        Ok(rules) => rules,
+        Err(e) => {
+            return MaskingReport::Error {
+                error: e.to_string(),
+            }
+        }
+    };
+    let Some(rules) = rules.get(&resource.name) else {
+        return MaskingReport::Error {
+            error: format!("no masking rules for resource \"{}\"", resource.name),
+        };
+    };
+    if let Unmask::Unmasked { policy } =
+        policies.may_unmask(&policies.scope(identity, resource, ctx))
+    {
+        return MaskingReport::Unmasked {
+            unmasked_by: policy,
+        };
+    }
+    let description = rules.masker.describe();
+    let mut column_rules = Vec::new();
+    let mut other_tables = 0;
+    for column in &description.columns {
+        let style = style_name(&column.style);
+        let kind = RuleKind::parse(&column.rule);
+        let (applies_to, matched_by): (Vec<String>, _) = match &kind {
+            RuleKind::Name => (vec![ANY_TABLE.into()], "result column name"),
+            RuleKind::Type => (vec![ANY_TABLE.into()], "column type"),
+            RuleKind::Qualified { schema, table } => (
+                tables
+                    .iter()
+                    .filter(|t| table_matches(schema.as_deref(), table, t))
+                    .cloned()
+                    .collect(),
+                "source table",
+            ),
+        };
+        if applies_to.is_empty() {
+            other_tables += 1;
+        }
+        for applies_to in applies_to {
+            column_rules.push(ColumnRuleReport {
+                rule: column.rule.clone(),
+                style: style.clone(),
+                applies_to,
+                matched_by,
+            });
+        }
+    }
+    MaskingReport::Masked {
+        detectors: description
+            .detectors
+            .iter()
+            .map(|d| d.to_string())
+            .collect(),
+        style: style_name(&description.style),
+        column_rules,
+        key_named_columns: description.key_named_columns,
+        key_names: description.key_names.clone(),
+        other_tables,
+    }
+}
+
+/// A style's name as written in the config (`full`, `partial`, `hash`).
+fn style_name<S: Serialize>(style: &S) -> String {
+    match serde_json::to_value(style) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => "full".into(),
+    }
+}
+
+/// What a column rule's pattern (as `describe` writes it) selects.
+enum RuleKind {
+    /// A name glob, matched against result column names.
+    Name,
+    /// `type:<name>`.
+    Type,
+    /// `[schema.]table.column`.
+    Qualified {
+        schema: Option<String>,
+        table: String,
+    },
+}
+
+impl RuleKind {
+    fn parse(rule: &str) -> RuleKind {
+        if rule.starts_with("type:") {
+            return RuleKind::Type;
+        }
+        let parts: Vec<&str> = rule.split('.').collect();
+        match parts.as_slice() {
+            [table, _column] => RuleKind::Qualified {
+                schema: None,
+                table: table.to_string(),
+            },
+            [schema, table, _column] => RuleKind::Qualified {
+                schema: Some(schema.to_string()),
+                table: table.to_string(),
+            },
+            _ => RuleKind::Name,
+        }
+    }
+}
+
+/// Whether a qualified rule's table (and schema, when both the rule and the
+/// statement name one) matches a table as the statement writes it. As at
+/// run time, a schema the statement does not write does not rule a rule out:
+/// failing closed lists a rule too many, failing open hides one.
+fn table_matches(schema: Option<&str>, table: &str, written: &str) -> bool {
+    let (written_schema, written_table) = match written.rsplit_once('.') {
+        Some((s, t)) => (Some(s), t),
+        None => (None, written),
+    };
+    let schema_ok = match (schema, written_schema) {
+        (Some(want), Some(have)) => glob_match(want, have),
+        _ => true,
+    };
+    schema_ok && glob_match(table, written_table)
+}
+
+/// Case-insensitive glob with `*` and `?`, as sluice-mask matches patterns.
+fn glob_match(pattern: &str, text: &str) -> bool {
+    let p = pattern.as_bytes();
+    let t = text.as_bytes();
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == b'?' || p[pi].eq_ignore_ascii_case(&t[ti])) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&b| b == b'*')
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(", ")
+    }
+}
+
+/// The text form, after the decision.
+pub(super) fn print(report: &MaskingReport, identity: &str, resource: &str) {
+    match report {
+        MaskingReport::Disabled { .. } => {
+            println!(
+                "\nmasking: disabled ([masking] enabled = false): results reach clients unmasked"
+            );
+        }
+        MaskingReport::Error { error } => {
+            println!("\nmasking: cannot be described: {error}");
+        }
+        MaskingReport::Unmasked { unmasked_by } => {
+            println!(
+                "\nmasking: unmasked by policy \"{}\"{}",
+                unmasked_by.id,
+                unmasked_by
+                    .reason
+                    .as_ref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            );
+        }
+        MaskingReport::Masked {
+            detectors,
+            style,
+            column_rules,
+            key_named_columns,
+            key_names,
+            other_tables,
+        } => {
+            println!("\nmasking: on ({identity} may not unmask on {resource})");
+            println!("  detectors:  {}", list(detectors));
+            println!("  style:      {style} (of detector hits)");
+            if column_rules.is_empty() {
+                println!("  column rules: none apply to the statement's tables");
+            } else {
+                println!("  column rules that could apply:");
+                let width = column_rules.iter().map(|r| r.rule.len()).max().unwrap_or(0);
+                for r in column_rules {
+                    let on = if r.applies_to == ANY_TABLE {
+                        format!("any table (by {})", r.matched_by)
+                    } else {
+                        r.applies_to.clone()
+                    };
+                    println!("    {:width$}  {:7}  {on}", r.rule, r.style);
+                }
+            }
+            if *other_tables > 0 {
+                println!(
+                    "  ({other_tables} rule{} for other tables not listed)",
+                    if *other_tables == 1 { "" } else { "s" }
+                );
+            }
+            if *key_named_columns {
+                println!(
+                    "  key-named columns: masked whole (full), any table: a column named like {}",
+                    list(key_names)
+                );
+            } else {
+                println!("  key-named columns: off");
+            }
+            println!(
+                "  (no database connection: name rules and key names are matched against \
+                 result column names at run time, qualified rules against each result \
+                 column's source table, type rules against its type)"
+            );
+        }
+    }
+}
