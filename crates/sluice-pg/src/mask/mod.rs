@@ -39,12 +39,13 @@ pub struct SessionMask {
 
 enum Described {
     Statement(String),
-    Portal,
+    Portal(String),
 }
 
 /// An Execute forwarded: whose rows come next.
 struct Executed {
     segment: u64,
+    portal: String,
     statement: Arc<str>,
     formats: Arc<[i16]>,
 }
@@ -53,6 +54,9 @@ pub(crate) struct ResultMasking {
     mask: SessionMask,
     /// Columns of prepared statements, from their Describe.
     statements: HashMap<String, Arc<[Column]>>,
+    /// Columns of portals, from their Describe (with the real formats), for
+    /// Executes that fetch more rows of a portal later.
+    portals: HashMap<String, Arc<[Column]>>,
     /// Describes forwarded, waiting for RowDescription or NoData.
     describes: VecDeque<(u64, Described)>,
     executes: VecDeque<Executed>,
@@ -71,6 +75,7 @@ impl ResultMasking {
         Self {
             mask,
             statements: HashMap::new(),
+            portals: HashMap::new(),
             describes: VecDeque::new(),
             executes: VecDeque::new(),
             current: None,
@@ -87,15 +92,39 @@ impl ResultMasking {
         let target = if kind == b'S' {
             Described::Statement(name.to_owned())
         } else {
-            Described::Portal
+            Described::Portal(name.to_owned())
         };
         self.describes.push_back((segment, target));
     }
 
+    /// A Bind (or Close of a portal) is forwarded: what was described for
+    /// that portal name no longer holds.
+    pub(crate) fn on_bind_or_close(&mut self, tag: u8, body: &[u8]) {
+        let mut r = Reader::new(body);
+        let name = match tag {
+            b'B' => r.cstr(),
+            _ => match r.u8() {
+                Ok(b'P') => r.cstr(),
+                _ => return,
+            },
+        };
+        if let Ok(name) = name {
+            self.portals.remove(name);
+        }
+    }
+
     /// An Execute of a portal bound from `statement` is forwarded.
-    pub(crate) fn on_execute(&mut self, statement: Arc<str>, formats: Arc<[i16]>, segment: u64) {
+    pub(crate) fn on_execute(
+        &mut self,
+        body: &[u8],
+        statement: Arc<str>,
+        formats: Arc<[i16]>,
+        segment: u64,
+    ) {
+        let portal = Reader::new(body).cstr().unwrap_or_default().to_owned();
         self.executes.push_back(Executed {
             segment,
+            portal,
             statement,
             formats,
         });
@@ -116,9 +145,17 @@ impl ResultMasking {
                         }
                         self.statements.insert(name, columns);
                     }
-                    // A portal's or a simple query's rows follow, in the
-                    // formats this RowDescription gives.
-                    Some(Described::Portal) | None => {
+                    // A portal's rows follow, in the formats this
+                    // RowDescription gives (and later Executes of it too).
+                    Some(Described::Portal(name)) => {
+                        self.current = Some(plan_columns(&self.mask, &columns, None));
+                        if self.portals.len() >= MAX_STATEMENTS {
+                            self.portals.clear();
+                        }
+                        self.portals.insert(name, columns);
+                    }
+                    // A simple query's rows follow.
+                    None => {
                         self.current = Some(plan_columns(&self.mask, &columns, None));
                     }
                 }
@@ -177,13 +214,14 @@ impl ResultMasking {
     /// The plan for rows of the next Execute of this segment without a
     /// RowDescription of their own.
     fn execute_plan(&self, segment: u64) -> Vec<Plan> {
-        let known = self
-            .executes
-            .front()
-            .filter(|e| e.segment == segment)
-            .and_then(|e| Some((self.statements.get(&*e.statement)?, e.formats.clone())));
-        match known {
-            Some((columns, formats)) => plan_columns(&self.mask, columns, Some(&formats)),
+        let Some(e) = self.executes.front().filter(|e| e.segment == segment) else {
+            return Vec::new();
+        };
+        if let Some(columns) = self.portals.get(&e.portal) {
+            return plan_columns(&self.mask, columns, None);
+        }
+        match self.statements.get(&*e.statement) {
+            Some(columns) => plan_columns(&self.mask, columns, Some(&e.formats)),
             None => Vec::new(),
         }
     }

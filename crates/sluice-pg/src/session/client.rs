@@ -49,6 +49,9 @@ impl<G: Gate> Session<G> {
                     self.hold(&frame)?;
                 }
                 b'B' | b'C' => {
+                    if let Some(m) = self.masking.as_mut() {
+                        m.on_bind_or_close(h.tag, body);
+                    }
                     self.extended
                         .on_message(h.tag, body)
                         .map_err(PgError::ClientProtocol)?;
@@ -63,6 +66,7 @@ impl<G: Gate> Session<G> {
                         if let Some(m) = self.masking.as_mut() {
                             // Held messages answer before the next ReadyForQuery.
                             m.on_execute(
+                                body,
                                 execution.statement.clone(),
                                 execution.result_formats.clone(),
                                 self.z_expected + 1,
