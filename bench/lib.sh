@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Helpers for bench/run.sh. Sourced, never run.
+# Helpers for bench/run.sh and bench/masking.sh. Sourced, never run.
 
 log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() {
@@ -78,10 +78,12 @@ proc_status_mib() {
     awk -v k="$2:" '$1 == k { printf "%.1f\n", $2 / 1024 }' "/proc/$1/status"
 }
 
-# Replaces the text between the bench markers in FILE with the contents of
-# SECTION_FILE (markers kept); creates FILE, or appends the markers, if needed.
+# replace_section FILE SECTION_FILE [START_MARKER END_MARKER]: replaces the
+# text between the markers (default: the pgbench ones of bench/run.sh) in
+# FILE with the contents of SECTION_FILE (markers kept); creates FILE, or
+# appends the markers at its end, if needed.
 replace_section() {
-    local file=$1 section=$2 start='<!-- bench:pgbench:start -->' end='<!-- bench:pgbench:end -->'
+    local file=$1 section=$2 start=${3:-'<!-- bench:pgbench:start -->'} end=${4:-'<!-- bench:pgbench:end -->'}
     if [[ ! -f $file ]]; then
         cat >"$file" <<'EOF'
 # Benchmarks
