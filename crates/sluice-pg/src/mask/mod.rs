@@ -183,6 +183,7 @@ impl ResultMasking {
                 rows::mask_fields(&self.mask.masker, tag, body)
             }
             b'A' => rows::mask_notification(&self.mask.masker, body),
+            b'V' => rows::mask_function_result(&self.mask.masker, body),
             b'H' => {
                 self.copy_binary = body.first() == Some(&1);
                 None

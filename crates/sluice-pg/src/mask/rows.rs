@@ -226,6 +226,30 @@ pub(crate) fn mask_fields(masker: &Masker, tag: u8, body: &[u8]) -> Option<Bytes
     Some(message(tag, &out))
 }
 
+/// FunctionCallResponse (fast-path call) with its result masked: its type
+/// is not on the wire, so text is masked in place and anything else that
+/// holds a finding is hidden.
+pub(crate) fn mask_function_result(masker: &Masker, body: &[u8]) -> Option<BytesMut> {
+    let mut r = Reader::new(body);
+    let len = usize::try_from(r.i32().ok()?).ok()?;
+    let value = r.bytes(len).ok()?;
+    let kind = if std::str::from_utf8(value).is_ok() {
+        ValueKind::Text
+    } else {
+        ValueKind::Opaque
+    };
+    let masked = masker.mask(value, kind, None);
+    if !masked.is_changed() {
+        return None;
+    }
+    let mut out = BytesMut::with_capacity(body.len() + 32);
+    match masked.bytes() {
+        Some(v) => put_cell(&mut out, v),
+        None => out.put_i32(-1),
+    }
+    Some(message(b'V', &out))
+}
+
 /// NotificationResponse with its payload masked.
 pub(crate) fn mask_notification(masker: &Masker, body: &[u8]) -> Option<BytesMut> {
     let mut r = Reader::new(body);
@@ -394,5 +418,16 @@ mod tests {
             plan(ValueKind::Opaque, false, None, 23),
         ];
         assert!(mask_row(&m, &plans, &row(&[Some(b"hello world"), None, Some(b"42")])).is_none());
+    }
+
+    #[test]
+    fn a_fast_path_function_result_is_masked_like_text() {
+        let m = masker(Vec::new());
+        let mut body = BytesMut::new();
+        put_cell(&mut body, b"mail ann@example.com");
+        let out = mask_function_result(&m, &body).unwrap();
+        let mut r = Reader::new(&out[5..]);
+        let len = r.i32().unwrap() as usize;
+        assert_eq!(r.bytes(len).unwrap(), b"mail [REDACTED:email]");
     }
 }
