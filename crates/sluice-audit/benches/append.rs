@@ -34,6 +34,7 @@ fn statement(i: u64) -> StatementRecord {
             fingerprint: "5d41402abc4b2a76b9719d911017c592".into(),
             error: None,
             commits: false,
+            copies_out: false,
         }],
         decision: Decision::allow(vec![PolicyRef {
             id: "devs-write-accounts".into(),

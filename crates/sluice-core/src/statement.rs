@@ -128,6 +128,11 @@ pub struct Statement {
     /// every record of the transaction before this reaches the target.
     #[serde(default)]
     pub commits: bool,
+    /// COPY ... TO STDOUT (or to a file/program): the statement's rows leave
+    /// through COPY, whatever the action; masking cannot apply column rules
+    /// to COPY data.
+    #[serde(default)]
+    pub copies_out: bool,
 }
 
 impl Statement {
@@ -143,6 +148,7 @@ impl Statement {
             fingerprint: String::new(),
             error: Some(error.into()),
             commits: false,
+            copies_out: false,
         }
     }
 }

@@ -54,6 +54,7 @@ fn stmt(action: Action, text: &str, tables: &[&str], has_where: bool) -> Stateme
         calls_volatile: false,
         fingerprint: String::new(),
         commits: false,
+        copies_out: false,
         error: None,
     }
 }

@@ -16,6 +16,7 @@ fn stmt(action: Action) -> Statement {
         calls_volatile: false,
         fingerprint: String::new(),
         commits: false,
+        copies_out: false,
         error: None,
     }
 }

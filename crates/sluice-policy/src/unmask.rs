@@ -102,6 +102,7 @@ pub(crate) fn session_context(scope: &Scope) -> Result<Context, String> {
         fingerprint: String::new(),
         error: None,
         commits: false,
+        copies_out: false,
     };
     crate::decide::context(
         &empty,

@@ -23,6 +23,7 @@ pub(crate) struct Analysis {
     pub calls_volatile: bool,
     pub error: Option<String>,
     pub commits: bool,
+    pub copies_out: bool,
 }
 
 pub(crate) fn analyze(node: &N) -> Analysis {
@@ -37,6 +38,7 @@ pub(crate) fn analyze(node: &N) -> Analysis {
         mut tables,
         error,
         commits,
+        copies_out,
     } = kinds::kind_of(node);
     if executes {
         for write in &walk.writes {
@@ -75,6 +77,7 @@ pub(crate) fn analyze(node: &N) -> Analysis {
             None
         },
         commits,
+        copies_out,
     }
 }
 
@@ -90,6 +93,7 @@ impl Analysis {
             calls_volatile: true,
             error: Some(error),
             commits: false,
+            copies_out: false,
         }
     }
 
@@ -110,6 +114,7 @@ impl Analysis {
             fingerprint,
             error: self.error.clone(),
             commits: self.commits,
+            copies_out: self.copies_out,
         }
     }
 }

@@ -24,6 +24,8 @@ pub(crate) struct Kind {
     pub error: Option<String>,
     /// See [`sluice_core::Statement::commits`].
     pub commits: bool,
+    /// See [`sluice_core::Statement::copies_out`].
+    pub copies_out: bool,
 }
 
 impl Kind {
@@ -35,6 +37,7 @@ impl Kind {
             tables: Vec::new(),
             error: None,
             commits: false,
+            copies_out: false,
         }
     }
 
@@ -64,7 +67,10 @@ pub(crate) fn kind_of(node: &N) -> Kind {
         N::DeclareCursorStmt(_) | N::FetchStmt(_) => Kind::of(A::Select),
         N::ClosePortalStmt(_) => Kind::of(A::Session),
         N::ExplainStmt(e) => explain(e),
-        N::CopyStmt(c) => Kind::of(copy(c)),
+        N::CopyStmt(c) => Kind {
+            copies_out: !c.is_from,
+            ..Kind::of(copy(c))
+        },
         N::CreateTableAsStmt(c) => wrapped(A::Ddl, inner(&c.query)),
         N::CreateSchemaStmt(c) => schema_elements(&c.schema_elts),
         N::DropStmt(d) => Kind {

@@ -1,5 +1,7 @@
 //! What a statement does to SQL-level prepared statements (PREPARE,
-//! EXECUTE, DEALLOCATE, DISCARD ALL), for [`crate::SqlSession`].
+//! EXECUTE), for [`crate::SqlSession`]. DEALLOCATE and DISCARD ALL do
+//! nothing here: the session never forgets a name (see
+//! [`crate::SqlSession`]).
 //!
 //! Only statements whose text contains one of the keywords are parsed again:
 //! a keyword cannot be written without its letters (comments split tokens,
@@ -10,7 +12,7 @@ use crate::analyze::analyze;
 use crate::fingerprint::fingerprint;
 use crate::kinds::inner;
 use crate::parse::{self, with_fingerprint};
-use pg_query::protobuf::{node::Node as N, DiscardMode};
+use pg_query::protobuf::node::Node as N;
 use sluice_core::{Action, Statement};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,11 +24,9 @@ pub(crate) enum PreparedOp {
     /// Runs prepared statement `name`; `base` is everything else the
     /// statement does (action `select` for a bare EXECUTE).
     Execute { name: String, base: Statement },
-    /// DEALLOCATE name, or everything (`None`: DEALLOCATE ALL, DISCARD ALL).
-    Deallocate(Option<String>),
 }
 
-const KEYWORDS: [&str; 4] = ["prepare", "execute", "deallocate", "discard"];
+const KEYWORDS: [&str; 2] = ["prepare", "execute"];
 
 /// Whether `text` could hold a prepared-statement operation.
 pub(crate) fn may_apply(text: &str) -> bool {
@@ -59,11 +59,6 @@ pub(crate) fn prepared_op(text: &str) -> PreparedOp {
                 name: p.name.clone(),
                 body,
             }
-        }
-        N::DeallocateStmt(d) if d.isall => PreparedOp::Deallocate(None),
-        N::DeallocateStmt(d) => PreparedOp::Deallocate(Some(d.name.clone())),
-        N::DiscardStmt(d) if d.target == DiscardMode::DiscardAll as i32 => {
-            PreparedOp::Deallocate(None)
         }
         _ => {
             let analysis = analyze(node);
@@ -109,6 +104,7 @@ pub(crate) fn merge(a: &Statement, b: &Statement) -> Statement {
     out.has_where = a.has_where && b.has_where;
     out.calls_volatile = a.calls_volatile || b.calls_volatile;
     out.commits = a.commits || b.commits;
+    out.copies_out = a.copies_out || b.copies_out;
     if out.action == Action::Unknown && out.error.is_none() {
         out.error.clone_from(&b.error);
     }

@@ -5,8 +5,9 @@ use crate::Classifier;
 use sluice_core::{Action, Statement};
 use std::collections::HashMap;
 
-/// Most prepared statements remembered per session; beyond this a PREPARE is
-/// not recorded and its EXECUTE is `Unknown` (fails closed).
+/// Most prepared statement names remembered per session; beyond this a
+/// PREPARE of a new name is not recorded and its EXECUTE is `Unknown` (fails
+/// closed). DEALLOCATE does not free a slot (names are never forgotten).
 pub const MAX_PREPARED: usize = 10_000;
 
 /// SQL-level PREPARE/EXECUTE tracking for one session: `EXECUTE name` is
@@ -15,17 +16,21 @@ pub const MAX_PREPARED: usize = 10_000;
 /// A PREPARE is recorded when it is resolved, before the server has run (or
 /// refused) it. The record errs toward the stricter side: preparing a name
 /// again merges both bodies (the server keeps the first if the name still
-/// exists, the second if the first failed), DEALLOCATE forgets (an EXECUTE
-/// of a forgotten name is `Unknown`). Prepared statements created inside
-/// procedural code (DO, functions) are invisible here: their EXECUTE is
-/// `Unknown` unless the name was also prepared in SQL.
+/// exists, the second if the first failed). DEALLOCATE (a name or ALL) and
+/// DISCARD ALL forget nothing: the gateway cannot tell whether the server
+/// ran them (a Parse never executed, an aborted transaction), and forgetting
+/// a name the server still holds would let a harmless re-PREPARE, refused by
+/// the server, stand for the original body. So a name is judged by every
+/// body it was ever prepared with in the session. Prepared statements
+/// created inside procedural code (DO, functions) are invisible here: their
+/// EXECUTE is `Unknown` unless the name was also prepared in SQL.
 #[derive(Debug, Default)]
 pub struct SqlSession {
     prepared: HashMap<String, Statement>,
 }
 
 impl SqlSession {
-    /// Applies PREPARE/DEALLOCATE of these statements to the session and
+    /// Applies the PREPAREs of these statements to the session and
     /// returns the statements with each EXECUTE replaced by the
     /// classification of its prepared statement (action, tables, where,
     /// functions of the prepared body, combined with what the EXECUTE itself
@@ -56,14 +61,6 @@ impl SqlSession {
                 }
                 statement.clone()
             }
-            PreparedOp::Deallocate(Some(name)) => {
-                self.prepared.remove(name);
-                statement.clone()
-            }
-            PreparedOp::Deallocate(None) => {
-                self.prepared.clear();
-                statement.clone()
-            }
             PreparedOp::Execute { name, base } => match self.prepared.get(name) {
                 Some(body) => merge_execute(base, body),
                 None => Statement {
@@ -77,7 +74,7 @@ impl SqlSession {
         }
     }
 
-    /// How many prepared statements the session knows.
+    /// How many prepared statement names the session knows (never shrinks).
     pub fn prepared_count(&self) -> usize {
         self.prepared.len()
     }

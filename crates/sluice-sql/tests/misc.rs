@@ -140,3 +140,45 @@ fn only_statements_that_make_a_transaction_permanent_commit() {
         );
     }
 }
+
+#[test]
+fn every_copy_to_copies_out_whatever_its_action() {
+    let c = Classifier::new(ClassifierConfig::default());
+    for sql in [
+        "COPY (UPDATE t SET a = 1 RETURNING *) TO STDOUT",
+        "COPY (INSERT INTO victims VALUES (99) RETURNING (SELECT string_agg(x, ',') FROM people)) TO STDOUT",
+        "COPY (DELETE FROM t WHERE id = 1 RETURNING *) TO STDOUT",
+        "COPY (SELECT * FROM people) TO STDOUT",
+        "COPY people TO STDOUT",
+        "COPY people TO '/tmp/people.csv'",
+        "COPY (SELECT 1) TO PROGRAM 'cat'",
+    ] {
+        let statements = c.classify(sql);
+        assert_eq!(statements.len(), 1, "{sql}");
+        assert!(statements[0].copies_out, "{sql} copies out");
+    }
+    for sql in [
+        "COPY t FROM STDIN",
+        "SELECT 'copy'",
+        "UPDATE t SET a = 1 RETURNING *",
+        "SELECT * FROM people",
+    ] {
+        let statements = c.classify(sql);
+        assert!(
+            statements.iter().all(|s| !s.copies_out),
+            "{sql} does not copy out"
+        );
+    }
+    assert!(!sluice_core::Statement::unknown("x", "y").copies_out);
+}
+
+#[test]
+fn copy_of_a_write_names_every_table_it_reads() {
+    let c = Classifier::new(ClassifierConfig::default());
+    let s = &c.classify(
+        "COPY (INSERT INTO victims VALUES (99) RETURNING (SELECT string_agg(x, ',') FROM people)) TO STDOUT",
+    )[0];
+    assert!(s.copies_out);
+    assert!(s.tables.iter().any(|t| t == "victims"), "{:?}", s.tables);
+    assert!(s.tables.iter().any(|t| t == "people"), "{:?}", s.tables);
+}

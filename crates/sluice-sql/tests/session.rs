@@ -65,7 +65,7 @@ fn prepare_and_execute_in_one_string() {
             &mut s,
             "PREPARE x AS UPDATE t SET a = 1; EXECUTE x; DEALLOCATE x; EXECUTE x"
         ),
-        [Prepare, Update, Prepare, Unknown]
+        [Prepare, Update, Prepare, Update] // DEALLOCATE forgets nothing
     );
 }
 
@@ -97,16 +97,52 @@ fn preparing_a_name_again_keeps_the_stronger_body() {
 }
 
 #[test]
-fn deallocate_all_and_discard_all_forget_everything() {
+fn a_deallocated_name_is_still_judged_by_what_it_held() {
     let c = Classifier::default();
     let mut s = SqlSession::default();
-    run(&c, &mut s, "PREPARE a AS SELECT 1; PREPARE b AS SELECT 2");
+    run(
+        &c,
+        &mut s,
+        "PREPARE a AS SELECT 1; PREPARE b AS DELETE FROM t",
+    );
     assert_eq!(s.prepared_count(), 2);
+    run(&c, &mut s, "DEALLOCATE a");
     run(&c, &mut s, "DEALLOCATE ALL");
-    assert_eq!(s.prepared_count(), 0);
-    run(&c, &mut s, "PREPARE a AS SELECT 1");
     run(&c, &mut s, "DISCARD ALL");
-    assert_eq!(run(&c, &mut s, "EXECUTE a"), [Unknown]);
+    run(&c, &mut s, "deallocate prepare b");
+    assert_eq!(s.prepared_count(), 2);
+    assert_eq!(run(&c, &mut s, "EXECUTE a"), [Select]);
+    assert_eq!(run(&c, &mut s, "EXECUTE b"), [Delete]);
+}
+
+#[test]
+fn re_preparing_a_deallocated_name_keeps_the_original_body() {
+    // The DEALLOCATE may never run on the server (a Parse never executed, an
+    // aborted transaction): the server then refuses the second PREPARE
+    // (42P05) and EXECUTE runs the DELETE.
+    let c = Classifier::default();
+    let mut s = SqlSession::default();
+    run(&c, &mut s, "PREPARE s AS DELETE FROM victims");
+    run(&c, &mut s, "DEALLOCATE s");
+    run(&c, &mut s, "PREPARE s AS SELECT 1");
+    let resolved = s.resolve(&c, &c.classify("EXECUTE s"));
+    assert_eq!(resolved[0].action, Delete);
+    assert!(!resolved[0].has_where);
+    assert_eq!(resolved[0].tables, ["victims"]);
+}
+
+#[test]
+fn a_full_session_does_not_know_new_names() {
+    let c = Classifier::default();
+    let mut s = SqlSession::default();
+    for i in 0..sluice_sql::MAX_PREPARED {
+        run(&c, &mut s, &format!("PREPARE p{i} AS SELECT 1"));
+    }
+    run(&c, &mut s, "DEALLOCATE ALL");
+    run(&c, &mut s, "PREPARE extra AS SELECT 1");
+    assert_eq!(s.prepared_count(), sluice_sql::MAX_PREPARED);
+    assert_eq!(run(&c, &mut s, "EXECUTE extra"), [Unknown]);
+    assert_eq!(run(&c, &mut s, "EXECUTE p0"), [Select]);
 }
 
 #[test]

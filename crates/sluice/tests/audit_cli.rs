@@ -33,6 +33,7 @@ fn classified(action: Action, text: &str) -> Statement {
         fingerprint: "f".into(),
         error: None,
         commits: false,
+        copies_out: false,
     }
 }
 

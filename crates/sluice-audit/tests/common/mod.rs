@@ -33,6 +33,7 @@ pub fn statement(text: &str, allow: bool) -> StatementRecord {
             fingerprint: "ab12".into(),
             error: None,
             commits: false,
+            copies_out: false,
         }],
         decision: if allow {
             Decision::allow(policies)

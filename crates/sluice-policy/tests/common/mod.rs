@@ -21,6 +21,7 @@ pub fn stmt(action: Action, text: &str) -> Statement {
         calls_volatile: false,
         fingerprint: String::new(),
         commits: false,
+        copies_out: false,
         error: None,
     }
 }
