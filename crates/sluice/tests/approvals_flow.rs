@@ -466,3 +466,65 @@ async fn refused_approval_attempts_are_recorded_in_the_audit_log() {
         "100"
     );
 }
+
+#[test]
+fn a_held_statement_does_not_run_when_a_later_one_in_its_batch_is_refused() {
+    use common::raw::{bind, execute, parse, sync, Raw};
+    let pg = PgServer::start();
+    pg.psql(
+        "app",
+        "create table accounts (id int primary key, balance int); \
+         insert into accounts values (1, 100); alter table accounts owner to scram_user;",
+    );
+    let resources = resource_toml("app", &pg, "scram_user", Some("PW"), "");
+    let policy = format!(
+        "{}@id(\"no-drop\")\nforbid(principal, action == Action::\"drop\", resource);\n",
+        policy(1)
+    );
+    let mut gw = Gateway::configure_with_policy("", &resources, &policy);
+    gw.start(&[("PW", "scram_pw")]);
+    let key = gw.create_key("agent-1", "agents");
+    let mut raw = Raw::connect(gw.port, "agent-1", &key);
+    let mut batch = parse(UPDATE);
+    batch.extend(bind());
+    batch.extend(execute());
+    batch.extend(parse("drop table accounts"));
+    batch.extend(sync());
+    raw.send(&batch);
+    let replies = raw.replies(1).join("\n");
+    assert!(replies.contains("E 42501"), "{replies}");
+    assert_eq!(
+        pg.psql("app", "select balance from accounts where id = 1")
+            .trim(),
+        "100",
+        "the held UPDATE must not run: {replies}"
+    );
+}
+
+#[test]
+fn a_statement_name_the_backend_refused_to_prepare_again_keeps_its_first_text() {
+    use common::raw::{cstr, msg, sync, Raw};
+    let s = setup(1, "", "approval_mode = \"deferred\"");
+    let mut raw = Raw::connect(s.gw.port, "agent-1", &s.agent);
+    let named_parse =
+        |name: &str, sql: &str| msg(b'P', &[cstr(name), cstr(sql), vec![0, 0]].concat());
+    // s1 holds the UPDATE (a Parse alone runs nothing).
+    raw.send(&[named_parse("s1", UPDATE), sync()].concat());
+    raw.replies(1);
+    // Preparing s1 again fails in PostgreSQL (42P05): it still holds the UPDATE.
+    raw.send(&[named_parse("s1", "select 1"), sync()].concat());
+    let replies = raw.replies(1).join("\n");
+    assert!(replies.contains("E 42P05"), "{replies}");
+    let bind_s1 = msg(
+        b'B',
+        &[cstr(""), cstr("s1"), vec![0, 0, 0, 0, 0, 0]].concat(),
+    );
+    let execute = msg(b'E', &[0, 0, 0, 0, 0]);
+    raw.send(&[bind_s1, execute, sync()].concat());
+    let replies = raw.replies(1).join("\n");
+    assert!(
+        replies.contains("E SL001"),
+        "judged as the UPDATE it runs: {replies}"
+    );
+    assert_eq!(s.balance(), "100");
+}

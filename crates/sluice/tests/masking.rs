@@ -302,3 +302,41 @@ fn psycopg_sees_masked_values() {
     assert_clean("psycopg", &text);
     assert!(text.contains("[REDACTED:email]"), "{text}");
 }
+
+#[test]
+fn rows_whose_columns_the_client_never_described_are_still_masked_per_column() {
+    use common::raw::{bind, execute, parse, sync, Raw};
+    let s = setup();
+    let mut raw = Raw::connect(s.gw.port, "agent-1", &s.agent);
+    // Parse/Bind/Execute without a Describe: Sluice describes the portal
+    // itself (unseen by the client) so the column rule on name applies.
+    let mut batch = parse("select name, email from people");
+    batch.extend(bind());
+    batch.extend(execute());
+    batch.extend(sync());
+    raw.send(&batch);
+    let replies = raw.replies(1);
+    assert_clean("an undescribed row", &replies.join("\n"));
+    assert_eq!(
+        replies,
+        vec![
+            "1",
+            "2",
+            "D [REDACTED]|[REDACTED:email]",
+            "C SELECT 1",
+            "Z I"
+        ],
+        "no RowDescription the client did not ask for"
+    );
+}
+
+#[test]
+fn copy_of_a_returning_clause_is_judged_like_copy_of_its_tables() {
+    let s = setup();
+    let (ok, out, err) = psql(
+        &s.conn(),
+        "copy (update people set id = id where id > 0 returning *) to stdout",
+    );
+    assert!(!ok && err.contains("is refused"), "{out}{err}");
+    assert_clean("COPY of RETURNING", &out);
+}

@@ -40,6 +40,9 @@ pub struct SessionMask {
 enum Described {
     Statement(String),
     Portal(String),
+    /// A Describe Sluice added before an Execute whose columns it could
+    /// not otherwise know; its answer is not forwarded.
+    Injected(String),
 }
 
 /// An Execute forwarded: whose rows come next.
@@ -64,6 +67,9 @@ pub(crate) struct ResultMasking {
     current: Option<Vec<Plan>>,
     /// COPY TO STDOUT in binary format is under way.
     copy_binary: bool,
+    /// Column rules exist: a row whose columns are not known cannot have
+    /// them applied, so all of it is hidden.
+    has_column_rules: bool,
 }
 
 /// Bound on remembered statement shapes (a client that never closes its
@@ -72,7 +78,10 @@ const MAX_STATEMENTS: usize = 10_000;
 
 impl ResultMasking {
     pub(crate) fn new(mask: SessionMask) -> Self {
+        let described = mask.masker.describe();
+        let has_column_rules = !described.columns.is_empty() || described.key_named_columns;
         Self {
+            has_column_rules,
             mask,
             statements: HashMap::new(),
             portals: HashMap::new(),
@@ -80,6 +89,22 @@ impl ResultMasking {
             executes: VecDeque::new(),
             current: None,
             copy_binary: false,
+        }
+    }
+
+    /// A Parse or a Close of a statement is forwarded: what was described
+    /// under that name no longer holds.
+    pub(crate) fn on_parse_or_close(&mut self, tag: u8, body: &[u8]) {
+        let mut r = Reader::new(body);
+        let name = match tag {
+            b'P' => r.cstr(),
+            _ => match r.u8() {
+                Ok(b'S') => r.cstr(),
+                _ => return,
+            },
+        };
+        if let Ok(name) = name {
+            self.statements.remove(name);
         }
     }
 
@@ -111,6 +136,35 @@ impl ResultMasking {
         if let Ok(name) = name {
             self.portals.remove(name);
         }
+    }
+
+    /// A Describe of the portal to send before this Execute, when nothing
+    /// else tells Sluice the columns of its rows (a client that never
+    /// describes). Without it column rules could not be placed.
+    pub(crate) fn describe_to_inject(
+        &mut self,
+        body: &[u8],
+        statement: &str,
+        segment: u64,
+    ) -> Option<BytesMut> {
+        let portal = Reader::new(body).cstr().ok()?;
+        let pending = self.describes.iter().any(|(s, d)| {
+            *s == segment
+                && match d {
+                    Described::Portal(p) | Described::Injected(p) => p == portal,
+                    Described::Statement(n) => n == statement,
+                }
+        });
+        if pending || self.portals.contains_key(portal) || self.statements.contains_key(statement) {
+            return None;
+        }
+        self.describes
+            .push_back((segment, Described::Injected(portal.to_owned())));
+        let mut body = Vec::with_capacity(portal.len() + 2);
+        body.push(b'P');
+        body.extend_from_slice(portal.as_bytes());
+        body.push(0);
+        Some(message(b'D', &body))
     }
 
     /// An Execute of a portal bound from `statement` is forwarded.
@@ -145,14 +199,18 @@ impl ResultMasking {
                         }
                         self.statements.insert(name, columns);
                     }
-                    // A portal's rows follow, in the formats this
-                    // RowDescription gives (and later Executes of it too).
+                    // The portal's rows come with its Executes, in the
+                    // formats this RowDescription gives.
                     Some(Described::Portal(name)) => {
-                        self.current = Some(plan_columns(&self.mask, &columns, None));
                         if self.portals.len() >= MAX_STATEMENTS {
                             self.portals.clear();
                         }
                         self.portals.insert(name, columns);
+                    }
+                    // Sluice's own Describe: noted, not forwarded.
+                    Some(Described::Injected(name)) => {
+                        self.portals.insert(name, columns);
+                        return Some(BytesMut::new());
                     }
                     // A simple query's rows follow.
                     None => {
@@ -161,15 +219,18 @@ impl ResultMasking {
                 }
                 None
             }
-            b'n' => {
-                self.take_describe(segment);
-                None
-            }
+            b'n' => match self.take_describe(segment) {
+                Some(Described::Injected(_)) => Some(BytesMut::new()),
+                _ => None,
+            },
             b'D' => {
                 if self.current.is_none() {
                     self.current = Some(self.execute_plan(segment));
                 }
                 let plans = self.current.as_deref().unwrap_or_default();
+                if plans.is_empty() && self.has_column_rules {
+                    return rows::hide_row(body);
+                }
                 rows::mask_row(&self.mask.masker, plans, body)
             }
             b'C' | b'I' | b's' => {
@@ -218,6 +279,8 @@ impl ResultMasking {
         let Some(e) = self.executes.front().filter(|e| e.segment == segment) else {
             return Vec::new();
         };
+        // A portal described in this segment but executed later, or one
+        // described now: its own RowDescription wins.
         if let Some(columns) = self.portals.get(&e.portal) {
             return plan_columns(&self.mask, columns, None);
         }

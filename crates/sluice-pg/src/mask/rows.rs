@@ -193,6 +193,18 @@ fn put_cell(out: &mut BytesMut, value: &[u8]) {
     out.put_slice(value);
 }
 
+/// A DataRow with every value NULL: its columns are not known, so column
+/// rules cannot be applied (fail closed).
+pub(crate) fn hide_row(body: &[u8]) -> Option<BytesMut> {
+    let n = Reader::new(body).i16().ok()?;
+    let mut out = BytesMut::with_capacity(2 + 4 * usize::try_from(n).unwrap_or(0));
+    out.put_i16(n);
+    for _ in 0..n {
+        out.put_i32(-1);
+    }
+    Some(message(b'D', &out))
+}
+
 /// ErrorResponse / NoticeResponse with its texts masked (a unique
 /// violation's detail repeats the value).
 pub(crate) fn mask_fields(masker: &Masker, tag: u8, body: &[u8]) -> Option<BytesMut> {

@@ -38,10 +38,13 @@ impl<G: Gate> Session<G> {
                     self.decide_alone(command, &frame);
                 }
                 b'P' => {
+                    if let Some(m) = self.masking.as_mut() {
+                        m.on_parse_or_close(h.tag, body);
+                    }
                     let (_name, sql) =
                         codec::parse_message(body).map_err(PgError::ClientProtocol)?;
                     self.extended
-                        .on_message(h.tag, body)
+                        .on_message(h.tag, body, self.z_expected + 1)
                         .map_err(PgError::ClientProtocol)?;
                     self.batch_offsets.push(self.batch.len());
                     self.batch_commands
@@ -51,16 +54,19 @@ impl<G: Gate> Session<G> {
                 b'B' | b'C' => {
                     if let Some(m) = self.masking.as_mut() {
                         m.on_bind_or_close(h.tag, body);
+                        if h.tag == b'C' {
+                            m.on_parse_or_close(h.tag, body);
+                        }
                     }
                     self.extended
-                        .on_message(h.tag, body)
+                        .on_message(h.tag, body, self.z_expected + 1)
                         .map_err(PgError::ClientProtocol)?;
                     self.hold(&frame)?;
                 }
                 b'E' => {
                     let execution = self
                         .extended
-                        .on_message(h.tag, body)
+                        .on_message(h.tag, body, self.z_expected + 1)
                         .map_err(PgError::ClientProtocol)?;
                     if let Some(execution) = execution {
                         if let Some(m) = self.masking.as_mut() {
@@ -78,6 +84,15 @@ impl<G: Gate> Session<G> {
                             text: execution.sql.to_string(),
                             params: execution.params.to_vec(),
                         });
+                        if let Some(m) = self.masking.as_mut() {
+                            if let Some(describe) = m.describe_to_inject(
+                                body,
+                                &execution.statement,
+                                self.z_expected + 1,
+                            ) {
+                                self.batch.extend_from_slice(&describe);
+                            }
+                        }
                     }
                     self.hold(&frame)?;
                 }

@@ -491,6 +491,8 @@ impl<G: Gate> Session<G> {
                 }
                 _ => {}
             }
+            // What the backend confirms of Parse/Bind/Close.
+            self.extended.on_backend(h.tag, z_before);
             // Masking first: responses are recorded, and data held, as the
             // client will receive them.
             let masked = match self.masking.as_mut() {

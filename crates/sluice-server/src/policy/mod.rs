@@ -176,6 +176,15 @@ pub struct PolicyGate {
 }
 
 impl PolicyGate {
+    fn withdraw_request(&self, id: &str, reason: &str) {
+        if let Some(service) = &self.shared.approvals {
+            match service.store.withdraw(id, Some(reason.to_owned())) {
+                Ok(_) => info!(request = %id, reason, "approval request withdrawn"),
+                Err(e) => warn!(request = %id, error = %e, "approval request not withdrawn"),
+            }
+        }
+    }
+
     /// Holds the unit until the catalog is read again and the COPY's tables
     /// are judged on it (and its records are durable).
     fn recheck_copy(&self, tables: Vec<String>, recorded: Option<u64>) -> Verdict {
@@ -252,7 +261,15 @@ impl PolicyGate {
         }
         let mut approval = None;
         let mut refused = None;
-        if let Some(service) = &approvals {
+        if approvals.is_some() && self.runs_sql_prepared(command, &statements) {
+            // An approval binds to the text the client sends; `EXECUTE name`
+            // does not show what it runs, and the name can be prepared again.
+            refused = Some(PgErrorReply::error(
+                sqlstate::INSUFFICIENT_PRIVILEGE,
+                "a statement that needs approval cannot run through SQL-level EXECUTE",
+            )
+            .with_hint("Send the statement itself (parameters through the extended protocol are fine): the approval is bound to its exact text."));
+        } else if let Some(service) = &approvals {
             let asker = crate::review::Asker {
                 identity: self.scope.identity(),
                 resource: &self.scope.resource().name,
@@ -280,6 +297,7 @@ impl PolicyGate {
                         );
                     } else {
                         needs.hold = Some((request.request_id.clone(), fingerprint, notice));
+                        needs.hold_at = (at, self.awaiting.len());
                     }
                     approval = Some(request);
                 }
@@ -349,7 +367,7 @@ impl PolicyGate {
         let mask = self.mask.as_ref()?;
         let tables: Vec<String> = statements
             .iter()
-            .filter(|s| s.action == Action::CopyOut)
+            .filter(|s| s.action == Action::CopyOut || s.copies_out)
             .flat_map(|s| s.tables.iter().cloned())
             .collect();
         if tables.is_empty() {
@@ -364,6 +382,19 @@ impl PolicyGate {
                 None
             }
         }
+    }
+
+    /// Whether a statement of the command runs a SQL-level prepared
+    /// statement (`EXECUTE name`): its own classification is `prepare`,
+    /// resolved it is what was prepared.
+    fn runs_sql_prepared(&self, command: &Command, resolved: &[Statement]) -> bool {
+        if command.text.is_empty() {
+            return false;
+        }
+        let own = self.shared.classifier.classify(&command.text);
+        own.iter().zip(resolved).any(|(own, resolved)| {
+            own.action == Action::Prepare && resolved.action != Action::Prepare
+        })
     }
 
     /// The statements of a command, classified and resolved in this session.
@@ -398,6 +429,8 @@ struct UnitNeeds {
     /// A command of the unit waits for approval: request id, fingerprint,
     /// what the client is told meanwhile.
     hold: Option<(String, sluice_approvals::Fingerprint, PgErrorReply)>,
+    /// The held command's index, and the responses awaited before it.
+    hold_at: (usize, usize),
     /// The command just decided may not run: what the client is told.
     refused: Option<PgErrorReply>,
     /// Tables COPY reads that the catalog did not know: checked again
@@ -419,6 +452,20 @@ impl Gate for PolicyGate {
                 return Verdict::Deny { at: 0, reply };
             }
             if let Some(reply) = needs_refusal(&mut needs) {
+                // A command held for approval never runs because a later
+                // one is refused: the unit stops at the held one, whose
+                // request is withdrawn.
+                let at = match needs.hold.take() {
+                    Some((request, _, _)) => {
+                        self.withdraw_request(
+                            &request,
+                            "a later statement of its batch was refused",
+                        );
+                        self.awaiting.truncate(needs.hold_at.1);
+                        needs.hold_at.0
+                    }
+                    None => at,
+                };
                 // The commands before this one run: their records first.
                 if let (true, Some(recorder), Some(seq)) =
                     (at > 0, self.recorder.as_ref(), needs.recorded)
@@ -496,11 +543,8 @@ impl Gate for PolicyGate {
     }
 
     fn withdraw(&mut self, reason: &str) {
-        if let (Some(id), Some(service)) = (self.pending_approval.take(), &self.shared.approvals) {
-            match service.store.withdraw(&id, Some(reason.to_owned())) {
-                Ok(_) => info!(request = %id, reason, "approval request withdrawn"),
-                Err(e) => warn!(request = %id, error = %e, "approval request not withdrawn"),
-            }
+        if let Some(id) = self.pending_approval.take() {
+            self.withdraw_request(&id, reason);
         }
     }
 
