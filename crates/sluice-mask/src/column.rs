@@ -119,6 +119,32 @@ impl ColumnPattern {
     }
 }
 
+impl ColumnPattern {
+    /// For a table-qualified pattern, whether it can select columns of
+    /// `table` as a statement writes it (`schema.table` or a bare name; a
+    /// schema the statement does not write does not rule the pattern out).
+    /// `None` for name and type patterns, which apply to any table.
+    pub fn may_apply_to_table(&self, table: &str) -> Option<bool> {
+        let ColumnPattern::Qualified {
+            schema,
+            table: want,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let (written_schema, written_table) = match table.rsplit_once('.') {
+            Some((s, t)) => (Some(s), t),
+            None => (None, table),
+        };
+        let schema_ok = match (schema, written_schema) {
+            (Some(want), Some(have)) => glob_match(want, have),
+            _ => true,
+        };
+        Some(schema_ok && glob_match(want, written_table))
+    }
+}
+
 impl fmt::Display for ColumnPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -92,18 +92,19 @@ pub(super) fn report(
     let mut other_tables = 0;
     for column in &description.columns {
         let style = style_name(&column.style);
-        let kind = RuleKind::parse(&column.rule);
-        let (applies_to, matched_by): (Vec<String>, _) = match &kind {
-            RuleKind::Name => (vec![ANY_TABLE.into()], "result column name"),
-            RuleKind::Type => (vec![ANY_TABLE.into()], "column type"),
-            RuleKind::Qualified { schema, table } => (
+        let pattern = sluice_mask::ColumnPattern::parse(&column.rule).ok();
+        let any = |how| (vec![ANY_TABLE.into()], how);
+        let (applies_to, matched_by): (Vec<String>, _) = match &pattern {
+            Some(p @ sluice_mask::ColumnPattern::Qualified { .. }) => (
                 tables
                     .iter()
-                    .filter(|t| table_matches(schema.as_deref(), table, t))
+                    .filter(|t| p.may_apply_to_table(t) != Some(false))
                     .cloned()
                     .collect(),
                 "source table",
             ),
+            Some(sluice_mask::ColumnPattern::Type(_)) => any("column type"),
+            _ => any("result column name"),
         };
         if applies_to.is_empty() {
             other_tables += 1;
@@ -137,79 +138,6 @@ fn style_name<S: Serialize>(style: &S) -> String {
         Ok(serde_json::Value::String(s)) => s,
         _ => "full".into(),
     }
-}
-
-/// What a column rule's pattern (as `describe` writes it) selects.
-enum RuleKind {
-    /// A name glob, matched against result column names.
-    Name,
-    /// `type:<name>`.
-    Type,
-    /// `[schema.]table.column`.
-    Qualified {
-        schema: Option<String>,
-        table: String,
-    },
-}
-
-impl RuleKind {
-    fn parse(rule: &str) -> RuleKind {
-        if rule.starts_with("type:") {
-            return RuleKind::Type;
-        }
-        let parts: Vec<&str> = rule.split('.').collect();
-        match parts.as_slice() {
-            [table, _column] => RuleKind::Qualified {
-                schema: None,
-                table: table.to_string(),
-            },
-            [schema, table, _column] => RuleKind::Qualified {
-                schema: Some(schema.to_string()),
-                table: table.to_string(),
-            },
-            _ => RuleKind::Name,
-        }
-    }
-}
-
-/// Whether a qualified rule's table (and schema, when both the rule and the
-/// statement name one) matches a table as the statement writes it. As at
-/// run time, a schema the statement does not write does not rule a rule out:
-/// failing closed lists a rule too many, failing open hides one.
-fn table_matches(schema: Option<&str>, table: &str, written: &str) -> bool {
-    let (written_schema, written_table) = match written.rsplit_once('.') {
-        Some((s, t)) => (Some(s), t),
-        None => (None, written),
-    };
-    let schema_ok = match (schema, written_schema) {
-        (Some(want), Some(have)) => glob_match(want, have),
-        _ => true,
-    };
-    schema_ok && glob_match(table, written_table)
-}
-
-/// Case-insensitive glob with `*` and `?`, as sluice-mask matches patterns.
-fn glob_match(pattern: &str, text: &str) -> bool {
-    let p = pattern.as_bytes();
-    let t = text.as_bytes();
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == b'?' || p[pi].eq_ignore_ascii_case(&t[ti])) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == b'*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&b| b == b'*')
 }
 
 fn list(items: &[String]) -> String {
