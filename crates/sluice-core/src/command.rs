@@ -26,6 +26,20 @@ pub enum Param {
     Binary(Vec<u8>),
 }
 
+impl Param {
+    /// Bytes of the value (0 for NULL).
+    pub fn len(&self) -> usize {
+        match self {
+            Param::Null => 0,
+            Param::Text(v) | Param::Binary(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// One unit that the gateway decides on before anything reaches the target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Command {

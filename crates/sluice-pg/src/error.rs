@@ -9,6 +9,8 @@ use std::io;
 pub enum ProtocolError {
     #[error("message '{}' of {len} bytes exceeds the limit of {max} bytes", *tag as char)]
     TooLarge { tag: u8, len: usize, max: usize },
+    #[error("more than {max} messages held in one extended-protocol batch (send Sync or Flush)")]
+    BatchTooLong { max: usize },
     #[error("message '{}' declares an invalid length {declared}", *tag as char)]
     BadLength { tag: u8, declared: i64 },
     #[error("truncated {0}")]

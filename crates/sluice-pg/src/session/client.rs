@@ -9,7 +9,11 @@ use crate::error::{PgError, ProtocolError};
 use crate::gate::{answers, Gate, UnitContext, Verdict};
 use crate::messages::PgErrorReply;
 use bytes::BytesMut;
-use sluice_core::{Command, CommandOrigin};
+use sluice_core::{Command, CommandOrigin, Param};
+
+/// Most messages held in one extended-protocol batch (before its Sync or
+/// Flush): what the gateway tracks per message stays bounded.
+const MAX_BATCH_MESSAGES: usize = 100_000;
 
 impl<G: Gate> Session<G> {
     /// Every complete client message, in order. Statements become commands
@@ -78,6 +82,9 @@ impl<G: Gate> Session<G> {
                                 self.z_expected + 1,
                             );
                         }
+                        let copied = execution.sql.len()
+                            + execution.params.iter().map(Param::len).sum::<usize>();
+                        self.weigh(h.tag, copied)?;
                         self.batch_offsets.push(self.batch.len());
                         self.batch_commands.push(Command {
                             origin: CommandOrigin::Execute,
@@ -153,6 +160,8 @@ impl<G: Gate> Session<G> {
         let offsets = std::mem::take(&mut self.batch_offsets);
         let swallowable_sync = self.batch_has_execute && terminator == Terminator::Sync;
         self.batch_has_execute = false;
+        self.batch_weight = 0;
+        self.batch_messages = 0;
         self.sync_after_execute = swallowable_sync && !matches!(verdict, Verdict::Deny { .. });
         // A Flush-ended batch answers before the next ReadyForQuery.
         let flush = terminator == Terminator::Flush;
@@ -287,15 +296,28 @@ impl<G: Gate> Session<G> {
     }
 
     fn hold(&mut self, frame: &[u8]) -> Result<(), PgError> {
-        if self.batch.len() + frame.len() > self.limits.max_batch {
-            return Err(PgError::ClientProtocol(ProtocolError::TooLarge {
-                tag: frame[0],
-                len: self.batch.len() + frame.len(),
-                max: self.limits.max_batch,
+        self.weigh(frame[0], frame.len())?;
+        self.batch_messages += 1;
+        if self.batch_messages > MAX_BATCH_MESSAGES {
+            return Err(PgError::ClientProtocol(ProtocolError::BatchTooLong {
+                max: MAX_BATCH_MESSAGES,
             }));
         }
         self.batch_has_execute |= frame[0] == b'E';
         self.batch.extend_from_slice(frame);
+        Ok(())
+    }
+
+    /// Adds `bytes` to what the held batch costs, within `max_batch`.
+    fn weigh(&mut self, tag: u8, bytes: usize) -> Result<(), PgError> {
+        self.batch_weight += bytes;
+        if self.batch_weight > self.limits.max_batch {
+            return Err(PgError::ClientProtocol(ProtocolError::TooLarge {
+                tag,
+                len: self.batch_weight,
+                max: self.limits.max_batch,
+            }));
+        }
         Ok(())
     }
 

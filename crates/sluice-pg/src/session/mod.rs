@@ -143,6 +143,13 @@ pub struct Session<G: Gate> {
     hold_at: Option<usize>,
     /// The held batch contains an Execute.
     batch_has_execute: bool,
+    /// What the held batch costs: its bytes plus the copies made of its
+    /// commands (an Execute carries its statement's text and parameters),
+    /// and its message count. Both are bounded, so neither a batch of many
+    /// tiny messages nor many Executes of one long statement grows without
+    /// limit.
+    batch_weight: usize,
+    batch_messages: usize,
     /// The last batch forwarded was an Execute followed by Sync. If that
     /// Execute starts `COPY FROM STDIN`, the backend swallows the Sync (it
     /// ignores Sync during copy-in) and answers only the one libpq sends
@@ -212,6 +219,8 @@ impl<G: Gate> Session<G> {
             held: VecDeque::new(),
             hold_at: None,
             batch_has_execute: false,
+            batch_weight: 0,
+            batch_messages: 0,
             sync_after_execute: false,
             flushed: false,
             responses,
@@ -234,7 +243,9 @@ impl<G: Gate> Session<G> {
         match &result {
             Err(PgError::ClientProtocol(p)) => {
                 let code = match p {
-                    ProtocolError::TooLarge { .. } => sqlstate::PROGRAM_LIMIT_EXCEEDED,
+                    ProtocolError::TooLarge { .. } | ProtocolError::BatchTooLong { .. } => {
+                        sqlstate::PROGRAM_LIMIT_EXCEEDED
+                    }
                     _ => sqlstate::PROTOCOL_VIOLATION,
                 };
                 self.fatal(PgErrorReply::fatal(code, p.to_string())).await;
