@@ -86,6 +86,12 @@ impl Masker {
         })
     }
 
+    /// Whether any rule can mask a whole column (then a value whose column
+    /// is not known cannot be judged by content alone).
+    pub fn has_column_rules(&self) -> bool {
+        !self.engine.columns.is_empty() || self.engine.key_named_columns
+    }
+
     /// Whether a whole result column is masked: the first column rule that
     /// matches, else (when `key_named_columns` is on) a column whose name
     /// contains a secret key name (`password_hash`, `api_key`).

@@ -78,8 +78,7 @@ const MAX_STATEMENTS: usize = 10_000;
 
 impl ResultMasking {
     pub(crate) fn new(mask: SessionMask) -> Self {
-        let described = mask.masker.describe();
-        let has_column_rules = !described.columns.is_empty() || described.key_named_columns;
+        let has_column_rules = mask.masker.has_column_rules();
         Self {
             has_column_rules,
             mask,
