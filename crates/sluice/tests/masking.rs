@@ -190,6 +190,21 @@ async fn rows_with_nothing_sensitive_are_byte_identical_to_a_direct_connection()
         .map(|r| format!("{r:?}"))
         .collect();
     assert_eq!(a.len(), b.len());
+    // The values themselves, received in binary format.
+    let q = "select id, ref, tracking::text, total::text, note from orders order by id";
+    let values = |rows: Vec<tokio_postgres::Row>| {
+        rows.iter()
+            .map(|r| {
+                let id: i32 = r.get(0);
+                let rest: Vec<Option<String>> = (1..r.len()).map(|i| r.get(i)).collect();
+                (id, rest)
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        values(through.query(q, &[]).await.unwrap()),
+        values(direct.query(q, &[]).await.unwrap())
+    );
     let (ok, out, _) = psql(&s.conn(), "select ref, note from orders where id = 2");
     assert!(ok);
     assert!(
