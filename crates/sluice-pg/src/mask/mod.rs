@@ -64,7 +64,10 @@ pub(crate) struct ResultMasking {
     describes: VecDeque<(u64, Described)>,
     executes: VecDeque<Executed>,
     /// How to mask the rows now arriving.
-    current: Option<Vec<Plan>>,
+    current: Option<Arc<[Plan]>>,
+    /// Plans of described statements for the result formats last bound:
+    /// a statement executed again and again is planned once.
+    plans: HashMap<String, (Arc<[i16]>, Arc<[Plan]>)>,
     /// COPY TO STDOUT in binary format is under way.
     copy_binary: bool,
     /// Column rules exist: a row whose columns are not known cannot have
@@ -87,6 +90,7 @@ impl ResultMasking {
             describes: VecDeque::new(),
             executes: VecDeque::new(),
             current: None,
+            plans: HashMap::new(),
             copy_binary: false,
         }
     }
@@ -104,6 +108,7 @@ impl ResultMasking {
         };
         if let Ok(name) = name {
             self.statements.remove(name);
+            self.plans.remove(name);
         }
     }
 
@@ -195,7 +200,9 @@ impl ResultMasking {
                     Some(Described::Statement(name)) => {
                         if self.statements.len() >= MAX_STATEMENTS {
                             self.statements.clear();
+                            self.plans.clear();
                         }
+                        self.plans.remove(&name);
                         self.statements.insert(name, columns);
                     }
                     // The portal's rows come with its Executes, in the
@@ -213,7 +220,7 @@ impl ResultMasking {
                     }
                     // A simple query's rows follow.
                     None => {
-                        self.current = Some(plan_columns(&self.mask, &columns, None));
+                        self.current = Some(plan_columns(&self.mask, &columns, None).into());
                     }
                 }
                 None
@@ -226,7 +233,7 @@ impl ResultMasking {
                 if self.current.is_none() {
                     self.current = Some(self.execute_plan(segment));
                 }
-                let plans = self.current.as_deref().unwrap_or_default();
+                let plans: &[Plan] = self.current.as_deref().unwrap_or_default();
                 if plans.is_empty() && self.has_column_rules {
                     return rows::hide_row(body);
                 }
@@ -274,19 +281,27 @@ impl ResultMasking {
 
     /// The plan for rows of the next Execute of this segment without a
     /// RowDescription of their own.
-    fn execute_plan(&self, segment: u64) -> Vec<Plan> {
+    fn execute_plan(&mut self, segment: u64) -> Arc<[Plan]> {
         let Some(e) = self.executes.front().filter(|e| e.segment == segment) else {
-            return Vec::new();
+            return Arc::from(Vec::new());
         };
         // A portal described in this segment but executed later, or one
         // described now: its own RowDescription wins.
         if let Some(columns) = self.portals.get(&e.portal) {
-            return plan_columns(&self.mask, columns, None);
+            return plan_columns(&self.mask, columns, None).into();
         }
-        match self.statements.get(&*e.statement) {
-            Some(columns) => plan_columns(&self.mask, columns, Some(&e.formats)),
-            None => Vec::new(),
+        let (name, formats) = (e.statement.clone(), e.formats.clone());
+        let Some(columns) = self.statements.get(&*name) else {
+            return Arc::from(Vec::new());
+        };
+        if let Some((planned_for, plan)) = self.plans.get(&*name) {
+            if **planned_for == *formats {
+                return plan.clone();
+            }
         }
+        let plan: Arc<[Plan]> = plan_columns(&self.mask, columns, Some(&formats)).into();
+        self.plans.insert(name.to_string(), (formats, plan.clone()));
+        plan
     }
 
     fn end_of_result(&mut self, segment: u64) {
