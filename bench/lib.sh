@@ -106,3 +106,34 @@ EOF
     cat "$tmp" >"$file" # keeps the file's owner and mode
     rm -f "$tmp"
 }
+
+# start_pg_cluster WHO: a throwaway PostgreSQL cluster on $PG_PORT (initdb and
+# pg_ctl as postgres when root), defaults except a few settings, with role
+# app_owner (SCRAM password $APP_PW) owning database app. Uses PG_BIN,
+# PG_VERSION, PG_DIR, PGDATA_DIR, SOCK_DIR and OUT_DIR; defines pg_super.
+start_pg_cluster() {
+    local who=$1
+    log "starting PostgreSQL $PG_VERSION on 127.0.0.1:$PG_PORT"
+    as_pg "$PG_BIN/initdb" -D "$PGDATA_DIR" -U postgres -E UTF8 --locale=C \
+        --auth-local=trust --auth-host=scram-sha-256 >"$OUT_DIR/initdb.log" 2>&1 ||
+        die "initdb failed: $(tail -n 5 "$OUT_DIR/initdb.log")"
+    cat >>"$PGDATA_DIR/postgresql.conf" <<EOF
+
+# $who: defaults except these
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$SOCK_DIR'
+shared_buffers = 256MB
+max_connections = 100
+password_encryption = 'scram-sha-256'
+EOF
+    as_pg "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -l "$PG_DIR/postgres.log" -w -t 60 start >/dev/null ||
+        die "PostgreSQL did not start (log: $PG_DIR/postgres.log)"
+    wait_for "PostgreSQL to accept connections" 60 "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"
+    pg_super -c "CREATE ROLE app_owner LOGIN PASSWORD '$APP_PW'" >/dev/null || die "cannot create role app_owner"
+    pg_super -c "CREATE DATABASE app OWNER app_owner" >/dev/null || die "cannot create database app"
+}
+
+pg_super() { # SQL as the superuser over the private Unix socket
+    as_pg "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$SOCK_DIR" -p "$PG_PORT" -U postgres -d "${PGDB:-postgres}" "$@"
+}

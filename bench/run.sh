@@ -167,29 +167,7 @@ SL_PORT=$(free_port)
 SL2_PORT=$(free_port)
 APP_PW=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 
-log "starting PostgreSQL $PG_VERSION on 127.0.0.1:$PG_PORT"
-as_pg "$PG_BIN/initdb" -D "$PGDATA_DIR" -U postgres -E UTF8 --locale=C \
-    --auth-local=trust --auth-host=scram-sha-256 >"$OUT_DIR/initdb.log" 2>&1 ||
-    die "initdb failed: $(tail -n 5 "$OUT_DIR/initdb.log")"
-cat >>"$PGDATA_DIR/postgresql.conf" <<EOF
-
-# bench/run.sh: defaults except these
-listen_addresses = '127.0.0.1'
-port = $PG_PORT
-unix_socket_directories = '$SOCK_DIR'
-shared_buffers = 256MB
-max_connections = 100
-password_encryption = 'scram-sha-256'
-EOF
-as_pg "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -l "$PG_DIR/postgres.log" -w -t 60 start >/dev/null ||
-    die "PostgreSQL did not start (log: $PG_DIR/postgres.log)"
-wait_for "PostgreSQL to accept connections" 60 "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"
-
-pg_super() { # SQL as the superuser over the private Unix socket
-    as_pg "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$SOCK_DIR" -p "$PG_PORT" -U postgres -d "${PGDB:-postgres}" "$@"
-}
-pg_super -c "CREATE ROLE app_owner LOGIN PASSWORD '$APP_PW'" >/dev/null || die "cannot create role app_owner"
-pg_super -c "CREATE DATABASE app OWNER app_owner" >/dev/null || die "cannot create database app"
+start_pg_cluster "bench/run.sh"
 SCRAM_VERIFIER=$(pg_super -At -c "SELECT rolpassword FROM pg_authid WHERE rolname = 'app_owner'")
 [[ $SCRAM_VERIFIER == SCRAM-SHA-256\$* ]] || die "app_owner's password is not stored as a SCRAM verifier"
 
