@@ -67,13 +67,16 @@ pub(crate) struct ResultMasking {
     current: Option<Arc<[Plan]>>,
     /// Plans of described statements for the result formats last bound:
     /// a statement executed again and again is planned once.
-    plans: HashMap<String, (Arc<[i16]>, Arc<[Plan]>)>,
+    plans: HashMap<String, FormatsPlan>,
     /// COPY TO STDOUT in binary format is under way.
     copy_binary: bool,
     /// Column rules exist: a row whose columns are not known cannot have
     /// them applied, so all of it is hidden.
     has_column_rules: bool,
 }
+
+/// A statement's plan and the result formats it was made for.
+type FormatsPlan = (Arc<[i16]>, Arc<[Plan]>);
 
 /// Bound on remembered statement shapes (a client that never closes its
 /// statements makes this start over, not grow).
