@@ -92,6 +92,13 @@ pub(crate) fn durability(statement: &Statement) -> Durability {
     }
 }
 
+/// When the writer commits a record a unit waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Commit {
+    Now,
+    Lazy,
+}
+
 /// The audit status of a completion.
 fn status(completion: Completion) -> ResponseStatus {
     match completion {
@@ -162,19 +169,20 @@ impl Recorder {
     }
 
     /// Resolves once record `seq` (and all before it) is durable.
-    pub(crate) fn durable(&self, seq: u64) -> Durable {
+    /// `Commit::Now` asks the writer for the commit at once (a unit waits to
+    /// be forwarded, or a read's results wait); `Commit::Lazy` does not (a
+    /// unit whose data the session holds asks through [`Recorder::expedite`]
+    /// when data is waiting). `read_like`: under `fail_open_reads` a record
+    /// that cannot be made durable lets the unit through, and says so.
+    pub(crate) fn durable(&self, seq: u64, commit: Commit, read_like: bool) -> Durable {
         let log = self.log.clone();
-        Box::pin(async move { log.durable(seq).await.map_err(|e| unrecorded(&e)) })
-    }
-
-    /// Resolves once `seq` is durable, without asking for it sooner: for a
-    /// unit whose data the session holds, which calls
-    /// [`Recorder::expedite`] when data is waiting.
-    pub(crate) fn durable_lazy(&self, seq: u64, fail_open: bool) -> Durable {
-        let log = self.log.clone();
-        let fail_open = fail_open && self.settings.fail_open_reads;
+        let fail_open = read_like && self.settings.fail_open_reads;
         Box::pin(async move {
-            match log.durable_lazy(seq).await {
+            let made = match commit {
+                Commit::Now => log.durable(seq).await,
+                Commit::Lazy => log.durable_lazy(seq).await,
+            };
+            match made {
                 Err(e) if fail_open => {
                     error!(error = %e, seq, "audit log cannot write: results released UNRECORDED (fail_open_reads)");
                     Ok(())
@@ -190,22 +198,6 @@ impl Recorder {
             // A failed log fails the pending futures themselves.
             let _ = self.log.demand(self.last_seq);
         }
-    }
-
-    /// Like [`Recorder::durable`], for a unit of pure reads: with
-    /// `fail_open_reads`, a record that cannot be made durable lets the
-    /// results through anyway (and says so).
-    pub(crate) fn durable_read(&self, seq: u64) -> Durable {
-        if !self.settings.fail_open_reads {
-            return self.durable(seq);
-        }
-        let log = self.log.clone();
-        Box::pin(async move {
-            if let Err(e) = log.durable(seq).await {
-                error!(error = %e, seq, "audit log cannot write: read results released UNRECORDED (fail_open_reads)");
-            }
-            Ok(())
-        })
     }
 
     /// Whether a read may run when its record cannot be appended.

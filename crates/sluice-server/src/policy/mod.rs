@@ -5,7 +5,7 @@
 
 use crate::approvals::ApprovalService;
 use crate::config::{AuditSettings, Config, ConfigError};
-use crate::record::{durability, Durability, Recorder};
+use crate::record::{durability, Commit, Durability, Recorder};
 use crate::review::ReviewStep;
 use arc_swap::ArcSwap;
 use sluice_audit::AuditLog;
@@ -198,7 +198,7 @@ impl PolicyGate {
             };
         };
         let durable = match (self.recorder.as_ref(), recorded) {
-            (Some(recorder), Some(seq)) => Some(recorder.durable(seq)),
+            (Some(recorder), Some(seq)) => Some(recorder.durable(seq, Commit::Now, false)),
             _ => None,
         };
         Verdict::ForwardWhenDurable(Box::pin(async move {
@@ -219,11 +219,6 @@ impl PolicyGate {
             }
         }))
     }
-}
-
-/// The refusal a command left in `needs`, taken out.
-fn needs_refusal(needs: &mut UnitNeeds) -> Option<PgErrorReply> {
-    needs.refused.take()
 }
 
 impl PolicyGate {
@@ -451,7 +446,7 @@ impl Gate for PolicyGate {
                 self.awaiting.truncate(awaiting_before);
                 return Verdict::Deny { at: 0, reply };
             }
-            if let Some(reply) = needs_refusal(&mut needs) {
+            if let Some(reply) = needs.refused.take() {
                 // A command held for approval never runs because a later
                 // one is refused: the unit stops at the held one, whose
                 // request is withdrawn.
@@ -509,13 +504,13 @@ impl Gate for PolicyGate {
         // the unit itself may end the block (ROLLBACK; UPDATE ...).
         let deferred_to_commit = unit.in_transaction && !needs.ends_or_starts_transaction;
         if needs.wait || (needs.transactional && !deferred_to_commit) {
-            Verdict::ForwardWhenDurable(recorder.durable(seq))
+            Verdict::ForwardWhenDurable(recorder.durable(seq, Commit::Now, false))
         } else if needs.transactional {
-            Verdict::ForwardHoldingData(recorder.durable_lazy(seq, false))
+            Verdict::ForwardHoldingData(recorder.durable(seq, Commit::Lazy, false))
         } else if needs.all_reads {
-            Verdict::ForwardHoldingResults(recorder.durable_read(seq))
+            Verdict::ForwardHoldingResults(recorder.durable(seq, Commit::Now, true))
         } else {
-            Verdict::ForwardHoldingData(recorder.durable_lazy(seq, true))
+            Verdict::ForwardHoldingData(recorder.durable(seq, Commit::Lazy, true))
         }
     }
 
