@@ -86,6 +86,15 @@ impl Masker {
         })
     }
 
+    /// Whether a rule names a table (`schema.table.column`): such rules need
+    /// the column's source table, which only the catalog gives.
+    pub fn has_table_rules(&self) -> bool {
+        self.engine
+            .columns
+            .iter()
+            .any(|(r, _)| matches!(r.pattern, crate::ColumnPattern::Qualified { .. }))
+    }
+
     /// Whether any rule can mask a whole column (then a value whose column
     /// is not known cannot be judged by content alone).
     pub fn has_column_rules(&self) -> bool {

@@ -10,7 +10,7 @@ use crate::frames::FrameReader;
 use bytes::{BufMut, BytesMut};
 use sluice_mask::ValueKind;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tracing::warn;
@@ -67,12 +67,22 @@ pub struct Catalog {
     columns: HashMap<(u32, i16), (String, String, String)>,
     /// Table name → (schema, its columns with their type OIDs).
     tables: HashMap<String, Vec<SchemaTable>>,
+    /// The lookup failed: table names are unknown.
+    pub unavailable: bool,
     /// Types outside the built-in list (extensions: citext, ...): name, and
     /// whether PostgreSQL files it under string types.
     types: HashMap<u32, (String, bool)>,
 }
 
 impl Catalog {
+    /// The catalog of a resource whose lookup failed.
+    pub(crate) fn unavailable() -> Catalog {
+        Catalog {
+            unavailable: true,
+            ..Catalog::default()
+        }
+    }
+
     pub(crate) fn column(&self, table_oid: u32, attnum: i16) -> Option<&(String, String, String)> {
         if table_oid == 0 {
             return None;
@@ -130,38 +140,49 @@ const FRESH_FOR: Duration = Duration::from_secs(10);
 /// Resolved catalogs per resource.
 #[derive(Default)]
 pub struct CatalogCache {
-    entries: Mutex<HashMap<String, (Instant, Arc<Catalog>)>>,
+    /// Held across a lookup: sessions starting together wait for one
+    /// lookup instead of each opening its own backend connection.
+    entries: tokio::sync::Mutex<HashMap<String, (Instant, Arc<Catalog>)>>,
 }
 
 impl CatalogCache {
-    /// The catalog of `resource`, looked up when missing or stale. A lookup
-    /// that fails leaves names unresolved: table-qualified rules then do not
-    /// match, which the log says; content detectors still apply.
+    /// The catalog of `resource`, looked up when missing or stale.
     pub async fn get(&self, resource: &str, target: &BackendTarget) -> Arc<Catalog> {
-        if let Ok(entries) = self.entries.lock() {
-            if let Some((at, catalog)) = entries.get(resource) {
-                if at.elapsed() < FRESH_FOR {
-                    return catalog.clone();
-                }
+        let mut entries = self.entries.lock().await;
+        if let Some((at, catalog)) = entries.get(resource) {
+            if at.elapsed() < FRESH_FOR {
+                return catalog.clone();
             }
         }
-        self.refresh(resource, target).await
+        Self::load(&mut entries, resource, target).await
     }
 
     /// Looks the catalog up now (a table the cached one does not know may
     /// have been created since).
     pub async fn refresh(&self, resource: &str, target: &BackendTarget) -> Arc<Catalog> {
-        let catalog = match lookup(target).await {
-            Ok(c) => Arc::new(c),
-            Err(e) => {
-                warn!(resource, error = %e, "masking: catalog lookup failed; table-qualified rules cannot match until it works");
-                Arc::new(Catalog::default())
+        let mut entries = self.entries.lock().await;
+        Self::load(&mut entries, resource, target).await
+    }
+
+    /// A lookup that fails gives a catalog marked unavailable, not cached:
+    /// the session then masks every column a table rule might name (fail
+    /// closed), and the next session tries again.
+    async fn load(
+        entries: &mut HashMap<String, (Instant, Arc<Catalog>)>,
+        resource: &str,
+        target: &BackendTarget,
+    ) -> Arc<Catalog> {
+        match lookup(target).await {
+            Ok(c) => {
+                let catalog = Arc::new(c);
+                entries.insert(resource.to_owned(), (Instant::now(), catalog.clone()));
+                catalog
             }
-        };
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.insert(resource.to_owned(), (Instant::now(), catalog.clone()));
+            Err(e) => {
+                warn!(resource, error = %e, "masking: catalog lookup failed; every column a table rule could name is masked");
+                Arc::new(Catalog::unavailable())
+            }
         }
-        catalog
     }
 }
 

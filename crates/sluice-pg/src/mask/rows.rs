@@ -85,6 +85,14 @@ pub(crate) fn plan_columns(
                 type_name,
             };
             let mut column_mask = mask.masker.column(&info);
+            if column_mask.is_none() && mask.catalog.unavailable && mask.masker.has_table_rules() {
+                // Which table the column comes from is unknown: a table
+                // rule might name it.
+                column_mask = Some(ColumnMask {
+                    rule: "table rules (catalog unavailable)".to_owned(),
+                    style: sluice_mask::Style::Full,
+                });
+            }
             if column_mask.is_none() && qualified.is_some() {
                 // A rule on the column name also matches its alias.
                 column_mask = mask.masker.column(&ColumnInfo {
@@ -441,5 +449,25 @@ mod tests {
         let mut r = Reader::new(&out[5..]);
         let len = r.i32().unwrap() as usize;
         assert_eq!(r.bytes(len).unwrap(), b"mail [REDACTED:email]");
+    }
+
+    #[test]
+    fn without_a_catalog_every_column_a_table_rule_might_name_is_masked() {
+        let m = masker(vec![ColumnRule::new(
+            ColumnPattern::parse("public.people.ssn").unwrap(),
+        )]);
+        let mask = SessionMask {
+            masker: std::sync::Arc::new(m),
+            catalog: std::sync::Arc::new(super::super::Catalog::unavailable()),
+        };
+        let columns = [Column {
+            name: "ssn".into(),
+            table_oid: 16384,
+            attnum: 3,
+            type_oid: 25,
+            format: 0,
+        }];
+        let plans = plan_columns(&mask, &columns, None);
+        assert!(plans[0].mask.is_some());
     }
 }
