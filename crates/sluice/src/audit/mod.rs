@@ -1,5 +1,5 @@
-//! `sluice audit`: list sessions, replay them, export, verify and prune the
-//! audit log in the data directory.
+//! `sluice audit`: list sessions and approval events, replay sessions,
+//! export, verify and prune the audit log in the data directory.
 //!
 //! Everything but `prune` opens the log read-only and can run next to a
 //! gateway. `prune` takes the writer lock, so it needs the gateway stopped.
@@ -49,6 +49,22 @@ pub(crate) enum AuditCommand {
         /// Keep printing new records until the session ends (or Ctrl-C).
         #[arg(long)]
         follow: bool,
+    },
+    /// List approval events (requested, votes, approved, denied, expired,
+    /// used, refused attempts), oldest first.
+    Approvals {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only the events of this request.
+        #[arg(long)]
+        request: Option<String>,
+        /// Only events at or after this time (RFC 3339, a date, or an age
+        /// such as 7d).
+        #[arg(long, value_parser = parse_time)]
+        since: Option<Timestamp>,
+        /// A JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Export records, one JSON object per line, hashes included.
     Export {
@@ -137,12 +153,15 @@ pub(crate) fn run(command: AuditCommand) -> Result<()> {
             json,
         } => {
             let log = open_read_only(&data_dir(&config)?)?;
-            let sessions = log.sessions(&SessionFilter {
+            let mut sessions = log.sessions(&SessionFilter {
                 identity,
                 resource,
                 since,
                 limit: None,
             })?;
+            // Approval events have a session id of their own but no client
+            // session: `sluice audit approvals` lists them.
+            sessions.retain(|s| !approvals::is_pseudo_session(&s.id));
             let mut out = std::io::stdout().lock();
             if json {
                 serde_json::to_writer_pretty(&mut out, &sessions)?;
@@ -159,6 +178,12 @@ pub(crate) fn run(command: AuditCommand) -> Result<()> {
             sql,
             follow,
         } => replay::replay(&data_dir(&config)?, &session, sql, follow),
+        AuditCommand::Approvals {
+            config,
+            request,
+            since,
+            json,
+        } => approvals::list(&data_dir(&config)?, request.as_deref(), since, json),
         AuditCommand::Export {
             config,
             format: ExportFormat::Jsonl,
@@ -213,10 +238,10 @@ fn write_sessions_table(out: &mut dyn Write, sessions: &[SessionSummary]) -> Res
         "SESSION", "IDENTITY", "RESOURCE", "CLIENT", "START", "END", "STMTS", "DENIED", "ERRORS",
         "ROWS",
     ];
-    let rows: Vec<[String; 10]> = sessions
+    let rows: Vec<Vec<String>> = sessions
         .iter()
         .map(|s| {
-            [
+            vec![
                 s.id.clone(),
                 s.identity.clone(),
                 s.resource.clone(),
@@ -230,19 +255,32 @@ fn write_sessions_table(out: &mut dyn Write, sessions: &[SessionSummary]) -> Res
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &rows {
+    write_table(out, &header, &rows, Some(6), "(no sessions)")
+}
+
+/// A table of `rows` under `header`, columns two spaces apart; columns from
+/// `numbers_from` on are right-aligned; `empty` is said when there are no
+/// rows.
+fn write_table(
+    out: &mut dyn Write,
+    header: &[&str],
+    rows: &[Vec<String>],
+    numbers_from: Option<usize>,
+    empty: &str,
+) -> Result<()> {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
     let line = |cells: &[&str]| -> String {
         let mut l = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+        for (i, (cell, &w)) in cells.iter().zip(&widths).enumerate() {
             if i > 0 {
                 l.push_str("  ");
             }
-            if i >= 6 {
+            if numbers_from.is_some_and(|n| i >= n) {
                 l.push_str(&format!("{cell:>w$}"));
             } else {
                 l.push_str(&format!("{cell:<w$}"));
@@ -250,20 +288,20 @@ fn write_sessions_table(out: &mut dyn Write, sessions: &[SessionSummary]) -> Res
         }
         l.trim_end().to_owned()
     };
-    writeln!(out, "{}", line(&header))?;
-    for row in &rows {
+    writeln!(out, "{}", line(header))?;
+    for row in rows {
         let cells: Vec<&str> = row.iter().map(String::as_str).collect();
         writeln!(out, "{}", line(&cells))?;
     }
-    if sessions.is_empty() {
-        writeln!(out, "(no sessions)")?;
+    if rows.is_empty() {
+        writeln!(out, "{empty}")?;
     }
     Ok(())
 }
 
 // ---------------------------------------------------------------- replay
 
-/// Records read per poll in `replay --follow`.
+mod approvals;
 mod replay;
 
 fn export(dir: &Path, since: Option<Timestamp>, output: Option<&Path>) -> Result<()> {

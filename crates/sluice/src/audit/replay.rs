@@ -1,5 +1,6 @@
 //! `sluice audit replay`: a session as a transcript, or as a SQL script.
 
+use super::approvals::{is_pseudo_session, Stories};
 use super::open_read_only;
 use anyhow::{bail, Result};
 use sluice_audit::{
@@ -7,6 +8,7 @@ use sluice_audit::{
     Timestamp,
 };
 use sluice_core::{CommandOrigin, Outcome};
+use std::collections::VecDeque;
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
@@ -23,7 +25,7 @@ fn resolve_session(log: &AuditLog, given: &str) -> Result<String> {
         .sessions(&SessionFilter::default())?
         .into_iter()
         .map(|s| s.id)
-        .filter(|id| id.starts_with(given))
+        .filter(|id| id.starts_with(given) && !is_pseudo_session(id))
         .collect();
     match matches.as_slice() {
         [one] => Ok(one.clone()),
@@ -49,7 +51,7 @@ pub(super) fn replay(dir: &Path, given: &str, sql: bool, follow: bool) -> Result
     loop {
         let page = log.session_records_after(&session, after, FOLLOW_PAGE)?;
         for record in &page {
-            printer.record(&mut out, record)?;
+            printer.record(&mut out, record, &log)?;
             ended |= matches!(record.body, Body::SessionEnd(_));
         }
         if let Some(last) = page.last() {
@@ -79,6 +81,27 @@ struct Replay {
     /// Statements written to / skipped from a `--sql` script.
     written: u64,
     skipped: u64,
+    /// What became of the approval requests statements were held under.
+    stories: Stories,
+    /// `--sql`: statements not written yet, in order. One recorded before
+    /// its approval was decided (held in `wait` mode, or refused in
+    /// `deferred` mode) is undecided until the session's own approval event
+    /// (it ran) or its response (it did not) comes; those after it wait
+    /// behind it.
+    queue: VecDeque<Queued>,
+}
+
+/// A statement of a `--sql` script waiting to be written.
+struct Queued {
+    seq: u64,
+    /// Its offset from the session start.
+    at: String,
+    statement: StatementRecord,
+    /// Whether it ran, once known.
+    ran: Option<bool>,
+    /// Who approved it, from the session's approval event (the record was
+    /// written before anyone had).
+    approved_by: Option<String>,
 }
 
 /// A `Outcome`'s name for people.
@@ -94,12 +117,14 @@ fn outcome_name(outcome: &Outcome) -> String {
 }
 
 /// Whether a statement was forwarded to the database: allowed, or reviewed
-/// and approved.
-fn statement_ran(s: &StatementRecord) -> bool {
-    match s.decision.outcome {
-        Outcome::Allow => true,
-        Outcome::Review { .. } => s.approval.is_some(),
-        Outcome::Deny => false,
+/// and run under a grant. `None`: it waited for an approval that was still
+/// undecided when it was recorded (see [`Replay::queue`]).
+fn statement_ran(s: &StatementRecord) -> Option<bool> {
+    match (&s.decision.outcome, &s.approval) {
+        (Outcome::Allow, _) => Some(true),
+        (Outcome::Review { .. }, Some(a)) if a.approvers.is_empty() => None,
+        (Outcome::Review { .. }, approval) => Some(approval.is_some()),
+        (Outcome::Deny, _) => Some(false),
     }
 }
 
@@ -152,6 +177,8 @@ impl Replay {
             header_done: false,
             written: 0,
             skipped: 0,
+            stories: Stories::default(),
+            queue: VecDeque::new(),
         }
     }
 
@@ -196,7 +223,7 @@ impl Replay {
         Ok(())
     }
 
-    fn record(&mut self, out: &mut dyn Write, r: &Record) -> Result<()> {
+    fn record(&mut self, out: &mut dyn Write, r: &Record, log: &AuditLog) -> Result<()> {
         self.header(out)?;
         if self.sql {
             return self.sql_record(out, r);
@@ -273,13 +300,25 @@ impl Replay {
                         .collect();
                     writeln!(out, "{pad}params: {}", params.join(" "))?;
                 }
-                if let Some(a) = &s.approval {
-                    writeln!(
+                match &s.approval {
+                    // Recorded before the request was decided: what became
+                    // of it is in the approval events.
+                    Some(a) if a.approvers.is_empty() => writeln!(
+                        out,
+                        "{pad}approval request {}{}",
+                        a.request_id,
+                        self.stories
+                            .describe(log, &a.request_id)?
+                            .map(|d| format!(": {d}"))
+                            .unwrap_or_default()
+                    )?,
+                    Some(a) => writeln!(
                         out,
                         "{pad}approved: request {} by {}",
                         a.request_id,
                         a.approvers.join(", ")
-                    )?;
+                    )?,
+                    None => {}
                 }
             }
             Body::Response(resp) => {
@@ -331,27 +370,73 @@ impl Replay {
     }
 
     fn sql_record(&mut self, out: &mut dyn Write, r: &Record) -> Result<()> {
-        let Body::Statement(s) = &r.body else {
-            return Ok(());
-        };
-        let at = self.offset(r.time);
+        match &r.body {
+            Body::Statement(s) => {
+                let at = self.offset(r.time);
+                self.queue.push_back(Queued {
+                    seq: r.seq,
+                    at,
+                    ran: statement_ran(s),
+                    statement: s.clone(),
+                    approved_by: None,
+                });
+            }
+            // Recorded in the session just before a held statement runs.
+            Body::Approval(a) if a.event == "approved" => {
+                let held = |q: &Queued| {
+                    q.statement
+                        .approval
+                        .as_ref()
+                        .is_some_and(|ap| ap.request_id == a.request_id)
+                };
+                if let Some(q) = self.undecided(held) {
+                    q.ran = Some(true);
+                    q.approved_by = Some(a.actor.clone());
+                }
+            }
+            // Answered without its approval: it did not run.
+            Body::Response(resp) => {
+                if let Some(q) = self.undecided(|q| q.seq == resp.statement_seq) {
+                    q.ran = Some(false);
+                }
+            }
+            _ => {}
+        }
+        self.write_settled(out)
+    }
+
+    /// The queued statement not yet known to have run or not that `is`.
+    fn undecided(&mut self, is: impl Fn(&Queued) -> bool) -> Option<&mut Queued> {
+        self.queue.iter_mut().find(|q| q.ran.is_none() && is(q))
+    }
+
+    /// Writes the queued statements up to the first undecided one.
+    fn write_settled(&mut self, out: &mut dyn Write) -> Result<()> {
+        while let Some(ran) = self.queue.front().and_then(|q| q.ran) {
+            if let Some(q) = self.queue.pop_front() {
+                self.sql_statement(out, &q, ran)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn sql_statement(&mut self, out: &mut dyn Write, q: &Queued, ran: bool) -> Result<()> {
+        let (seq, at, s) = (q.seq, &q.at, &q.statement);
         if s.origin == CommandOrigin::FunctionCall {
             self.skipped += 1;
             writeln!(
                 out,
-                "-- #{} {at}: fast-path function call ({}), not expressible as SQL: skipped\n",
-                r.seq,
+                "-- #{seq} {at}: fast-path function call ({}), not expressible as SQL: skipped\n",
                 outcome_name(&s.decision.outcome)
             )?;
             return Ok(());
         }
-        if !statement_ran(s) {
+        if !ran {
             self.skipped += 1;
             let ids: Vec<&str> = s.decision.policies.iter().map(|p| p.id.as_str()).collect();
             writeln!(
                 out,
-                "-- #{} {at}: {} by {}: did not run, skipped:",
-                r.seq,
+                "-- #{seq} {at}: {} by {}: did not run, skipped:",
                 outcome_name(&s.decision.outcome),
                 if ids.is_empty() {
                     "no policy".to_owned()
@@ -366,18 +451,19 @@ impl Replay {
         match &s.approval {
             Some(a) => writeln!(
                 out,
-                "-- #{} {at}: approved (request {} by {})",
-                r.seq,
+                "-- #{seq} {at}: approved (request {} by {})",
                 a.request_id,
-                a.approvers.join(", ")
+                q.approved_by
+                    .clone()
+                    .unwrap_or_else(|| a.approvers.join(", "))
             )?,
-            None => writeln!(out, "-- #{} {at}", r.seq)?,
+            None => writeln!(out, "-- #{seq} {at}")?,
         }
         if s.params.is_empty() {
             writeln!(out, "{}\n", terminated(&s.text))?;
             return Ok(());
         }
-        let name = format!("sluice_replay_{}", r.seq);
+        let name = format!("sluice_replay_{seq}");
         let body = s.text.trim_end().trim_end_matches(';');
         let params: Vec<String> = s.params.iter().map(param_literal).collect();
         if s.params
@@ -402,6 +488,12 @@ impl Replay {
             self.header(out)?;
         }
         if self.sql {
+            // Still waiting for an approval when the records end: not run
+            // (as far as this log tells).
+            for q in &mut self.queue {
+                q.ran.get_or_insert(false);
+            }
+            self.write_settled(out)?;
             writeln!(
                 out,
                 "-- {} statement(s) written, {} skipped",
