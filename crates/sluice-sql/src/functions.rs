@@ -8,7 +8,7 @@
 //! (escalation): they are matched by their bare name whatever schema was
 //! written, which can only over-report.
 
-use crate::function_lists::{ADMIN, READ_ONLY, RUNS_SQL_TEXT};
+use crate::function_lists::{ADMIN, LOCKS, READ_ONLY, RUNS_SQL_TEXT, WRITES};
 use sluice_core::Action;
 use std::collections::HashSet;
 use std::sync::OnceLock;
@@ -36,6 +36,18 @@ pub(crate) fn is_role_setting(name: &str) -> bool {
     ROLE_SETTINGS.iter().any(|s| s.eq_ignore_ascii_case(name))
 }
 
+/// Whether a builtin of this name changes the statement's action whatever
+/// its volatility says (for the catalog's verdict on a function's body).
+pub(crate) fn escalates(name: &str) -> bool {
+    effect(Some("pg_catalog"), name, None).escalate.is_some()
+}
+
+/// Whether a builtin of this name is on the curated read-only list (which
+/// holds volatile builtins that change nothing, like `random()`).
+pub(crate) fn curated_read_only(name: &str) -> bool {
+    read_only_set().contains(name)
+}
+
 /// The effect of calling `schema.name(first_arg, ...)`. `first_arg` is the
 /// first argument when it is a string constant (only looked at for
 /// `set_config`).
@@ -48,7 +60,9 @@ pub(crate) fn effect(schema: Option<&str>, name: &str, first_arg: Option<&str>) 
         }
     } else if name == "pg_notify" {
         Some(Action::Listen)
-    } else if ADMIN.contains(&name) || name.starts_with("dblink") {
+    } else if WRITES.contains(&name) {
+        Some(Action::Update)
+    } else if ADMIN.contains(&name) || LOCKS.contains(&name) || name.starts_with("dblink") {
         Some(Action::Admin)
     } else if RUNS_SQL_TEXT.contains(&name) {
         Some(Action::Procedural)
@@ -105,5 +119,22 @@ mod tests {
             effect(None, "ts_stat", None).escalate,
             Some(Action::Procedural)
         );
+    }
+
+    #[test]
+    fn sequence_large_object_and_lock_builtins_are_not_reads() {
+        assert_eq!(effect(None, "nextval", None).escalate, Some(Action::Update));
+        assert_eq!(effect(None, "setval", None).escalate, Some(Action::Update));
+        assert_eq!(effect(None, "lo_unlink", None).escalate, Some(Action::Update));
+        assert_eq!(effect(None, "lo_put", None).escalate, Some(Action::Update));
+        assert_eq!(
+            effect(None, "pg_advisory_lock", None).escalate,
+            Some(Action::Admin)
+        );
+        assert_eq!(
+            effect(None, "pg_try_advisory_xact_lock_shared", None).escalate,
+            Some(Action::Admin)
+        );
+        assert!(escalates("nextval") && escalates("set_config") && !escalates("lower"));
     }
 }

@@ -27,9 +27,12 @@ mod parse;
 mod pool;
 mod prepared;
 mod rank;
+mod routines;
 mod session;
 mod walk;
 
 pub use classifier::{Classifier, ClassifierConfig};
+pub use rank::{rank, stronger};
+pub use routines::{resolve, FunctionCatalog};
 pub use session::{SqlSession, MAX_PREPARED};
 pub use sluice_core::{Action, Statement};

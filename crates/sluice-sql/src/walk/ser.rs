@@ -220,6 +220,12 @@ impl Struct<'_> {
                     call.sql_syntax = capture(value)?.as_i64() == Some(COERCE_SQL_SYNTAX);
                 }
             }
+            ("SelectStmt", "locking_clause") => {
+                if capture(value)?.as_array().is_some_and(|a| !a.is_empty()) {
+                    self.walk.locks_rows = true;
+                }
+                value.serialize(&mut *self.walk)?;
+            }
             ("UpdateStmt" | "DeleteStmt", "where_clause") | ("MergeStmt", "join_condition") => {
                 let before = self.walk.column_refs;
                 value.serialize(&mut *self.walk)?;
