@@ -61,6 +61,9 @@ pub struct UnitContext {
     pub in_transaction: bool,
 }
 
+/// What the session waits for before it decides anything more.
+pub type Pause = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// How a command that ran ended, as the client saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Completion {
@@ -115,14 +118,23 @@ pub trait Gate: Send {
         None
     }
 
-    /// The resource's catalog names, resolved for a masked session before
-    /// its first statement (COPY of a table with masked columns is judged
-    /// by them).
+    /// The resource's catalog, resolved before the session's first
+    /// statement: COPY of a table with masked columns is judged by its
+    /// names, function calls are proven read-only by its functions.
     fn set_catalog(
         &mut self,
         _catalog: Arc<crate::mask::Catalog>,
         _refresh: crate::mask::CatalogRefresh,
     ) {
+    }
+
+    /// Asked before each client message is processed; `settled` when
+    /// nothing the session forwarded is still running and no transaction
+    /// block is open (what ran is committed). `Some`: nothing more is
+    /// decided until the future resolves (the gate's view of the resource
+    /// catches up, e.g. its catalog after DDL that can define functions).
+    fn pause(&mut self, _settled: bool) -> Option<Pause> {
+        None
     }
 
     /// `Some(cap)` to be told the [`Response`] of every command it let run,

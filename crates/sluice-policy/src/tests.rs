@@ -17,6 +17,9 @@ fn stmt(action: Action) -> Statement {
         fingerprint: String::new(),
         commits: false,
         copies_out: false,
+        locks_rows: false,
+        defines_code: false,
+        unproven: None,
         error: None,
     }
 }

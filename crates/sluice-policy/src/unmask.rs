@@ -103,6 +103,9 @@ pub(crate) fn session_context(scope: &Scope) -> Result<Context, String> {
         error: None,
         commits: false,
         copies_out: false,
+        locks_rows: false,
+        defines_code: false,
+        unproven: None,
     };
     crate::decide::context(
         &empty,

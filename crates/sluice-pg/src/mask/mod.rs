@@ -12,6 +12,7 @@
 //! were opaque: values that are not plain text are hidden (fail closed).
 
 mod catalog;
+mod routines;
 mod rows;
 
 pub use catalog::{Catalog, CatalogCache};

@@ -27,6 +27,10 @@ impl<G: Gate> Session<G> {
             else {
                 break;
             };
+            if let Some(pause) = self.gate.pause(self.settled()) {
+                self.stall = Some(Stall::pause(pause));
+                break;
+            }
             // Held extended messages go before anything outside the batch
             // (and may stall, holding this message too).
             if matches!(h.tag, b'Q' | b'F' | b'd' | b'c' | b'f') && !self.batch.is_empty() {
@@ -192,6 +196,14 @@ impl<G: Gate> Session<G> {
     fn count_ready(&mut self) {
         self.z_expected += 1;
         self.flushed = false;
+    }
+
+    /// Nothing forwarded is still running and no transaction block is open.
+    fn settled(&self) -> bool {
+        self.tx_status == b'I'
+            && self.z_expected == self.z_seen
+            && !self.flushed
+            && self.stall.is_none()
     }
 
     /// The transaction status is certain only when nothing is in flight.

@@ -91,6 +91,22 @@ struct Stall {
     approval: Option<String>,
 }
 
+impl Stall {
+    /// A wait with nothing held behind it but the client's next messages.
+    fn pause(pause: crate::gate::Pause) -> Stall {
+        Stall {
+            durable: Box::pin(async move {
+                pause.await;
+                Ok(())
+            }),
+            unit: BytesMut::new(),
+            terminator: Terminator::Query,
+            answers: 0,
+            approval: None,
+        }
+    }
+}
+
 /// How a stalled unit's wait ended.
 enum StallEnd {
     Settled(Result<(), PgErrorReply>),

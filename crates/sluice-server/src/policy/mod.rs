@@ -21,9 +21,11 @@ use std::sync::Arc;
 use tracing::{error, info, warn};
 
 mod cache;
+mod catalog;
 mod refusal;
 
 use cache::DecisionCache;
+use catalog::{CatalogView, Verdicts};
 use refusal::{outcome_name, policy_ids, refusal};
 
 /// Loads the policies the config names. No `[policy]` section means no
@@ -62,6 +64,7 @@ pub struct PolicyGates {
     approvals: Option<ApprovalService>,
     /// Masking rules per resource (none: masking off).
     masks: Arc<HashMap<String, MaskRules>>,
+    verdicts: Verdicts,
 }
 
 impl PolicyGates {
@@ -73,6 +76,7 @@ impl PolicyGates {
             audit: None,
             approvals: None,
             masks: Arc::new(HashMap::new()),
+            verdicts: Verdicts::default(),
         }
     }
 
@@ -137,7 +141,7 @@ impl GateFactory for PolicyGates {
             shared: self.clone(),
             sql: SqlSession::default(),
             mask,
-            catalog: None,
+            catalog: CatalogView::new(&resource.name, self.verdicts.clone()),
             recorder: self
                 .audit
                 .clone()
@@ -167,12 +171,9 @@ pub struct PolicyGate {
     pending_approval: Option<String>,
     /// How this session's results are masked (`None`: raw values).
     mask: Option<MaskRules>,
-    /// The resource's catalog names, for a masked session, and how to look
-    /// them up again.
-    catalog: Option<(
-        Arc<sluice_pg::mask::Catalog>,
-        sluice_pg::mask::CatalogRefresh,
-    )>,
+    /// The resource's catalog: names for masking, functions for proving
+    /// calls read-only.
+    catalog: CatalogView,
 }
 
 impl PolicyGate {
@@ -188,7 +189,8 @@ impl PolicyGate {
     /// Holds the unit until the catalog is read again and the COPY's tables
     /// are judged on it (and its records are durable).
     fn recheck_copy(&self, tables: Vec<String>, recorded: Option<u64>) -> Verdict {
-        let (Some(mask), Some((_, refresh))) = (self.mask.clone(), self.catalog.clone()) else {
+        let (Some(mask), Some((_, refresh))) = (self.mask.clone(), self.catalog.masking().cloned())
+        else {
             return Verdict::Deny {
                 at: 0,
                 reply: crate::masking::copy_refused(
@@ -330,6 +332,7 @@ impl PolicyGate {
                     Durability::Wait => needs.wait = true,
                 }
                 needs.ends_or_starts_transaction |= statement.action == Action::Tcl;
+                self.catalog.ran(statement);
             }
             if answers(command) && self.recorder.is_some() {
                 self.awaiting.push_back(seq);
@@ -368,7 +371,7 @@ impl PolicyGate {
         if tables.is_empty() {
             return None;
         }
-        let catalog = self.catalog.as_ref().map(|(c, _)| c.clone());
+        let catalog = self.catalog.masking().map(|(c, _)| c.clone());
         match crate::masking::copy_verdict(&mask.masker, catalog.as_deref(), &tables) {
             crate::masking::CopyVerdict::Allowed => None,
             crate::masking::CopyVerdict::Refused(reply) => Some(reply),
@@ -406,7 +409,11 @@ impl PolicyGate {
             )],
             CommandOrigin::SimpleQuery | CommandOrigin::Parse | CommandOrigin::Execute => {
                 let classified = self.shared.classifier.classify(&command.text);
-                self.sql.resolve(&self.shared.classifier, &classified)
+                let mut statements = self.sql.resolve(&self.shared.classifier, &classified);
+                for statement in &mut statements {
+                    self.catalog.resolve(statement);
+                }
+                statements
             }
         }
     }
@@ -523,7 +530,11 @@ impl Gate for PolicyGate {
         catalog: Arc<sluice_pg::mask::Catalog>,
         refresh: sluice_pg::mask::CatalogRefresh,
     ) {
-        self.catalog = Some((catalog, refresh));
+        self.catalog.set(catalog, refresh);
+    }
+
+    fn pause(&mut self, settled: bool) -> Option<sluice_pg::Pause> {
+        self.catalog.pause(settled)
     }
 
     fn responses(&self) -> Option<usize> {
