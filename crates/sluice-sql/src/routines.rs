@@ -210,18 +210,17 @@ pub fn resolve(catalog: Option<&FunctionCatalog>, statement: &mut Statement) {
             statement.unproven = None;
         }
     }
+    // The calls the classifier proved: unqualified builtins on the curated
+    // list, which a user overload of the same name could stand in for.
     let unsafe_call = statement.functions.iter().any(|f| {
-        let unqualified = !f.contains('.');
-        match catalog {
-            Some(catalog) => unqualified && catalog.shadowed(f),
-            None => unqualified,
-        }
+        let proven_builtin = !f.contains('.') && curated_read_only(f);
+        proven_builtin && catalog.is_none_or(|catalog| catalog.shadowed(f))
     });
     let unsafe_view = statement.tables.iter().any(|t| match catalog {
         Some(catalog) => catalog.view_unproven(t),
         None => true,
     });
-    if unsafe_call || (unsafe_view && runs_now(statement.action)) {
+    if (unsafe_call || unsafe_view) && runs_now(statement.action) {
         statement.action = stronger(statement.action, Action::Call);
         statement.calls_volatile = true;
     }
@@ -230,7 +229,7 @@ pub fn resolve(catalog: Option<&FunctionCatalog>, statement: &mut Statement) {
 /// Whether reading a table in a statement of this action runs a view's
 /// definition now (plain EXPLAIN and PREPARE only plan).
 fn runs_now(action: Action) -> bool {
-    !matches!(action, Action::Explain | Action::Prepare | Action::Tcl | Action::Session)
+    !matches!(action, Action::Explain | Action::Prepare)
 }
 
 fn split_name(written: &str) -> (Option<&str>, &str) {

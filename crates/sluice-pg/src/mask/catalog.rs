@@ -76,6 +76,8 @@ pub struct Catalog {
     /// The resource's functions and views, for proving calls read-only
     /// (`None`: they could not be read, and nothing is proven).
     pub routines: Option<Arc<Routines>>,
+    /// When it was read (`None`: the lookup failed).
+    pub loaded_at: Option<Instant>,
 }
 
 impl Catalog {
@@ -139,7 +141,7 @@ impl Catalog {
 
 /// How long a resolved catalog is used before it is looked up again (a
 /// table recreated under the same name gets a new OID).
-const FRESH_FOR: Duration = Duration::from_secs(10);
+pub const FRESH_FOR: Duration = Duration::from_secs(10);
 
 /// Resolved catalogs per resource.
 #[derive(Default)]
@@ -224,7 +226,10 @@ async fn lookup(target: &BackendTarget) -> Result<Catalog, PgError> {
     );
     let types_sql = "SELECT oid, typname, typcategory = 'S' FROM pg_type WHERE oid >= 16384 AND typtype IN ('b', 'd', 'e') LIMIT 10000";
     let mut conn = backend::connect(target, &[], 64 * 1024 * 1024).await?;
-    let mut catalog = Catalog::default();
+    let mut catalog = Catalog {
+        loaded_at: Some(Instant::now()),
+        ..Catalog::default()
+    };
     for row in simple_query(&mut conn, &columns_sql).await? {
         if let [oid, attnum, schema, table, column, type_oid] = row.as_slice() {
             if let (Ok(oid), Ok(attnum), Ok(type_oid)) =

@@ -15,7 +15,7 @@ mod catalog;
 mod routines;
 mod rows;
 
-pub use catalog::{Catalog, CatalogCache};
+pub use catalog::{Catalog, CatalogCache, FRESH_FOR};
 
 /// Looks the session's resource catalog up again.
 pub type CatalogRefresh = Arc<

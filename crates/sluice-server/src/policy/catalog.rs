@@ -1,86 +1,144 @@
 //! One session's view of its resource's catalog: the names masking needs,
 //! and which functions and views only read (so a call to one is no `call`).
 //!
+//! Every session of a resource reads the newest catalog any of them has
+//! (function verdicts are judged once per catalog read, not per session),
+//! and a catalog older than [`FRESH_FOR`] is read again in the background,
+//! so a long session sees a function replaced outside Sluice within about
+//! that long.
+//!
 //! The view goes stale when the session runs a statement that can define
-//! code (CREATE FUNCTION, CREATE VIEW, DO, ...). Until the catalog is read
-//! again nothing is proven: inside the transaction block that ran it, the
-//! change is invisible to the gateway's catalog connection anyway. Once the
+//! code (CREATE FUNCTION, CREATE VIEW, DO, ...): until the catalog is read
+//! again nothing is proven. Inside the transaction block that ran it the
+//! change is invisible to the gateway's catalog connection anyway; once the
 //! session is settled (the change committed, nothing in flight) it pauses
 //! before its next message while the catalog is read again.
 
+use arc_swap::ArcSwap;
 use sluice_core::Statement;
-use sluice_pg::mask::{Catalog, CatalogRefresh};
+use sluice_pg::mask::{Catalog, CatalogRefresh, FRESH_FOR};
 use sluice_pg::Pause;
 use sluice_sql::FunctionCatalog;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
-/// Function verdicts per catalog load, shared by every session: judging
-/// bodies and views is done once per load, not once per session.
+/// The newest catalog read per resource, shared by every session.
 #[derive(Default, Clone)]
 pub(crate) struct Verdicts {
-    by_resource: Arc<Mutex<HashMap<String, (Weak<Catalog>, Arc<FunctionCatalog>)>>>,
+    by_resource: Arc<Mutex<HashMap<String, Arc<Shared>>>>,
 }
 
 impl Verdicts {
-    fn of(&self, resource: &str, catalog: &Arc<Catalog>) -> Option<Arc<FunctionCatalog>> {
-        let routines = catalog.routines.as_ref()?;
-        let mut memo = self
+    fn of(&self, resource: &str) -> Arc<Shared> {
+        let mut map = self
             .by_resource
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some((seen, verdicts)) = memo.get(resource) {
-            if seen.upgrade().is_some_and(|seen| Arc::ptr_eq(&seen, catalog)) {
-                return Some(verdicts.clone());
+        map.entry(resource.to_owned()).or_default().clone()
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    current: ArcSwap<Option<Loaded>>,
+    /// A read of the catalog is under way.
+    refreshing: AtomicBool,
+}
+
+struct Loaded {
+    catalog: Arc<Catalog>,
+    /// `None`: the catalog's functions could not be read.
+    functions: Option<Arc<FunctionCatalog>>,
+}
+
+impl Shared {
+    /// Makes `catalog` the current one unless a newer one is; a failed
+    /// read never replaces a good one (the next read tries again).
+    fn publish(&self, catalog: Arc<Catalog>) {
+        let Some(at) = catalog.loaded_at else {
+            if self.current.load().is_none() {
+                self.current.store(Arc::new(Some(Loaded {
+                    catalog,
+                    functions: None,
+                })));
+            }
+            return;
+        };
+        let current = self.current.load();
+        if let Some(loaded) = current.as_ref() {
+            if loaded.catalog.loaded_at.is_some_and(|seen| seen >= at) {
+                return;
             }
         }
-        let verdicts = Arc::new(FunctionCatalog::build(routines));
-        memo.insert(
-            resource.to_owned(),
-            (Arc::downgrade(catalog), verdicts.clone()),
-        );
-        Some(verdicts)
+        let functions = catalog
+            .routines
+            .as_deref()
+            .map(|r| Arc::new(FunctionCatalog::build(r)));
+        self.current
+            .store(Arc::new(Some(Loaded { catalog, functions })));
+    }
+
+    /// Reads the catalog again in a task of its own (a session that ends
+    /// meanwhile does not cancel it); `None` if a read is under way.
+    fn reread(self: &Arc<Self>, refresh: &CatalogRefresh) -> Option<tokio::task::JoinHandle<()>> {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        if self.refreshing.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        let (shared, refresh) = (self.clone(), refresh.clone());
+        Some(runtime.spawn(async move {
+            let catalog = refresh().await;
+            shared.publish(catalog);
+            shared.refreshing.store(false, Ordering::Release);
+        }))
     }
 }
 
 pub(crate) struct CatalogView {
-    resource: String,
-    verdicts: Verdicts,
-    /// The catalog and how to read it again (none yet: nothing proven).
-    catalog: Option<(Arc<Catalog>, CatalogRefresh)>,
-    functions: Option<Arc<FunctionCatalog>>,
+    shared: Arc<Shared>,
+    refresh: Option<CatalogRefresh>,
     /// Code may have changed since the catalog was read.
     stale: bool,
-    /// Where a catalog read again after a change lands.
-    reread: Arc<Mutex<Option<Arc<Catalog>>>>,
 }
 
 impl CatalogView {
-    pub(crate) fn new(resource: &str, verdicts: Verdicts) -> CatalogView {
+    pub(crate) fn new(resource: &str, verdicts: &Verdicts) -> CatalogView {
         CatalogView {
-            resource: resource.to_owned(),
-            verdicts,
-            catalog: None,
-            functions: None,
+            shared: verdicts.of(resource),
+            refresh: None,
             stale: false,
-            reread: Arc::default(),
         }
     }
 
     pub(crate) fn set(&mut self, catalog: Arc<Catalog>, refresh: CatalogRefresh) {
-        self.functions = self.verdicts.of(&self.resource, &catalog);
-        self.catalog = Some((catalog, refresh));
+        self.shared.publish(catalog);
+        self.refresh = Some(refresh);
     }
 
     /// The catalog for masking decisions, and how to read it again.
-    pub(crate) fn masking(&self) -> Option<&(Arc<Catalog>, CatalogRefresh)> {
-        self.catalog.as_ref()
+    pub(crate) fn masking(&self) -> Option<(Arc<Catalog>, CatalogRefresh)> {
+        let current = self.shared.current.load();
+        let loaded = current.as_ref().as_ref()?;
+        Some((loaded.catalog.clone(), self.refresh.clone()?))
     }
 
     /// Completes the classification of `statement` with the catalog.
     pub(crate) fn resolve(&mut self, statement: &mut Statement) {
-        self.take_reread();
-        let functions = self.functions.as_deref().filter(|_| !self.stale);
+        let current = self.shared.current.load();
+        let loaded = current.as_ref().as_ref();
+        let old = loaded
+            .and_then(|l| l.catalog.loaded_at)
+            .is_none_or(|at| at.elapsed() >= FRESH_FOR);
+        if old {
+            if let Some(refresh) = &self.refresh {
+                // Not waited for: this statement is judged on what is known.
+                drop(self.shared.reread(refresh));
+            }
+        }
+        let functions = loaded
+            .and_then(|l| l.functions.as_deref())
+            .filter(|_| !self.stale);
         sluice_sql::resolve(functions, statement);
     }
 
@@ -93,27 +151,26 @@ impl CatalogView {
 
     /// After a change, once settled: read the catalog again first.
     pub(crate) fn pause(&mut self, settled: bool) -> Option<Pause> {
-        self.take_reread();
         if !self.stale || !settled {
             return None;
         }
-        let (_, refresh) = self.catalog.as_ref()?;
-        let (refresh, slot) = (refresh.clone(), self.reread.clone());
+        let refresh = self.refresh.clone()?;
         self.stale = false;
+        let shared = self.shared.clone();
         Some(Box::pin(async move {
-            let catalog = refresh().await;
-            *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(catalog);
+            match shared.reread(&refresh) {
+                Some(task) => drop(task.await),
+                // Another session's read is under way, and may have started
+                // before the change: read once more after it.
+                None => {
+                    while shared.refreshing.load(Ordering::Acquire) {
+                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                    }
+                    if let Some(task) = shared.reread(&refresh) {
+                        drop(task.await);
+                    }
+                }
+            }
         }))
-    }
-
-    fn take_reread(&mut self) {
-        let fresh = self
-            .reread
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let (Some(fresh), Some((_, refresh))) = (fresh, self.catalog.clone()) {
-            self.set(fresh, refresh);
-        }
     }
 }

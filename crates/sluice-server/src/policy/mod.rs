@@ -141,7 +141,7 @@ impl GateFactory for PolicyGates {
             shared: self.clone(),
             sql: SqlSession::default(),
             mask,
-            catalog: CatalogView::new(&resource.name, self.verdicts.clone()),
+            catalog: CatalogView::new(&resource.name, &self.verdicts),
             recorder: self
                 .audit
                 .clone()
@@ -189,7 +189,7 @@ impl PolicyGate {
     /// Holds the unit until the catalog is read again and the COPY's tables
     /// are judged on it (and its records are durable).
     fn recheck_copy(&self, tables: Vec<String>, recorded: Option<u64>) -> Verdict {
-        let (Some(mask), Some((_, refresh))) = (self.mask.clone(), self.catalog.masking().cloned())
+        let (Some(mask), Some((_, refresh))) = (self.mask.clone(), self.catalog.masking())
         else {
             return Verdict::Deny {
                 at: 0,
