@@ -59,6 +59,9 @@ pub struct UnitContext {
     /// Changes made here reach the target only at COMMIT (a lost
     /// connection rolls them back).
     pub in_transaction: bool,
+    /// Certainly outside a transaction block: the last ReadyForQuery said
+    /// so and nothing sent since is still running.
+    pub outside_transaction: bool,
 }
 
 /// What the session waits for before it decides anything more.

@@ -29,10 +29,12 @@ mod prepared;
 mod rank;
 mod routines;
 mod session;
+mod state;
 mod walk;
 
 pub use classifier::{Classifier, ClassifierConfig};
 pub use rank::{rank, stronger};
 pub use routines::{resolve, FunctionCatalog};
 pub use session::{SqlSession, MAX_PREPARED};
+pub use state::SessionState;
 pub use sluice_core::{Action, Statement};

@@ -213,6 +213,7 @@ impl<G: Gate> Session<G> {
                 && self.z_expected == self.z_seen
                 && !self.flushed
                 && self.stall.is_none(),
+            outside_transaction: self.settled(),
         }
     }
 

@@ -15,7 +15,7 @@ use sluice_pg::{
     UnitContext, Verdict,
 };
 use sluice_policy::{PolicySet, RequestContext, ResourceInfo, Scope, Unmask};
-use sluice_sql::{Classifier, ClassifierConfig, SqlSession};
+use sluice_sql::{Classifier, ClassifierConfig, SessionState, SqlSession};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use tracing::{error, info, warn};
@@ -147,6 +147,8 @@ impl GateFactory for PolicyGates {
                 .clone()
                 .map(|(log, settings)| Recorder::start(log, settings, session, unmasked_by)),
             awaiting: VecDeque::new(),
+            state: SessionState::default(),
+            outside_transaction: false,
             pending_approval: None,
             decisions: DecisionCache {
                 policies,
@@ -166,7 +168,11 @@ pub struct PolicyGate {
     recorder: Option<Recorder>,
     /// Statement records of the commands that ran, in order, waiting for
     /// their responses (`None`: ran unrecorded under `fail_open_reads`).
-    awaiting: VecDeque<Option<u64>>,
+    awaiting: VecDeque<(Option<u64>, bool)>,
+    /// The settings approvals are bound to, as far as Sluice follows them.
+    state: SessionState,
+    /// The unit being decided runs certainly outside a transaction block.
+    outside_transaction: bool,
     /// The approval request the session's held unit waits for.
     pending_approval: Option<String>,
     /// How this session's results are masked (`None`: raw values).
@@ -267,9 +273,11 @@ impl PolicyGate {
             )
             .with_hint("Send the statement itself (parameters through the extended protocol are fine): the approval is bound to its exact text."));
         } else if let Some(service) = &approvals {
+            let session_state = self.state.describe();
             let asker = crate::review::Asker {
                 identity: self.scope.identity(),
                 resource: &self.scope.resource().name,
+                session_state: &session_state,
             };
             match crate::review::review(service, &asker, command, &statements, &decision) {
                 ReviewStep::Approved(r) => approval = Some(r),
@@ -332,10 +340,23 @@ impl PolicyGate {
                     Durability::Wait => needs.wait = true,
                 }
                 needs.ends_or_starts_transaction |= statement.action == Action::Tcl;
-                self.catalog.ran(statement);
+            }
+            let mut changes_state = false;
+            if command.origin != CommandOrigin::Parse {
+                // Settings follow exactly only for a lone statement outside
+                // a transaction block (one that may roll back is not).
+                let outside = self.outside_transaction
+                    && statements.len() == 1
+                    && statements.iter().all(|s| s.action != Action::Tcl);
+                for statement in &statements {
+                    self.catalog.ran(statement);
+                    let before = self.state.describe();
+                    self.state.ran(statement, !outside);
+                    changes_state |= self.state.describe() != before;
+                }
             }
             if answers(command) && self.recorder.is_some() {
-                self.awaiting.push_back(seq);
+                self.awaiting.push_back((seq, changes_state));
             }
             return Ok(());
         }
@@ -443,6 +464,13 @@ struct UnitNeeds {
 impl Gate for PolicyGate {
     fn decide(&mut self, commands: &[Command], unit: &UnitContext) -> Verdict {
         let policies = self.shared.policies.load_full();
+        // A Parse runs nothing: a lone Execute (with its Parse) is alone.
+        self.outside_transaction = unit.outside_transaction
+            && commands
+                .iter()
+                .filter(|c| c.origin != CommandOrigin::Parse)
+                .count()
+                == 1;
         let awaiting_before = self.awaiting.len();
         let mut needs = UnitNeeds {
             all_reads: true,
@@ -542,7 +570,10 @@ impl Gate for PolicyGate {
     }
 
     fn on_response(&mut self, response: Response) {
-        let seq = self.awaiting.pop_front().flatten();
+        let (seq, changed_state) = self.awaiting.pop_front().unwrap_or((None, false));
+        if changed_state && matches!(response.completion, sluice_pg::Completion::Error { .. }) {
+            self.state.failed();
+        }
         if let (Some(recorder), Some(seq)) = (self.recorder.as_mut(), seq) {
             recorder.response(seq, response);
         }
