@@ -38,6 +38,7 @@ fn statement(i: u64) -> StatementRecord {
             locks_rows: false,
             defines_code: false,
             unproven: None,
+            field_names: Vec::new(),
         }],
         decision: Decision::allow(vec![PolicyRef {
             id: "devs-write-accounts".into(),

@@ -36,6 +36,10 @@ pub struct FunctionDef {
     /// `pg_proc.prokind`: `f` function, `a` aggregate, `w` window, `p`
     /// procedure.
     pub kind: char,
+    /// Takes one argument that a row can be passed as (a composite, a
+    /// domain or a pseudo-type such as `record`): `t.name` calls it.
+    #[serde(default)]
+    pub takes_row: bool,
     /// The body, for the SQL and PL/pgSQL functions whose body decides
     /// whether they only read (stable or immutable user functions).
     pub body: Option<String>,

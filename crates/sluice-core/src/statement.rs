@@ -154,6 +154,11 @@ pub struct Statement {
     /// `call`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unproven: Option<Unproven>,
+    /// Names selected from a row (`t.f`, `(x).f`): PostgreSQL reads them as
+    /// calls of `f(t)` when such a function exists, so the catalog checks
+    /// them like calls.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub field_names: Vec<String>,
 }
 
 /// What a statement is once its remaining calls are shown to only read.
@@ -184,6 +189,7 @@ impl Statement {
             locks_rows: false,
             defines_code: true,
             unproven: None,
+            field_names: Vec::new(),
         }
     }
 }

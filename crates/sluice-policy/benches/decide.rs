@@ -58,6 +58,7 @@ fn stmt(action: Action, text: &str, tables: &[&str], has_where: bool) -> Stateme
         locks_rows: false,
         defines_code: false,
         unproven: None,
+        field_names: Vec::new(),
         error: None,
     }
 }

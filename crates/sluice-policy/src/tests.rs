@@ -20,6 +20,7 @@ fn stmt(action: Action) -> Statement {
         locks_rows: false,
         defines_code: false,
         unproven: None,
+        field_names: Vec::new(),
         error: None,
     }
 }

@@ -106,6 +106,7 @@ pub(crate) fn session_context(scope: &Scope) -> Result<Context, String> {
         locks_rows: false,
         defines_code: false,
         unproven: None,
+        field_names: Vec::new(),
     };
     crate::decide::context(
         &empty,

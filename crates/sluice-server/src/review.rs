@@ -161,20 +161,9 @@ fn approved_under_other_state(
     asker: &Asker<'_>,
     command: &Command,
 ) -> Option<String> {
-    let approved = service
-        .store
-        .list(ListFilter {
-            status: Some(Status::Approved),
-            limit: 10_000,
-        })
-        .ok()?;
     let params: Vec<Option<String>> = command.params.iter().map(encode_param_value).collect();
-    let other = approved.into_iter().find(|r| {
-        r.text == command.text
-            && r.params == params
-            && r.requester.name == asker.identity.name
-            && r.resource == asker.resource
-            && r.session_state != asker.session_state
+    let other = requests_of(service, Status::Approved, asker).find(|r| {
+        r.text == command.text && r.params == params && r.session_state != asker.session_state
     })?;
     let shown = |state: &str| {
         if state.is_empty() {
@@ -203,21 +192,28 @@ fn pending_request(
     fp: &Fingerprint,
     asker: &Asker<'_>,
 ) -> Option<String> {
-    let pending = service
+    requests_of(service, Status::Pending, asker)
+        .find(|r| &r.fingerprint == fp)
+        .map(|r| r.id)
+}
+
+/// The asker's requests on this resource with `status` (none if the store
+/// cannot be read: the caller then files a new request).
+fn requests_of(
+    service: &ApprovalService,
+    status: Status,
+    asker: &Asker<'_>,
+) -> impl Iterator<Item = sluice_approvals::Request> {
+    let (identity, resource) = (asker.identity.name.clone(), asker.resource.to_owned());
+    service
         .store
         .list(ListFilter {
-            status: Some(Status::Pending),
+            status: Some(status),
             limit: 10_000,
         })
-        .ok()?;
-    pending
+        .unwrap_or_default()
         .into_iter()
-        .find(|r| {
-            &r.fingerprint == fp
-                && r.requester.name == asker.identity.name
-                && r.resource == asker.resource
-        })
-        .map(|r| r.id)
+        .filter(move |r| r.requester.name == identity && r.resource == resource)
 }
 
 fn with_mismatch(detail: String, mismatch: Option<&str>) -> String {

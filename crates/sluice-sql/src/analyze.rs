@@ -26,6 +26,7 @@ pub(crate) struct Analysis {
     pub copies_out: bool,
     pub locks_rows: bool,
     pub defines_code: bool,
+    pub field_names: Vec<String>,
     /// Calls that run now and that only the catalog can prove read-only:
     /// `action` and `base` are at least `call` while they are unproven.
     pub unproven: Option<Unproven>,
@@ -96,6 +97,7 @@ pub(crate) fn analyze(node: &N) -> Analysis {
         copies_out,
         locks_rows: walk.locks_rows,
         defines_code,
+        field_names: if executes { walk.fields } else { Vec::new() },
         unproven,
     }
 }
@@ -130,6 +132,7 @@ impl Analysis {
             copies_out: false,
             locks_rows: false,
             defines_code: true,
+            field_names: Vec::new(),
             unproven: None,
         }
     }
@@ -154,6 +157,7 @@ impl Analysis {
             copies_out: self.copies_out,
             locks_rows: self.locks_rows,
             defines_code: self.defines_code,
+            field_names: self.field_names.clone(),
             unproven: self.unproven_for(action),
         }
     }

@@ -108,6 +108,11 @@ pub(crate) fn merge(a: &Statement, b: &Statement) -> Statement {
     out.locks_rows = a.locks_rows || b.locks_rows;
     out.defines_code = a.defines_code || b.defines_code;
     out.unproven = merge_unproven(a, b);
+    for field in &b.field_names {
+        if !out.field_names.contains(field) {
+            out.field_names.push(field.clone());
+        }
+    }
     if out.action == Action::Unknown && out.error.is_none() {
         out.error.clone_from(&b.error);
     }

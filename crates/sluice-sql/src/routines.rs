@@ -29,12 +29,20 @@ const BUILTIN_SCHEMAS: [&str; 2] = ["pg_catalog", "information_schema"];
 /// The verdicts for one resource's catalog.
 #[derive(Debug, Default)]
 pub struct FunctionCatalog {
-    /// Bare function name → (schema, reads) for each definition.
-    functions: HashMap<String, Vec<(String, bool)>>,
+    /// Bare function name → each definition.
+    functions: HashMap<String, Vec<Def>>,
     /// Views whose definition calls something not proven read-only:
     /// how many of each bare name, and each qualified name.
     unproven_views: HashMap<String, usize>,
     unproven_qualified_views: HashSet<String>,
+}
+
+#[derive(Debug)]
+struct Def {
+    schema: String,
+    reads: bool,
+    /// `t.name` calls it (see [`FunctionDef::takes_row`]).
+    takes_row: bool,
 }
 
 /// What a body or view definition names.
@@ -69,11 +77,11 @@ impl FunctionCatalog {
             } else {
                 Some(false)
             };
-            catalog
-                .functions
-                .entry(f.name.clone())
-                .or_default()
-                .push((f.schema.clone(), verdict.unwrap_or(false)));
+            catalog.functions.entry(f.name.clone()).or_default().push(Def {
+                schema: f.schema.clone(),
+                reads: verdict.unwrap_or(false),
+                takes_row: f.takes_row,
+            });
         }
         let mut views: Vec<(String, String, Names, bool)> = routines
             .views
@@ -130,8 +138,8 @@ impl FunctionCatalog {
             // One body proven marks one definition; overloads of a name
             // in one schema are proven one by one, so mark the first
             // unproven one of that schema.
-            if let Some(def) = defs.iter_mut().find(|(s, read)| s == schema && !read) {
-                def.1 = true;
+            if let Some(def) = defs.iter_mut().find(|d| d.schema == schema && !d.reads) {
+                def.reads = true;
             }
         }
     }
@@ -142,42 +150,53 @@ impl FunctionCatalog {
         }
         let calls_read = names.calls.iter().all(|(name, keyword)| {
             match self.definitions(name) {
-                Some(defs) => defs.iter().all(|(_, read)| *read),
+                Some(mut defs) => defs.all(|d| d.reads),
                 // No such function: a keyword construct (`IF (`) or a cast;
                 // an identifier the catalog does not know is not proven.
                 None => *keyword,
             }
         });
-        calls_read && !names.idents.iter().any(|i| self.view_unproven(i))
+        calls_read
+            && !names
+                .idents
+                .iter()
+                .any(|i| self.view_unproven(i) || self.field_call_unproven(i))
     }
 
     /// Every definition `written` can call: `schema.name` in that schema,
     /// a bare name in any schema (the session's search_path may reach any).
-    fn definitions(&self, written: &str) -> Option<Vec<&(String, bool)>> {
+    fn definitions<'a>(&'a self, written: &'a str) -> Option<impl Iterator<Item = &'a Def>> {
         let (schema, name) = split_name(written);
-        let defs: Vec<_> = self
-            .functions
-            .get(name)?
+        let defs = self.functions.get(name)?;
+        let mut matching = defs
             .iter()
-            .filter(|(s, _)| schema.is_none_or(|want| want == s))
-            .collect();
-        (!defs.is_empty()).then_some(defs)
+            .filter(move |d| schema.is_none_or(|want| want == d.schema))
+            .peekable();
+        matching.peek()?;
+        Some(matching)
     }
 
     /// Whether every definition `written` can reach reads (false when there
     /// is none).
     pub fn proves(&self, written: &str) -> bool {
         self.definitions(written)
-            .is_some_and(|defs| defs.iter().all(|(_, read)| *read))
+            .is_some_and(|mut defs| defs.all(|d| d.reads))
+    }
+
+    /// Whether `t.name` can call a function of that name not proven
+    /// read-only.
+    fn field_call_unproven(&self, name: &str) -> bool {
+        self.functions
+            .get(name)
+            .is_some_and(|defs| defs.iter().any(|d| d.takes_row && !d.reads))
     }
 
     /// Whether a call the classifier proved (an unqualified builtin on the
     /// curated list) can reach a user function of the same name that is not
     /// proven: an overload with better-matching argument types wins.
     fn shadowed(&self, written: &str) -> bool {
-        self.definitions(written).is_some_and(|defs| {
-            defs.iter()
-                .any(|(schema, read)| !read && !BUILTIN_SCHEMAS.contains(&schema.as_str()))
+        self.definitions(written).is_some_and(|mut defs| {
+            defs.any(|d| !d.reads && !BUILTIN_SCHEMAS.contains(&d.schema.as_str()))
         })
     }
 
@@ -194,8 +213,9 @@ impl FunctionCatalog {
 
 /// Completes `statement`'s classification with what the catalog knows:
 /// calls it proves read-only no longer make the statement a `call`; an
-/// unqualified builtin that a user function of its name shadows, or a view
-/// whose definition calls what is not proven, makes it one. Without a
+/// unqualified builtin that a user function of its name shadows, a view
+/// whose definition calls what is not proven, or `t.f` where a function `f`
+/// that takes a row is not proven, makes it one. Without a
 /// catalog (`None`: it could not be read, or DDL that can define code ran
 /// since it was) nothing is proven: every unqualified call and every
 /// table (which could be a view) makes the statement a `call`.
@@ -220,7 +240,11 @@ pub fn resolve(catalog: Option<&FunctionCatalog>, statement: &mut Statement) {
         Some(catalog) => catalog.view_unproven(t),
         None => true,
     });
-    if (unsafe_call || unsafe_view) && runs_now(statement.action) {
+    let unsafe_field = statement.field_names.iter().any(|f| match catalog {
+        Some(catalog) => catalog.field_call_unproven(f),
+        None => true,
+    });
+    if (unsafe_call || unsafe_view || unsafe_field) && runs_now(statement.action) {
         statement.action = stronger(statement.action, Action::Call);
         statement.calls_volatile = true;
     }
@@ -273,7 +297,9 @@ fn names(source: &str) -> Names {
             .unwrap_or("");
         let kind = Token::try_from(token.token).unwrap_or(Token::Nul);
         let keyword = KeywordKind::try_from(token.keyword_kind).unwrap_or(KeywordKind::NoKeyword);
-        if kind == Token::Execute {
+        // Dynamic SQL, and identifiers written with Unicode escapes (which
+        // this reading does not decode).
+        if matches!(kind, Token::Execute | Token::Uident) {
             out.opaque = true;
         }
         if kind == Token::Ascii40 {

@@ -10,6 +10,7 @@ fn builtin(name: &str, volatility: Volatility) -> FunctionDef {
         language: "internal".into(),
         security_definer: false,
         kind: 'f',
+        takes_row: false,
         body: None,
     }
 }
@@ -22,6 +23,7 @@ fn user(name: &str, volatility: Volatility, language: &str, body: &str) -> Funct
         language: language.into(),
         security_definer: false,
         kind: 'f',
+        takes_row: false,
         body: Some(body.into()),
     }
 }
@@ -29,6 +31,8 @@ fn user(name: &str, volatility: Volatility, language: &str, body: &str) -> Funct
 fn catalog() -> FunctionCatalog {
     use Volatility::*;
     let mut definer = user("definer_reads", Stable, "sql", "SELECT 1");
+    let mut zap = user("zap", Volatile, "sql", "DELETE FROM t RETURNING 1");
+    zap.takes_row = true;
     definer.security_definer = true;
     FunctionCatalog::build(&Routines {
         functions: vec![
@@ -53,6 +57,9 @@ fn catalog() -> FunctionCatalog {
             user("lower", Volatile, "plpgsql", "BEGIN DELETE FROM t; RETURN 1; END"),
             user("in_c", Immutable, "c", "in_c"),
             definer,
+            zap,
+            user("by_field", Stable, "sql", "SELECT a.zap FROM t a"),
+            user("escaped", Stable, "sql", "SELECT U&\"\\0077ipe\"()"),
         ],
         views: vec![
             ViewDef {
@@ -99,6 +106,10 @@ fn a_stable_function_that_calls_a_volatile_writer_is_a_call() {
         "SELECT in_c(1)",
         "SELECT definer_reads()",
         "SELECT no_such_function()",
+        "SELECT by_field()",
+        "SELECT escaped()",
+        "SELECT a.zap FROM t a",
+        "SELECT (a).zap FROM (SELECT t AS a FROM t) s",
     ] {
         assert_eq!(resolved(Some(&c), sql).action, Action::Call, "{sql}");
     }

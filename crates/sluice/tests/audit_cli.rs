@@ -37,6 +37,7 @@ fn classified(action: Action, text: &str) -> Statement {
         locks_rows: false,
         defines_code: false,
         unproven: None,
+        field_names: Vec::new(),
     }
 }
 

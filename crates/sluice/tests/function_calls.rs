@@ -40,6 +40,8 @@ create function tax(numeric) returns numeric language sql immutable as 'select $
 create function owners() returns bigint language sql stable as 'select count(*) from accounts';
 create function lower(int) returns int language plpgsql volatile
   as $$ begin delete from accounts where id = $1; return 1; end $$;
+create function zap(a accounts) returns int language sql volatile
+  as 'delete from accounts where id = $1.id returning 1';
 create view wiping as select wipe() as w;
 create view honest as select owner, tax(id) from accounts;
 alter function owners() owner to scram_user;
@@ -119,6 +121,10 @@ const EVASIONS: &[&str] = &[
     "select public.lower(1)",
     "select count(*) from accounts group by wipe()",
     "select id from accounts order by wipe() limit 1",
+    // Attribute notation: `a.zap` is `zap(a)`.
+    "select a.zap from accounts a where id = 1",
+    "select (s.a).zap from (select a from accounts a where id = 2) s",
+    "copy (select wipe()) to stdout",
 ];
 
 #[test]

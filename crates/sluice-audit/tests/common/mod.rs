@@ -37,6 +37,7 @@ pub fn statement(text: &str, allow: bool) -> StatementRecord {
             locks_rows: false,
             defines_code: false,
             unproven: None,
+            field_names: Vec::new(),
         }],
         decision: if allow {
             Decision::allow(policies)

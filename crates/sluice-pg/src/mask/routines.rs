@@ -14,6 +14,8 @@ const MAX_ROWS: usize = 200_000;
 /// Bodies are read only where they decide the verdict: user functions that
 /// are stable or immutable, plain, in SQL or PL/pgSQL, not SECURITY DEFINER.
 const FUNCTIONS_SQL: &str = "SELECT n.nspname, p.proname, p.provolatile, l.lanname, p.prosecdef, p.prokind, \
+     p.pronargs = 1 AND EXISTS (SELECT 1 FROM pg_type t WHERE t.oid = p.proargtypes[0] \
+                                AND t.typtype IN ('c', 'd', 'p')), \
      CASE WHEN n.nspname NOT IN ('pg_catalog', 'information_schema') AND p.provolatile <> 'v' \
           AND l.lanname IN ('sql', 'plpgsql') AND NOT p.prosecdef AND p.prokind = 'f' \
      THEN CASE WHEN p.prosqlbody IS NOT NULL THEN pg_get_function_sqlbody(p.oid) ELSE p.prosrc END END \
@@ -32,7 +34,9 @@ pub(super) async fn lookup(conn: &mut Backend) -> Result<Routines, PgError> {
         return Err(too_many("functions"));
     }
     for row in rows {
-        if let [schema, name, volatility, language, definer, kind, body] = row.as_slice() {
+        if let [schema, name, volatility, language, definer, kind, takes_row, body] =
+            row.as_slice()
+        {
             routines.functions.push(FunctionDef {
                 schema: schema.clone(),
                 name: name.clone(),
@@ -40,6 +44,7 @@ pub(super) async fn lookup(conn: &mut Backend) -> Result<Routines, PgError> {
                 language: language.clone(),
                 security_definer: definer == "t",
                 kind: kind.chars().next().unwrap_or('?'),
+                takes_row: takes_row == "t",
                 body: Some(body.clone()),
             });
         }

@@ -25,6 +25,7 @@ pub fn stmt(action: Action, text: &str) -> Statement {
         locks_rows: false,
         defines_code: false,
         unproven: None,
+        field_names: Vec::new(),
         error: None,
     }
 }

@@ -59,6 +59,9 @@ pub(crate) struct Walk {
     pub unproven: Vec<String>,
     /// A `FOR UPDATE / SHARE` locking clause.
     pub locks_rows: bool,
+    /// Names selected from a row (`t.f`, `(x).f`): a call of `f` when a
+    /// function of that name takes a row.
+    pub fields: Vec<String>,
     /// `ColumnRef`/`CurrentOfExpr` nodes seen so far (tells a restricting
     /// WHERE from `WHERE true`).
     column_refs: usize,
@@ -94,6 +97,7 @@ pub(crate) fn walk_with_limit<T: Serialize + ?Sized>(
     dedup(&mut walk.tables);
     dedup(&mut walk.functions);
     dedup(&mut walk.unproven);
+    dedup(&mut walk.fields);
     Ok(walk)
 }
 
