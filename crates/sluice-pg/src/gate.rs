@@ -171,6 +171,9 @@ pub struct SessionInfo<'a> {
     pub peer: SocketAddr,
     pub tls: bool,
     pub application_name: Option<&'a str>,
+    /// The startup parameters forwarded to the backend (they are part of
+    /// the session state approvals are bound to).
+    pub parameters: &'a [(String, String)],
 }
 
 /// Makes the gate of each new session. The gate may keep per-session state

@@ -324,6 +324,7 @@ impl<F: GateFactory> Gateway<F> {
                 .iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case("application_name"))
                 .map(|(_, v)| v.as_str()),
+            parameters: &params.passthrough,
         });
         let mut gate = gate;
         let mask_rules = gate.mask_rules();

@@ -52,6 +52,19 @@ pub struct SessionState {
 }
 
 impl SessionState {
+    /// The state of a session whose startup packet set `parameters` (the
+    /// tracked ones count as changed from the defaults).
+    pub fn at_startup(parameters: &[(String, String)]) -> SessionState {
+        let mut state = SessionState::default();
+        for (name, value) in parameters {
+            if let Some(name) = tracked(name) {
+                let value = serde_json::Value::Array(vec![serde_json::Value::String(value.clone())]);
+                state.changed.insert(name, Value::Set(value.to_string()));
+            }
+        }
+        state
+    }
+
     /// The canonical description: empty for the defaults, else one
     /// `name = value` per changed setting, in name order. What approvers are
     /// shown and what the approval is bound to.
@@ -67,8 +80,9 @@ impl SessionState {
     }
 
     /// `statement` ran (was forwarded); `in_transaction`: inside a
-    /// transaction block, or in a unit that may open or end one.
-    pub fn ran(&mut self, statement: &Statement, in_transaction: bool) {
+    /// transaction block, or in a unit that may open or end one. Returns
+    /// whether it may have changed a tracked setting.
+    pub fn ran(&mut self, statement: &Statement, in_transaction: bool) -> bool {
         let opaque = matches!(
             statement.action,
             Action::Call | Action::Procedural | Action::Unknown
@@ -78,11 +92,17 @@ impl SessionState {
             .any(|f| f.rsplit('.').next() == Some("set_config"));
         if opaque {
             self.forget_all("changed by code Sluice cannot follow");
-            return;
+            return true;
         }
         if !matches!(statement.action, Action::Session | Action::Role) {
-            return;
+            return false;
         }
+        let before = self.changed.clone();
+        self.follow(statement, in_transaction);
+        self.changed != before
+    }
+
+    fn follow(&mut self, statement: &Statement, in_transaction: bool) {
         if statement.text.len() > MAX_SET_BYTES {
             self.forget_all("a setting statement too long to follow");
             return;
@@ -258,6 +278,21 @@ mod tests {
             assert!(a.describe().contains("unknown"), "{sql}: {}", a.describe());
             assert_ne!(a.describe(), b.describe(), "{sql}");
         }
+    }
+
+    #[test]
+    fn startup_parameters_are_part_of_the_state() {
+        let params = [
+            ("TimeZone".to_owned(), "Asia/Tokyo".to_owned()),
+            ("application_name".to_owned(), "x".to_owned()),
+        ];
+        let mut started = SessionState::at_startup(&params);
+        assert_eq!(started.describe(), r#"timezone = ["Asia/Tokyo"]"#);
+        let mut set = SessionState::default();
+        run(&mut set, "SET TimeZone = 'Asia/Tokyo'", false);
+        assert_eq!(started.describe(), set.describe());
+        run(&mut started, "RESET timezone", false);
+        assert_eq!(started.describe(), "");
     }
 
     #[test]

@@ -147,7 +147,7 @@ impl GateFactory for PolicyGates {
                 .clone()
                 .map(|(log, settings)| Recorder::start(log, settings, session, unmasked_by)),
             awaiting: VecDeque::new(),
-            state: SessionState::default(),
+            state: SessionState::at_startup(session.parameters),
             outside_transaction: false,
             pending_approval: None,
             decisions: DecisionCache {
@@ -350,9 +350,7 @@ impl PolicyGate {
                     && statements.iter().all(|s| s.action != Action::Tcl);
                 for statement in &statements {
                     self.catalog.ran(statement);
-                    let before = self.state.describe();
-                    self.state.ran(statement, !outside);
-                    changes_state |= self.state.describe() != before;
+                    changes_state |= self.state.ran(statement, !outside);
                 }
             }
             if answers(command) && self.recorder.is_some() {
