@@ -48,6 +48,36 @@ pub(crate) fn curated_read_only(name: &str) -> bool {
     read_only_set().contains(name)
 }
 
+/// How a call written `written` (`name` or `schema.name`) is treated
+/// without a catalog, and why: `None` is a read. For `sluice policy check`
+/// and the audit of decisions.
+pub fn call_treatment(written: &str) -> (Option<Action>, &'static str) {
+    let (schema, name) = match written.rsplit_once('.') {
+        Some((schema, name)) => (Some(schema.rsplit('.').next().unwrap_or(schema)), name),
+        None => (None, written),
+    };
+    let effect = effect(schema, name, None);
+    let why = match effect.escalate {
+        Some(_) if name == "set_config" => "changes a setting (role, unless the name is a constant other setting)",
+        Some(Action::Listen) => "sends a notification",
+        Some(Action::Update) => "changes a sequence or a large object",
+        Some(Action::Admin) if LOCKS.contains(&name) => "takes or releases an advisory lock",
+        Some(Action::Admin) => "reaches outside the database (server files, signals, replication, remote connections)",
+        Some(_) => "runs SQL given to it as text, which Sluice cannot see",
+        None if effect.read_only && schema.is_none() => {
+            "a builtin that changes nothing (a call when a user function of the same name that is not proven read-only exists)"
+        }
+        None if effect.read_only => "a builtin that changes nothing",
+        None => "not a builtin Sluice knows only reads: the gateway proves it from the resource's catalog (immutable or stable SQL/PL/pgSQL whose body only reads), else it is a call",
+    };
+    let action = match effect.escalate {
+        Some(action) => Some(action),
+        None if effect.read_only => None,
+        None => Some(Action::Call),
+    };
+    (action, why)
+}
+
 /// The effect of calling `schema.name(first_arg, ...)`. `first_arg` is the
 /// first argument when it is a string constant (only looked at for
 /// `set_config`).

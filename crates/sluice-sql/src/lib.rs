@@ -33,6 +33,7 @@ mod state;
 mod walk;
 
 pub use classifier::{Classifier, ClassifierConfig};
+pub use functions::call_treatment;
 pub use rank::{rank, stronger};
 pub use routines::{resolve, FunctionCatalog};
 pub use session::{SqlSession, MAX_PREPARED};
