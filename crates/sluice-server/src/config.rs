@@ -28,7 +28,8 @@ pub struct Config {
     pub approvals: ApprovalSettings,
     #[serde(default)]
     pub masking: MaskingSettings,
-    /// The directory the config file is in; relative paths resolve against it.
+    /// The directory the config file is in (`.` for a bare file name);
+    /// every relative path in the config resolves against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
     #[serde(skip)]
@@ -317,6 +318,16 @@ pub struct ResourceConfig {
     pub masking_detectors_off: Vec<String>,
 }
 
+/// The directory relative paths of the config at `path` resolve against:
+/// the file's own directory, or the current one when `path` is a bare file
+/// name (`sluice.toml`, whose parent is the empty path).
+fn base_dir_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let err = |message: String| ConfigError {
@@ -328,7 +339,7 @@ impl Config {
         let mut config: Config =
             toml::from_str(&text).map_err(|e| err(e.to_string().trim_end().to_owned()))?;
         config.file = path.to_path_buf();
-        config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        config.base_dir = base_dir_of(path);
         config.validate()?;
         Ok(config)
     }
@@ -501,6 +512,13 @@ user = "app_owner"
 password_env = "SLUICE_TEST_UNSET_VAR"
 tags = { env = "prod" }
 "#;
+
+    #[test]
+    fn a_bare_config_file_name_resolves_relative_paths_against_the_current_directory() {
+        assert_eq!(base_dir_of(Path::new("sluice.toml")), Path::new("."));
+        assert_eq!(base_dir_of(Path::new("etc/sluice.toml")), Path::new("etc"));
+        assert_eq!(base_dir_of(Path::new("/etc/sluice.toml")), Path::new("/etc"));
+    }
 
     #[test]
     fn a_minimal_config_loads_with_defaults() {

@@ -116,10 +116,13 @@ fn check(
         .iter()
         .map(|s| policies.decide(&identity, info, s, &ctx))
         .collect();
+    // As the gateway decides a query string (and records it): the first of
+    // its strictest statements' decisions, with the policies that made it.
     let overall = decisions
         .iter()
         .cloned()
-        .fold(Decision::allow(Vec::new()), Decision::stricter);
+        .reduce(Decision::stricter)
+        .unwrap_or_else(|| Decision::allow(Vec::new()));
     let mut tables: Vec<String> = Vec::new();
     for t in statements.iter().flat_map(|s| &s.tables) {
         if !tables.contains(t) {
@@ -230,7 +233,12 @@ fn print_report(report: &CheckReport<'_>, resource: &ResourceInfo) {
             );
         }
     }
-    println!("\ndecision: {}", outcome(&report.decision));
+    let ids: Vec<String> = report.decision.policies.iter().map(|p| p.id.clone()).collect();
+    println!(
+        "\ndecision: {} (policies: {})",
+        outcome(&report.decision),
+        list(&ids)
+    );
     masking::print(&report.masking, &report.identity.name, &resource.name);
 }
 
