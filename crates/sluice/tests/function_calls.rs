@@ -237,3 +237,48 @@ fn inside_the_transaction_that_defines_a_function_nothing_is_proven() {
     let (ok, _, err) = psql(&s.conn("reader"), "select again()");
     assert!(ok, "{err}");
 }
+
+#[test]
+fn policy_check_says_how_each_function_is_treated_and_why() {
+    let s = Setup::new();
+    let out = s.gw.cli(&[
+        "policy",
+        "check",
+        "--identity",
+        "reader",
+        "--resource",
+        "app",
+        "--json",
+        "select lower(owner), wipe(), nextval('ids'), pg_advisory_lock(1) from accounts",
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let statement = &report["statements"][0];
+    assert_eq!(statement["action"], "admin");
+    let treated: Vec<(String, String)> = statement["function_treatment"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            assert!(!t["why"].as_str().unwrap().is_empty());
+            (
+                t["function"].as_str().unwrap().to_owned(),
+                t["treated_as"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expect = [
+        ("lower", "read"),
+        ("wipe", "call"),
+        ("nextval", "update"),
+        ("pg_advisory_lock", "admin"),
+    ];
+    for (function, treated_as) in expect {
+        assert!(
+            treated.contains(&(function.to_owned(), treated_as.to_owned())),
+            "{function} as {treated_as}: {treated:?}"
+        );
+    }
+    let decision = report["decision"].to_string();
+    assert!(decision.contains("deny"), "{decision}");
+}
