@@ -173,7 +173,10 @@ mod tests {
         assert_ne!(ka.secret, kb.secret);
         let hit = reg.lookup(77, kb.secret).unwrap();
         assert!(Arc::ptr_eq(&hit.target, &b) && hit.backend_secret == 2);
-        assert!(!ka.cancels.has_changed().unwrap(), "only the matched session is told");
+        assert!(
+            !ka.cancels.has_changed().unwrap(),
+            "only the matched session is told"
+        );
         let gone = kb.secret;
         drop(kb);
         assert!(reg.lookup(77, gone).is_none());

@@ -485,7 +485,7 @@ async fn expect_password_message(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -520,7 +520,13 @@ mod tests {
 
     #[test]
     fn parameters_that_change_identity_or_name_resolution_are_refused_by_name() {
-        for name in ["search_path", "role", "session_authorization", "options", "enable_anything"] {
+        for name in [
+            "search_path",
+            "role",
+            "session_authorization",
+            "options",
+            "enable_anything",
+        ] {
             assert_eq!(
                 refusal(&[(name, "x")]),
                 format!("startup parameter \"{name}\" is not allowed through Sluice")

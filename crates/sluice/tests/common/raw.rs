@@ -52,8 +52,7 @@ pub fn query(sql: &str) -> Vec<u8> {
 
 impl Raw {
     pub fn connect(port: u16, user: &str, password: &str) -> Raw {
-        Raw::connect_with(port, user, password, &[])
-            .unwrap_or_else(|e| panic!("login failed: {e}"))
+        Raw::connect_with(port, user, password, &[]).unwrap_or_else(|e| panic!("login failed: {e}"))
     }
 
     /// Logs in with `params` added to the startup packet; `Err` holds the
