@@ -115,6 +115,7 @@ impl Approvals {
             resource: new.resource,
             text: new.text,
             params: new.params,
+            session_state: new.session_state,
             fingerprint: new.fingerprint,
             actions: new.actions,
             policy_id: new.policy_id,

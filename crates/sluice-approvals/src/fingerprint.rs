@@ -8,6 +8,8 @@ use sluice_core::Param;
 use std::fmt;
 
 const DOMAIN: &[u8] = b"sluice-fingerprint-v1";
+/// The same, with the session state the statement runs under.
+const DOMAIN_IN_STATE: &[u8] = b"sluice-fingerprint-v2";
 
 /// SHA-256 of a statement's canonical form, lowercase hex.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -52,11 +54,32 @@ impl fmt::Display for Fingerprint {
 /// `DELETE .. WHERE id = 2`. NULL, an empty text value and an empty binary
 /// value all differ, so a grant for one cannot run the other.
 pub fn fingerprint(resource: &str, identity: &str, text: &str, params: &[Param]) -> Fingerprint {
-    let mut msg = Canonical::new(DOMAIN);
-    msg.field(resource.as_bytes())
-        .field(identity.as_bytes())
-        .field(text.as_bytes())
-        .count(params.len());
+    fingerprint_in("", resource, identity, text, params)
+}
+
+/// [`fingerprint`] bound also to `session_state`, the canonical description
+/// of the settings that decide what the text's names mean and with whose
+/// privileges it runs (search_path, role, ...). The default state (empty)
+/// is the v1 form above; any other state is the same message under the
+/// domain `sluice-fingerprint-v2` with `len state` after the identity, so
+/// a grant for one state can never match another.
+pub fn fingerprint_in(
+    session_state: &str,
+    resource: &str,
+    identity: &str,
+    text: &str,
+    params: &[Param],
+) -> Fingerprint {
+    let mut msg = if session_state.is_empty() {
+        Canonical::new(DOMAIN)
+    } else {
+        Canonical::new(DOMAIN_IN_STATE)
+    };
+    msg.field(resource.as_bytes()).field(identity.as_bytes());
+    if !session_state.is_empty() {
+        msg.field(session_state.as_bytes());
+    }
+    msg.field(text.as_bytes()).count(params.len());
     for param in params {
         match param {
             Param::Null => msg.tag(0),
@@ -133,6 +156,26 @@ mod tests {
         assert_ne!(
             fp("a", "b", "c", &[Param::Text(b"1".to_vec())]),
             fp("a", "b", "c", &[Param::Text(b"2".to_vec())])
+        );
+    }
+
+    #[test]
+    fn the_session_state_is_part_of_the_binding() {
+        let default = fp("app", "a", "DELETE FROM users WHERE id = 5", &[]);
+        let same = fingerprint_in("", "app", "a", "DELETE FROM users WHERE id = 5", &[]);
+        let other = fingerprint_in(
+            r#"search_path = ["other"]"#,
+            "app",
+            "a",
+            "DELETE FROM users WHERE id = 5",
+            &[],
+        );
+        assert_eq!(default, same);
+        assert_ne!(default, other);
+        // The state is its own field: it cannot be shifted into the text.
+        assert_ne!(
+            fingerprint_in("x", "app", "a", "y", &[]),
+            fingerprint_in("", "app", "a", "xy", &[])
         );
     }
 

@@ -77,7 +77,7 @@ pub use clock::{BadTimestamp, Timestamp};
 pub use config::ApprovalsConfig;
 pub use error::ApprovalError;
 pub use event::{ApprovalEvent, EventKind, EventSink};
-pub use fingerprint::{fingerprint, Fingerprint};
+pub use fingerprint::{fingerprint, fingerprint_in, Fingerprint};
 pub use grant::{Grant, APPROVED};
 pub use request::{ListFilter, Mode, NewRequest, Outcome, Request, Status, Vote, VoteDecision};
 pub use store::DB_FILE;

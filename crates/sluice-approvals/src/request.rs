@@ -123,8 +123,12 @@ pub struct NewRequest {
     /// Parameters in display form (`None` = NULL), encoded by the caller the
     /// way the audit log records them.
     pub params: Vec<Option<String>>,
-    /// Must be [`crate::fingerprint`] of the same statement; the grant is
-    /// bound to it.
+    /// The session state the statement would run under, as
+    /// [`crate::fingerprint_in`] describes it (empty: the defaults); shown
+    /// to approvers.
+    pub session_state: String,
+    /// Must be [`crate::fingerprint_in`] of the same statement and state;
+    /// the grant is bound to it.
     pub fingerprint: Fingerprint,
     pub actions: Vec<String>,
     /// The policy that asked for review.
@@ -149,6 +153,9 @@ pub struct Request {
     pub resource: String,
     pub text: String,
     pub params: Vec<Option<String>>,
+    /// The session state it would run under (empty: the defaults).
+    #[serde(default)]
+    pub session_state: String,
     pub fingerprint: Fingerprint,
     pub actions: Vec<String>,
     pub policy_id: String,

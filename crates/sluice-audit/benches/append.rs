@@ -35,6 +35,10 @@ fn statement(i: u64) -> StatementRecord {
             error: None,
             commits: false,
             copies_out: false,
+            locks_rows: false,
+            defines_code: false,
+            unproven: None,
+            field_names: Vec::new(),
         }],
         decision: Decision::allow(vec![PolicyRef {
             id: "devs-write-accounts".into(),

@@ -4,11 +4,12 @@
 
 mod command;
 mod identity;
+pub mod routines;
 mod statement;
 
 pub use command::{Command, CommandOrigin, Decision, Outcome, Param, PolicyRef};
 pub use identity::{Identity, ResourceId};
-pub use statement::{Action, Statement};
+pub use statement::{Action, Statement, Unproven};
 
 /// Cuts `s` to at most `max` bytes without splitting a character; true
 /// when something was cut.

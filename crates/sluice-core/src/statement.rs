@@ -22,6 +22,10 @@ pub enum Action {
     CopyIn,
     /// DO, CALL.
     Procedural,
+    /// Calls a function Sluice cannot prove only reads (a user function that
+    /// is volatile, written in C, `SECURITY DEFINER`, or not in the catalog):
+    /// it may write anything, so it is in no action group.
+    Call,
     /// BEGIN / COMMIT / ROLLBACK / SAVEPOINT ...
     Tcl,
     /// SET, RESET, SHOW, DISCARD.
@@ -40,7 +44,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 20] = [
+    pub const ALL: [Action; 21] = [
         Action::Select,
         Action::Insert,
         Action::Update,
@@ -53,6 +57,7 @@ impl Action {
         Action::CopyOut,
         Action::CopyIn,
         Action::Procedural,
+        Action::Call,
         Action::Tcl,
         Action::Session,
         Action::Role,
@@ -78,6 +83,7 @@ impl Action {
             Action::CopyOut => "copy_out",
             Action::CopyIn => "copy_in",
             Action::Procedural => "procedural",
+            Action::Call => "call",
             Action::Tcl => "tcl",
             Action::Session => "session",
             Action::Role => "role",
@@ -133,6 +139,37 @@ pub struct Statement {
     /// to COPY data.
     #[serde(default)]
     pub copies_out: bool,
+    /// `SELECT ... FOR UPDATE / NO KEY UPDATE / SHARE / KEY SHARE`: takes row
+    /// locks that stall writers until the transaction ends.
+    #[serde(default)]
+    pub locks_rows: bool,
+    /// Can create or change code that later statements run (a function, a
+    /// view, an operator, an extension, a rule): what Sluice knows of the
+    /// resource's functions is stale once it ran.
+    #[serde(default)]
+    pub defines_code: bool,
+    /// Calls the classifier alone could not prove read-only, which the
+    /// resource's catalog may (a builtin by its volatility, a user function
+    /// by its definition). While this is `Some`, `action` is at least
+    /// `call`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unproven: Option<Unproven>,
+    /// Names selected from a row (`t.f`, `(x).f`): PostgreSQL reads them as
+    /// calls of `f(t)` when such a function exists, so the catalog checks
+    /// them like calls.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub field_names: Vec<String>,
+}
+
+/// What a statement is once its remaining calls are shown to only read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unproven {
+    /// The functions to prove, as written (schema-qualified when written so).
+    pub functions: Vec<String>,
+    /// The statement's action without them.
+    pub action: Action,
+    /// `calls_volatile` without them.
+    pub calls_volatile: bool,
 }
 
 impl Statement {
@@ -149,6 +186,10 @@ impl Statement {
             error: Some(error.into()),
             commits: false,
             copies_out: false,
+            locks_rows: false,
+            defines_code: true,
+            unproven: None,
+            field_names: Vec::new(),
         }
     }
 }

@@ -59,7 +59,13 @@ pub struct UnitContext {
     /// Changes made here reach the target only at COMMIT (a lost
     /// connection rolls them back).
     pub in_transaction: bool,
+    /// Certainly outside a transaction block: the last ReadyForQuery said
+    /// so and nothing sent since is still running.
+    pub outside_transaction: bool,
 }
+
+/// What the session waits for before it decides anything more.
+pub type Pause = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// How a command that ran ended, as the client saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,14 +121,23 @@ pub trait Gate: Send {
         None
     }
 
-    /// The resource's catalog names, resolved for a masked session before
-    /// its first statement (COPY of a table with masked columns is judged
-    /// by them).
+    /// The resource's catalog, resolved before the session's first
+    /// statement: COPY of a table with masked columns is judged by its
+    /// names, function calls are proven read-only by its functions.
     fn set_catalog(
         &mut self,
         _catalog: Arc<crate::mask::Catalog>,
         _refresh: crate::mask::CatalogRefresh,
     ) {
+    }
+
+    /// Asked before each client message is processed; `settled` when
+    /// nothing the session forwarded is still running and no transaction
+    /// block is open (what ran is committed). `Some`: nothing more is
+    /// decided until the future resolves (the gate's view of the resource
+    /// catches up, e.g. its catalog after DDL that can define functions).
+    fn pause(&mut self, _settled: bool) -> Option<Pause> {
+        None
     }
 
     /// `Some(cap)` to be told the [`Response`] of every command it let run,
@@ -156,6 +171,9 @@ pub struct SessionInfo<'a> {
     pub peer: SocketAddr,
     pub tls: bool,
     pub application_name: Option<&'a str>,
+    /// The startup parameters forwarded to the backend (they are part of
+    /// the session state approvals are bound to).
+    pub parameters: &'a [(String, String)],
 }
 
 /// Makes the gate of each new session. The gate may keep per-session state

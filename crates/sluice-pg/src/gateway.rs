@@ -324,26 +324,23 @@ impl<F: GateFactory> Gateway<F> {
                 .iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case("application_name"))
                 .map(|(_, v)| v.as_str()),
+            parameters: &params.passthrough,
         });
         let mut gate = gate;
         let mask_rules = gate.mask_rules();
-        let catalog = match &mask_rules {
-            Some(_) => {
-                let catalog = self.catalogs.get(&resource.id.0, &resource.target).await;
-                let (cache, name, target) = (
-                    self.catalogs.clone(),
-                    resource.id.0.clone(),
-                    resource.target.clone(),
-                );
-                let refresh: crate::mask::CatalogRefresh = Arc::new(move || {
-                    let (cache, name, target) = (cache.clone(), name.clone(), target.clone());
-                    Box::pin(async move { cache.refresh(&name, &target).await })
-                });
-                gate.set_catalog(catalog.clone(), refresh);
-                Some(catalog)
-            }
-            None => None,
-        };
+        // Every session gets the catalog: masking names columns by it, and
+        // policy proves function calls read-only by it.
+        let catalog = self.catalogs.get(&resource.id.0, &resource.target).await;
+        let (cache, name, target) = (
+            self.catalogs.clone(),
+            resource.id.0.clone(),
+            resource.target.clone(),
+        );
+        let refresh: crate::mask::CatalogRefresh = Arc::new(move || {
+            let (cache, name, target) = (cache.clone(), name.clone(), target.clone());
+            Box::pin(async move { cache.refresh(&name, &target).await })
+        });
+        gate.set_catalog(catalog.clone(), refresh);
         let session = Session::new(
             Side {
                 stream: client,
@@ -360,12 +357,12 @@ impl<F: GateFactory> Gateway<F> {
                 cancels: cancel_key.cancels.clone(),
             },
         );
-        let session = match (mask_rules, catalog) {
-            (Some(rules), Some(catalog)) => session.with_masking(crate::mask::SessionMask {
+        let session = match mask_rules {
+            Some(rules) => session.with_masking(crate::mask::SessionMask {
                 masker: rules.masker,
                 catalog,
             }),
-            _ => session,
+            None => session,
         };
         Ok(Some((session, auth.identity, slot_guard, cancel_key)))
     }

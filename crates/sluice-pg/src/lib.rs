@@ -24,7 +24,7 @@ pub use backend::{BackendTarget, BackendTls, Secret};
 pub use error::{PgError, ProtocolError};
 pub use gate::{
     answers, Completion, Durable, Gate, GateFactory, MaskRules, Response, SessionInfo, UnitContext,
-    Verdict,
+    Verdict, Pause,
 };
 pub use gateway::{Gateway, GatewayConfig, Resource};
 pub use messages::{sqlstate, PgErrorReply};

@@ -91,20 +91,7 @@ impl Responses {
     ) {
         self.settle(done);
         if tag == b'Z' {
-            // Everything of this segment is over: the Query or FunctionCall
-            // it answered, and Executes skipped after an error.
-            while self.open.front().is_some_and(|o| o.segment <= z_seen + 1) {
-                if let Some(mut open) = self.open.pop_front() {
-                    open.bytes += frame.len() as u64;
-                    let completion = if open.execute {
-                        Completion::Skipped
-                    } else {
-                        open.final_completion()
-                    };
-                    done(open.finish(completion));
-                }
-                self.settle(done);
-            }
+            self.end_segment(z_seen, Some(frame.len()), done);
             return;
         }
         let cap = self.cap;
@@ -168,6 +155,36 @@ impl Responses {
         open.bytes += frame.len() as u64;
         if let Some(completion) = finished {
             if let Some(open) = self.open.pop_front() {
+                done(open.finish(completion));
+            }
+            self.settle(done);
+        }
+    }
+
+    /// ReadyForQuery number `z_seen + 1` came (`ready`: its length), or
+    /// never will (the backend discarded the message it was counted for):
+    /// everything of its segment is over. The Query or FunctionCall it
+    /// answered ends with what it collected, or as skipped if the backend
+    /// discarded it; Executes still open were skipped after an error.
+    pub(crate) fn end_segment(
+        &mut self,
+        z_seen: u64,
+        ready: Option<usize>,
+        done: &mut impl FnMut(Response),
+    ) {
+        while self.open.front().is_some_and(|o| o.segment <= z_seen + 1) {
+            if let Some(mut open) = self.open.pop_front() {
+                let completion = match ready {
+                    Some(len) => {
+                        open.bytes += len as u64;
+                        if open.execute {
+                            Completion::Skipped
+                        } else {
+                            open.final_completion()
+                        }
+                    }
+                    None => Completion::Skipped,
+                };
                 done(open.finish(completion));
             }
             self.settle(done);

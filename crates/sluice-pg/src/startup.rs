@@ -162,27 +162,141 @@ async fn read_startup_packet(stream: &mut Stream) -> Result<StartupPacket, Rejec
     codec::parse_startup(&buf).map_err(Rejection::protocol)
 }
 
-/// Startup options passed on to the backend. Anything else a client could
-/// set at startup is a server setting (`role`, `session_authorization`,
-/// `options=-c ...`) that would bypass the gateway's view of the session,
-/// so it is refused rather than silently dropped.
+/// Startup parameters passed on to the backend: formatting, planner,
+/// memory and timeout settings, whatever their value. A startup parameter
+/// takes effect before the first statement, out of the gateway's sight, so
+/// only settings that cannot change who the session is, what it may do,
+/// how names resolve (`search_path`) or how statement text reads are here.
+/// Everything else (`options`, `role`, `session_authorization`,
+/// `search_path`, `session_replication_role`, `transform_null_equals`, an
+/// unknown name ...) is refused, naming the parameter: an explicit list
+/// fails closed on settings added by newer servers. The README lists them.
 const PASSTHROUGH: &[&str] = &[
+    // How values are written and read.
     "application_name",
     "client_encoding",
     "datestyle",
     "timezone",
-    "extra_float_digits",
     "intervalstyle",
-    "search_path",
-    "statement_timeout",
-    "lock_timeout",
-    "idle_in_transaction_session_timeout",
-    "default_transaction_isolation",
-    "default_transaction_read_only",
+    "extra_float_digits",
     "bytea_output",
     "client_min_messages",
     "standard_conforming_strings",
+    "escape_string_warning",
+    "lc_monetary",
+    "lc_numeric",
+    "lc_time",
+    // Limits.
+    "statement_timeout",
+    "lock_timeout",
+    "idle_in_transaction_session_timeout",
+    "idle_session_timeout",
+    // Transaction defaults.
+    "default_transaction_isolation",
+    "default_transaction_read_only",
+    "default_transaction_deferrable",
+    // Memory.
+    "work_mem",
+    "maintenance_work_mem",
+    "hash_mem_multiplier",
+    "temp_buffers",
+    // The planner: which plan runs, never what it computes.
+    "geqo",
+    "geqo_threshold",
+    "geqo_effort",
+    "geqo_pool_size",
+    "geqo_generations",
+    "geqo_selection_bias",
+    "geqo_seed",
+    "enable_async_append",
+    "enable_bitmapscan",
+    "enable_gathermerge",
+    "enable_group_by_reordering",
+    "enable_hashagg",
+    "enable_hashjoin",
+    "enable_incremental_sort",
+    "enable_indexonlyscan",
+    "enable_indexscan",
+    "enable_material",
+    "enable_memoize",
+    "enable_mergejoin",
+    "enable_nestloop",
+    "enable_parallel_append",
+    "enable_parallel_hash",
+    "enable_partition_pruning",
+    "enable_partitionwise_aggregate",
+    "enable_partitionwise_join",
+    "enable_presorted_aggregate",
+    "enable_seqscan",
+    "enable_sort",
+    "enable_tidscan",
+    "seq_page_cost",
+    "random_page_cost",
+    "cpu_tuple_cost",
+    "cpu_index_tuple_cost",
+    "cpu_operator_cost",
+    "parallel_setup_cost",
+    "parallel_tuple_cost",
+    "min_parallel_table_scan_size",
+    "min_parallel_index_scan_size",
+    "effective_cache_size",
+    "max_parallel_workers_per_gather",
+    "from_collapse_limit",
+    "join_collapse_limit",
+    "cursor_tuple_fraction",
+    "constraint_exclusion",
+    "default_statistics_target",
+    "plan_cache_mode",
+    "jit",
 ];
+
+/// Client encodings in which a byte below 0x80 can be the second half of a
+/// character (PostgreSQL's client-only encodings, by every alias, names
+/// folded as the server folds them). Sluice reads statement text as UTF-8:
+/// under one of these the backend could read a quote or a backslash that
+/// Sluice's parser sees as part of a character, so the two would disagree
+/// on where a string literal ends.
+const SPLIT_BYTE_ENCODINGS: &[&str] = &[
+    "big5",
+    "win950",
+    "windows950",
+    "gb18030",
+    "gbk",
+    "cp936",
+    "win936",
+    "windows936",
+    "johab",
+    "sjis",
+    "shiftjis",
+    "mskanji",
+    "win932",
+    "windows932",
+    "shiftjis2004",
+    "uhc",
+    "win949",
+    "windows949",
+];
+
+/// Whether `value` of the passed-through parameter `name` keeps statement
+/// text reading the same to the backend as to Sluice's parser.
+fn value_allowed(name: &str, value: &str) -> bool {
+    match name {
+        "client_encoding" => {
+            let folded: String = value
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .map(|c| c.to_ascii_lowercase())
+                .collect();
+            !SPLIT_BYTE_ENCODINGS.contains(&folded.as_str())
+        }
+        // Off, a backslash in '...' escapes the quote: not what the parser sees.
+        "standard_conforming_strings" => matches!(
+            value.trim().to_ascii_lowercase().as_str(),
+            "on" | "true" | "yes" | "1"
+        ),
+        _ => true,
+    }
+}
 
 /// The validated startup options of a client.
 pub struct StartupParams {
@@ -210,7 +324,20 @@ pub fn check_params(params: Vec<(String, String)>) -> Result<StartupParams, Reje
                 )))
             }
             _ if lower.starts_with("_pq_.") => unsupported_options.push(name),
-            _ if PASSTHROUGH.contains(&lower.as_str()) => passthrough.push((name, value)),
+            _ if PASSTHROUGH.contains(&lower.as_str()) => {
+                if !value_allowed(&lower, &value) {
+                    return Err(Rejection::tell(
+                        PgErrorReply::fatal(
+                            sqlstate::FEATURE_NOT_SUPPORTED,
+                            format!(
+                                "startup parameter \"{name}\" = \"{value}\" is not allowed through Sluice"
+                            ),
+                        )
+                        .with_hint("It would make the server read statement text differently from Sluice."),
+                    ));
+                }
+                passthrough.push((name, value));
+            }
             _ => {
                 return Err(Rejection::tell(
                     PgErrorReply::fatal(
@@ -354,5 +481,65 @@ async fn expect_password_message(
         Err(crate::frames::ReadError::Io(e)) => {
             Err(Rejection::silent(format!("client I/O error: {e}")))
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn params(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        [("user", "u"), ("database", "d")]
+            .iter()
+            .chain(extra)
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn refusal(extra: &[(&str, &str)]) -> String {
+        match check_params(params(extra)) {
+            Ok(_) => panic!("{extra:?} was accepted"),
+            Err(r) => r.reply.unwrap().message,
+        }
+    }
+
+    #[test]
+    fn planner_and_formatting_parameters_are_passed_through_in_any_case() {
+        let p = check_params(params(&[
+            ("geqo", "on"),
+            ("DateStyle", "ISO, MDY"),
+            ("enable_seqscan", "off"),
+            ("work_mem", "64MB"),
+            ("client_encoding", "UTF8"),
+        ]))
+        .unwrap();
+        assert_eq!(p.passthrough.len(), 5);
+        assert_eq!(p.passthrough[1], ("DateStyle".into(), "ISO, MDY".into()));
+    }
+
+    #[test]
+    fn parameters_that_change_identity_or_name_resolution_are_refused_by_name() {
+        for name in [
+            "search_path",
+            "role",
+            "session_authorization",
+            "options",
+            "enable_anything",
+        ] {
+            assert_eq!(
+                refusal(&[(name, "x")]),
+                format!("startup parameter \"{name}\" is not allowed through Sluice")
+            );
+        }
+    }
+
+    #[test]
+    fn values_that_make_the_server_read_text_differently_are_refused() {
+        assert!(refusal(&[("client_encoding", "Shift_JIS")]).contains("client_encoding"));
+        assert!(refusal(&[("client_encoding", "GBK")]).contains("GBK"));
+        assert!(refusal(&[("standard_conforming_strings", "off")]).contains("off"));
+        assert!(check_params(params(&[("client_encoding", "LATIN1")])).is_ok());
+        assert!(check_params(params(&[("standard_conforming_strings", "on")])).is_ok());
     }
 }

@@ -55,6 +55,10 @@ fn stmt(action: Action, text: &str, tables: &[&str], has_where: bool) -> Stateme
         fingerprint: String::new(),
         commits: false,
         copies_out: false,
+        locks_rows: false,
+        defines_code: false,
+        unproven: None,
+        field_names: Vec::new(),
         error: None,
     }
 }

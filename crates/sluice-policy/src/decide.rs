@@ -230,6 +230,7 @@ pub(crate) struct ContextUse {
     has_where: bool,
     functions: bool,
     calls_volatile: bool,
+    locks_rows: bool,
     client_addr: bool,
 }
 
@@ -244,6 +245,7 @@ impl ContextUse {
         has_where: true,
         functions: true,
         calls_volatile: true,
+        locks_rows: true,
         client_addr: true,
     };
 
@@ -254,6 +256,7 @@ impl ContextUse {
             has_where: false,
             functions: false,
             calls_volatile: false,
+            locks_rows: false,
             client_addr: false,
         };
         for p in policies {
@@ -263,6 +266,7 @@ impl ContextUse {
             used.has_where |= text.contains("has_where");
             used.functions |= text.contains("functions");
             used.calls_volatile |= text.contains("calls_volatile");
+            used.locks_rows |= text.contains("locks_rows");
             used.client_addr |= text.contains("client_addr");
         }
         used
@@ -305,6 +309,12 @@ pub(crate) fn context(
         pairs.push((
             "calls_volatile".to_string(),
             RestrictedExpression::new_bool(statement.calls_volatile),
+        ));
+    }
+    if used.locks_rows {
+        pairs.push((
+            "locks_rows".to_string(),
+            RestrictedExpression::new_bool(statement.locks_rows),
         ));
     }
     if let Some(addr) = client_addr.filter(|_| used.client_addr) {

@@ -17,6 +17,10 @@ fn stmt(action: Action) -> Statement {
         fingerprint: String::new(),
         commits: false,
         copies_out: false,
+        locks_rows: false,
+        defines_code: false,
+        unproven: None,
+        field_names: Vec::new(),
         error: None,
     }
 }

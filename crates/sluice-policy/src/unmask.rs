@@ -103,6 +103,10 @@ pub(crate) fn session_context(scope: &Scope) -> Result<Context, String> {
         error: None,
         commits: false,
         copies_out: false,
+        locks_rows: false,
+        defines_code: false,
+        unproven: None,
+        field_names: Vec::new(),
     };
     crate::decide::context(
         &empty,

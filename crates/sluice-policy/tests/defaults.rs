@@ -106,15 +106,21 @@ fn agents_write_elsewhere_allowed() -> R {
 }
 
 #[test]
-fn volatile_select_is_a_write() -> R {
+fn a_call_of_a_function_not_proven_read_only_is_treated_as_a_write() -> R {
     let set = defaults()?;
-    let s = volatile(stmt(Action::Select, "SELECT nextval('s')"), "nextval");
+    let s = volatile(stmt(Action::Call, "SELECT archive_orders()"), "archive_orders");
     assert_eq!(
         set.decide(&agent(), &prod(), &s, &NO_CTX).outcome,
         dba_review()
     );
     assert_eq!(
         set.decide(&agent(), &staging(), &s, &NO_CTX).outcome,
+        Outcome::Allow
+    );
+    // A read never needs a condition on calls: a call is not a read.
+    let read = stmt(Action::Select, "SELECT lower(name) FROM users");
+    assert_eq!(
+        set.decide(&agent(), &prod(), &read, &NO_CTX).outcome,
         Outcome::Allow
     );
     Ok(())

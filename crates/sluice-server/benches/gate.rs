@@ -140,6 +140,7 @@ impl Fixture {
             peer: "127.0.0.1:40000".parse().unwrap(),
             tls: false,
             application_name: None,
+            parameters: &[],
         })
     }
 }

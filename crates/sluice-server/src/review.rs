@@ -7,7 +7,7 @@ use crate::approvals::ApprovalService;
 use crate::config::ApprovalMode;
 use crate::record::encode_param_value;
 use sluice_approvals::{
-    fingerprint, ApprovalError, Fingerprint, ListFilter, Mode, NewRequest, Outcome, Status,
+    fingerprint_in, ApprovalError, Fingerprint, ListFilter, Mode, NewRequest, Outcome, Status,
 };
 use sluice_audit::{ApprovalRef, AuditLog};
 use sluice_core::{Command, Decision, Identity, Outcome as PolicyOutcome, Statement};
@@ -32,10 +32,12 @@ pub(crate) enum ReviewStep {
     },
 }
 
-/// Who asks, for what, where.
+/// Who asks, for what, where, and under which session state (see
+/// [`sluice_sql::SessionState::describe`]).
 pub(crate) struct Asker<'a> {
     pub identity: &'a Identity,
     pub resource: &'a str,
+    pub session_state: &'a str,
 }
 
 pub(crate) fn review(
@@ -54,7 +56,8 @@ pub(crate) fn review(
             "review of a statement policy did not send to review",
         ));
     };
-    let fp = fingerprint(
+    let fp = fingerprint_in(
+        asker.session_state,
         asker.resource,
         &asker.identity.name,
         &command.text,
@@ -78,10 +81,13 @@ pub(crate) fn review(
             return refuse(unusable(&e));
         }
     }
+    // An approval for the same text under other settings does not count:
+    // say so, and ask again for these settings.
+    let mismatch = approved_under_other_state(service, asker, command);
     let mode = service.mode(&asker.identity.name, asker.resource);
     if mode == ApprovalMode::Deferred {
         if let Some(id) = pending_request(service, &fp, asker) {
-            return deferred(service, id, approver_group, *quorum);
+            return deferred(service, id, approver_group, *quorum, mismatch);
         }
     }
     let first = decision.policies.first();
@@ -90,6 +96,7 @@ pub(crate) fn review(
         resource: asker.resource.to_owned(),
         text: command.text.clone(),
         params: command.params.iter().map(encode_param_value).collect(),
+        session_state: asker.session_state.to_owned(),
         fingerprint: fp.clone(),
         actions: statements
             .iter()
@@ -114,7 +121,9 @@ pub(crate) fn review(
     };
     info!(request = %request.id, mode = ?mode, group = %approver_group, "approval requested");
     match mode {
-        ApprovalMode::Deferred => deferred(service, request.id, approver_group, *quorum),
+        ApprovalMode::Deferred => {
+            deferred(service, request.id, approver_group, *quorum, mismatch)
+        }
         ApprovalMode::Wait => {
             let why = request
                 .reason
@@ -129,8 +138,9 @@ pub(crate) fn review(
                     service.wait_timeout.as_secs()
                 ),
             )
-            .with_detail(format!(
-                "approvals needed: {quorum} from group \"{approver_group}\""
+            .with_detail(with_mismatch(
+                format!("approvals needed: {quorum} from group \"{approver_group}\""),
+                mismatch.as_deref(),
             ))
             .with_hint(service.how_to_approve(&request.id));
             ReviewStep::Hold {
@@ -142,6 +152,39 @@ pub(crate) fn review(
     }
 }
 
+/// An approved, unused request for this exact statement from this identity
+/// whose session state differs: the approver approved what the text meant
+/// there, so it does not run here. Recorded; returns what the client is
+/// told.
+fn approved_under_other_state(
+    service: &ApprovalService,
+    asker: &Asker<'_>,
+    command: &Command,
+) -> Option<String> {
+    let params: Vec<Option<String>> = command.params.iter().map(encode_param_value).collect();
+    let other = requests_of(service, Status::Approved, asker).find(|r| {
+        r.text == command.text && r.params == params && r.session_state != asker.session_state
+    })?;
+    let shown = |state: &str| {
+        if state.is_empty() {
+            "the session defaults".to_owned()
+        } else {
+            state.to_owned()
+        }
+    };
+    let states = format!(
+        "approved under: {}; this session: {}",
+        shown(&other.session_state),
+        shown(asker.session_state)
+    );
+    warn!(request = %other.id, %states, "approved statement run under another session state: not used");
+    service.record_refusal(&other.id, &asker.identity.name, "session_state", &states);
+    Some(format!(
+        "approval {} was granted for this statement under other session settings ({states}) and does not apply here",
+        other.id
+    ))
+}
+
 /// A pending request of this identity for this exact statement: an agent
 /// that retries does not file a new request each time.
 fn pending_request(
@@ -149,29 +192,52 @@ fn pending_request(
     fp: &Fingerprint,
     asker: &Asker<'_>,
 ) -> Option<String> {
-    let pending = service
-        .store
-        .list(ListFilter {
-            status: Some(Status::Pending),
-            limit: 10_000,
-        })
-        .ok()?;
-    pending
-        .into_iter()
-        .find(|r| {
-            &r.fingerprint == fp
-                && r.requester.name == asker.identity.name
-                && r.resource == asker.resource
-        })
+    requests_of(service, Status::Pending, asker)
+        .find(|r| &r.fingerprint == fp)
         .map(|r| r.id)
 }
 
-fn deferred(service: &ApprovalService, id: String, group: &str, quorum: u32) -> ReviewStep {
+/// The asker's requests on this resource with `status` (none if the store
+/// cannot be read: the caller then files a new request).
+fn requests_of(
+    service: &ApprovalService,
+    status: Status,
+    asker: &Asker<'_>,
+) -> impl Iterator<Item = sluice_approvals::Request> {
+    let (identity, resource) = (asker.identity.name.clone(), asker.resource.to_owned());
+    service
+        .store
+        .list(ListFilter {
+            status: Some(status),
+            limit: 10_000,
+        })
+        .unwrap_or_default()
+        .into_iter()
+        .filter(move |r| r.requester.name == identity && r.resource == resource)
+}
+
+fn with_mismatch(detail: String, mismatch: Option<&str>) -> String {
+    match mismatch {
+        Some(m) => format!("{m}. {detail}"),
+        None => detail,
+    }
+}
+
+fn deferred(
+    service: &ApprovalService,
+    id: String,
+    group: &str,
+    quorum: u32,
+    mismatch: Option<String>,
+) -> ReviewStep {
     let reply = PgErrorReply::error(
         sqlstate::APPROVAL_REQUIRED,
         format!("statement requires approval: request {id} is pending"),
     )
-    .with_detail(format!("approvals needed: {quorum} from group \"{group}\""))
+    .with_detail(with_mismatch(
+        format!("approvals needed: {quorum} from group \"{group}\""),
+        mismatch.as_deref(),
+    ))
     .with_hint(format!(
         "Re-run the same statement (same text and parameters) once request {id} is approved: it then runs exactly once. {}",
         service.how_to_approve(&id)

@@ -5,7 +5,7 @@ use crate::kinds::{self, Kind};
 use crate::rank::stronger;
 use crate::walk;
 use pg_query::protobuf::node::Node as N;
-use sluice_core::{Action, Statement};
+use sluice_core::{Action, Statement, Unproven};
 
 /// A statement's classification, before it gets its text and fingerprint.
 #[derive(Debug, Clone)]
@@ -24,6 +24,12 @@ pub(crate) struct Analysis {
     pub error: Option<String>,
     pub commits: bool,
     pub copies_out: bool,
+    pub locks_rows: bool,
+    pub defines_code: bool,
+    pub field_names: Vec<String>,
+    /// Calls that run now and that only the catalog can prove read-only:
+    /// `action` and `base` are at least `call` while they are unproven.
+    pub unproven: Option<Unproven>,
 }
 
 pub(crate) fn analyze(node: &N) -> Analysis {
@@ -39,6 +45,7 @@ pub(crate) fn analyze(node: &N) -> Analysis {
         error,
         commits,
         copies_out,
+        defines_code,
     } = kinds::kind_of(node);
     if executes {
         for write in &walk.writes {
@@ -54,6 +61,16 @@ pub(crate) fn analyze(node: &N) -> Analysis {
     } else {
         true
     };
+    // A call that runs now and is not proven read-only is a `call`,
+    // until the catalog shows it only reads.
+    let unproven = (executes && !walk.unproven.is_empty()).then(|| Unproven {
+        functions: walk.unproven.clone(),
+        action: base,
+        calls_volatile: !walk.escalations.is_empty(),
+    });
+    if unproven.is_some() {
+        base = stronger(base, Action::Call);
+    }
     let action = match &executes_prepared {
         Some(_) => stronger(base, Action::Prepare),
         None => base,
@@ -78,10 +95,29 @@ pub(crate) fn analyze(node: &N) -> Analysis {
         },
         commits,
         copies_out,
+        locks_rows: walk.locks_rows,
+        defines_code,
+        field_names: if executes { walk.fields } else { Vec::new() },
+        unproven,
     }
 }
 
 impl Analysis {
+    /// The unproven calls of a statement given `action`: without the
+    /// prepared statement an EXECUTE runs, `base` carries them; an
+    /// `unknown` statement has nothing left to prove.
+    fn unproven_for(&self, action: Action) -> Option<Unproven> {
+        if action == Action::Unknown {
+            return None;
+        }
+        let mut unproven = self.unproven.clone()?;
+        if action != self.base {
+            // The statement as a whole: it runs a prepared statement.
+            unproven.action = stronger(unproven.action, Action::Prepare);
+        }
+        Some(unproven)
+    }
+
     fn unknown(error: String) -> Analysis {
         Analysis {
             action: Action::Unknown,
@@ -94,6 +130,10 @@ impl Analysis {
             error: Some(error),
             commits: false,
             copies_out: false,
+            locks_rows: false,
+            defines_code: true,
+            field_names: Vec::new(),
+            unproven: None,
         }
     }
 
@@ -115,6 +155,10 @@ impl Analysis {
             error: self.error.clone(),
             commits: self.commits,
             copies_out: self.copies_out,
+            locks_rows: self.locks_rows,
+            defines_code: self.defines_code,
+            field_names: self.field_names.clone(),
+            unproven: self.unproven_for(action),
         }
     }
 }

@@ -155,6 +155,9 @@ pub(crate) const READ_ONLY: &[&str] = &[
     "now",
     "current_timestamp",
     "clock_timestamp",
+    "pg_sleep",
+    "pg_sleep_for",
+    "pg_sleep_until",
     "statement_timestamp",
     "transaction_timestamp",
     "timeofday",
@@ -425,4 +428,35 @@ pub(crate) const RUNS_SQL_TEXT: &[&str] = &[
     "database_to_xml",
     "database_to_xmlschema",
     "database_to_xml_and_xmlschema",
+];
+
+/// Builtins that change data outside of tables: sequences and large
+/// objects. They make a statement at least an `update`.
+pub(crate) const WRITES: &[&str] = &[
+    "nextval",
+    "setval",
+    "lo_create",
+    "lo_creat",
+    "lo_unlink",
+    "lo_put",
+    "lo_from_bytea",
+    "lowrite",
+    "lo_truncate",
+    "lo_truncate64",
+];
+
+/// Advisory locks: held until released or the session ends, they stall
+/// whoever else asks for them. `admin`, like `LOCK TABLE`.
+pub(crate) const LOCKS: &[&str] = &[
+    "pg_advisory_lock",
+    "pg_advisory_lock_shared",
+    "pg_advisory_unlock",
+    "pg_advisory_unlock_shared",
+    "pg_advisory_unlock_all",
+    "pg_advisory_xact_lock",
+    "pg_advisory_xact_lock_shared",
+    "pg_try_advisory_lock",
+    "pg_try_advisory_lock_shared",
+    "pg_try_advisory_xact_lock",
+    "pg_try_advisory_xact_lock_shared",
 ];

@@ -26,6 +26,8 @@ pub(crate) struct Kind {
     pub commits: bool,
     /// See [`sluice_core::Statement::copies_out`].
     pub copies_out: bool,
+    /// See [`sluice_core::Statement::defines_code`].
+    pub defines_code: bool,
 }
 
 impl Kind {
@@ -38,6 +40,7 @@ impl Kind {
             error: None,
             commits: false,
             copies_out: false,
+            defines_code: false,
         }
     }
 
@@ -55,6 +58,40 @@ pub(crate) fn inner(node: &Option<Box<Node>>) -> Option<&N> {
 
 /// Classifies one top-level statement node.
 pub(crate) fn kind_of(node: &N) -> Kind {
+    let mut kind = kind_of_type(node);
+    kind.defines_code |= defines_code(node);
+    kind
+}
+
+/// Statement types that can create or change what later statements run.
+fn defines_code(node: &N) -> bool {
+    matches!(
+        node,
+        N::CreateFunctionStmt(_)
+            | N::AlterFunctionStmt(_)
+            | N::DefineStmt(_)
+            | N::ViewStmt(_)
+            | N::RuleStmt(_)
+            | N::RenameStmt(_)
+            | N::AlterObjectSchemaStmt(_)
+            | N::AlterOwnerStmt(_)
+            | N::CreateSchemaStmt(_)
+            | N::CreateCastStmt(_)
+            | N::CreatePlangStmt(_)
+            | N::CreateTransformStmt(_)
+            | N::CreateExtensionStmt(_)
+            | N::AlterExtensionStmt(_)
+            | N::AlterExtensionContentsStmt(_)
+            | N::AlterOperatorStmt(_)
+            | N::CreateOpClassStmt(_)
+            | N::CreateOpFamilyStmt(_)
+            | N::AlterOpFamilyStmt(_)
+            | N::DoStmt(_)
+            | N::CallStmt(_)
+    )
+}
+
+fn kind_of_type(node: &N) -> Kind {
     use Action as A;
     match node {
         N::SelectStmt(s) if s.into_clause.is_some() => Kind::of(A::Ddl), // SELECT INTO

@@ -27,9 +27,15 @@ mod parse;
 mod pool;
 mod prepared;
 mod rank;
+mod routines;
 mod session;
+mod state;
 mod walk;
 
 pub use classifier::{Classifier, ClassifierConfig};
+pub use functions::call_treatment;
+pub use rank::{rank, stronger};
+pub use routines::{resolve, FunctionCatalog};
 pub use session::{SqlSession, MAX_PREPARED};
+pub use state::SessionState;
 pub use sluice_core::{Action, Statement};

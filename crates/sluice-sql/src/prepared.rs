@@ -13,7 +13,7 @@ use crate::fingerprint::fingerprint;
 use crate::kinds::inner;
 use crate::parse::{self, with_fingerprint};
 use pg_query::protobuf::node::Node as N;
-use sluice_core::{Action, Statement};
+use sluice_core::{Action, Statement, Unproven};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum PreparedOp {
@@ -105,8 +105,46 @@ pub(crate) fn merge(a: &Statement, b: &Statement) -> Statement {
     out.calls_volatile = a.calls_volatile || b.calls_volatile;
     out.commits = a.commits || b.commits;
     out.copies_out = a.copies_out || b.copies_out;
+    out.locks_rows = a.locks_rows || b.locks_rows;
+    out.defines_code = a.defines_code || b.defines_code;
+    out.unproven = merge_unproven(a, b);
+    for field in &b.field_names {
+        if !out.field_names.contains(field) {
+            out.field_names.push(field.clone());
+        }
+    }
     if out.action == Action::Unknown && out.error.is_none() {
         out.error.clone_from(&b.error);
     }
     out
+}
+
+/// A statement's action, `calls_volatile` and calls to prove, as they are
+/// once its calls are proven.
+fn once_proven(s: &Statement) -> (Action, bool, &[String]) {
+    match &s.unproven {
+        Some(u) => (u.action, u.calls_volatile, u.functions.as_slice()),
+        None => (s.action, s.calls_volatile, &[]),
+    }
+}
+
+/// The unproven calls of both: what the merge is once all of them are
+/// proven (each side without its own unproven calls).
+fn merge_unproven(a: &Statement, b: &Statement) -> Option<Unproven> {
+    if a.unproven.is_none() && b.unproven.is_none() {
+        return None;
+    }
+    let (a_action, a_volatile, a_functions) = once_proven(a);
+    let (b_action, b_volatile, b_functions) = once_proven(b);
+    let mut functions = a_functions.to_vec();
+    for f in b_functions {
+        if !functions.contains(f) {
+            functions.push(f.clone());
+        }
+    }
+    Some(Unproven {
+        functions,
+        action: crate::rank::stronger(a_action, b_action),
+        calls_volatile: a_volatile || b_volatile,
+    })
 }

@@ -11,7 +11,7 @@
 use sluice_core::Action;
 
 /// Higher is stronger. `Select` is the neutral element of [`stronger`].
-pub(crate) fn rank(action: Action) -> u8 {
+pub fn rank(action: Action) -> u8 {
     match action {
         Action::Select => 0,
         Action::Explain => 1,
@@ -25,19 +25,22 @@ pub(crate) fn rank(action: Action) -> u8 {
         Action::Update => 9,
         Action::Delete => 10,
         Action::Merge => 11,
-        Action::Ddl => 12,
-        Action::Grant => 13,
-        Action::Truncate => 14,
-        Action::Drop => 15,
-        Action::Procedural => 16,
-        Action::Role => 17,
-        Action::Admin => 18,
-        Action::Unknown => 19,
+        // Above every write (the function may do any of them), below DDL:
+        // `CREATE VIEW v AS SELECT f()` defines a call, it does not run it.
+        Action::Call => 12,
+        Action::Ddl => 13,
+        Action::Grant => 14,
+        Action::Truncate => 15,
+        Action::Drop => 16,
+        Action::Procedural => 17,
+        Action::Role => 18,
+        Action::Admin => 19,
+        Action::Unknown => 20,
     }
 }
 
 /// The stronger of two actions (the first one on a tie).
-pub(crate) fn stronger(a: Action, b: Action) -> Action {
+pub fn stronger(a: Action, b: Action) -> Action {
     if rank(b) > rank(a) {
         b
     } else {

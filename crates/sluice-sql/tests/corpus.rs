@@ -59,9 +59,9 @@ const CORPUS: &[Case] = &[
     c("SELECT * FROM t1 NATURAL JOIN t2 LEFT JOIN t3 USING (id)", Select).t(&["t1", "t2", "t3"]),
     c("DECLARE c CURSOR FOR SELECT * FROM t", Select).t(&["t"]),
     c("FETCH 10 FROM c", Select),
-    c("SELECT nextval('seq')", Select),
+    c("SELECT nextval('seq')", Update),
     c("SELECT pg_sleep(1)", Select),
-    c("SELECT my_func(1)", Select),
+    c("SELECT my_func(1)", Call),
     // --- odd casing, quoting, comments, whitespace: all evasion attempts
     c("sElEcT * FrOm UsErS", Select).t(&["users"]), // evasion
     c("SELECT * FROM \"Users\"", Select).t(&["Users"]), // evasion

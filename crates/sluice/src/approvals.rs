@@ -406,6 +406,15 @@ fn details(r: &Request) -> String {
         ),
     );
     field("resource", r.resource.clone());
+    // What the statement's names mean and whose privileges it runs with.
+    field(
+        "session",
+        if r.session_state.is_empty() {
+            "defaults (no search_path, role or other binding setting changed)".to_owned()
+        } else {
+            r.session_state.clone()
+        },
+    );
     field("actions", r.actions.join(","));
     field("policy", r.policy_id.clone());
     if let Some(reason) = &r.reason {

@@ -72,6 +72,31 @@ struct StatementReport<'a> {
     #[serde(flatten)]
     statement: &'a Statement,
     decision: &'a Decision,
+    /// How each function called is treated, and why.
+    function_treatment: Vec<FunctionTreatment<'a>>,
+}
+
+#[derive(Serialize)]
+struct FunctionTreatment<'a> {
+    function: &'a str,
+    /// `read`, or the action the call makes the statement at least.
+    treated_as: &'static str,
+    why: &'static str,
+}
+
+fn treatments(statement: &Statement) -> Vec<FunctionTreatment<'_>> {
+    statement
+        .functions
+        .iter()
+        .map(|function| {
+            let (action, why) = sluice_sql::call_treatment(function);
+            FunctionTreatment {
+                function,
+                treated_as: action.map_or("read", |a| a.as_str()),
+                why,
+            }
+        })
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -137,6 +162,7 @@ fn check(
             .iter()
             .zip(&decisions)
             .map(|(statement, decision)| StatementReport {
+                function_treatment: treatments(statement),
                 statement,
                 decision,
             })
@@ -209,15 +235,13 @@ fn print_report(report: &CheckReport<'_>, resource: &ResourceInfo) {
         println!("  action:     {}", st.action);
         println!("  tables:     {}", list(&st.tables));
         println!("  has_where:  {}", st.has_where);
-        println!(
-            "  functions:  {}{}",
-            list(&st.functions),
-            if st.calls_volatile {
-                " (not known read-only)"
-            } else {
-                ""
-            }
-        );
+        println!("  functions:  {}", list(&st.functions));
+        for t in &s.function_treatment {
+            println!("    {}: {} ({})", t.function, t.treated_as, t.why);
+        }
+        if st.locks_rows {
+            println!("  locks_rows: true (FOR UPDATE / SHARE)");
+        }
         if let Some(e) = &st.error {
             println!("  error:      {e}");
         }

@@ -528,3 +528,87 @@ fn a_statement_name_the_backend_refused_to_prepare_again_keeps_its_first_text() 
     );
     assert_eq!(s.balance(), "100");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_is_bound_to_the_search_path_it_was_approved_under() {
+    let s = setup(1, "", "approval_mode = \"deferred\"");
+    s.pg.psql(
+        "app",
+        "create schema other authorization scram_user; \
+         create table other.accounts (id int primary key, balance int); \
+         insert into other.accounts values (1, 500); alter table other.accounts owner to scram_user;",
+    );
+    let other_balance = || {
+        s.pg.psql("app", "select balance from other.accounts where id = 1")
+            .trim()
+            .to_owned()
+    };
+    let (client, _task) = pg_connect(&s.conn()).await.unwrap();
+    client
+        .batch_execute("set search_path to other, public")
+        .await
+        .unwrap();
+    let e = client.execute(UPDATE, &[]).await.unwrap_err();
+    assert_eq!(e.as_db_error().unwrap().code().code(), "SL001");
+    let request = s.pending();
+    assert_eq!(
+        request.session_state, r#"search_path = ["other","public"]"#,
+        "the approver is shown the settings"
+    );
+    s.store().approve(&request.id, &dba("alice"), None).unwrap();
+
+    // Another search_path: the same text means public.accounts here.
+    client.batch_execute("set search_path to public").await.unwrap();
+    let e = client.execute(UPDATE, &[]).await.unwrap_err();
+    let db = e.as_db_error().unwrap();
+    assert_eq!(db.code().code(), "SL001", "{}", db.message());
+    let detail = db.detail().unwrap_or_default();
+    assert!(
+        detail.contains(&request.id) && detail.contains("other session settings"),
+        "{detail}"
+    );
+    assert_eq!((s.balance().as_str(), other_balance().as_str()), ("100", "500"));
+    assert_eq!(s.status_of(&request.id), Status::Approved);
+    wait_for_event(&s.gw, "refused_session_state");
+
+    // A new session with the same settings: runs once, on other.accounts.
+    let (again, _task2) = pg_connect(&s.conn()).await.unwrap();
+    again
+        .batch_execute("set search_path to other, public")
+        .await
+        .unwrap();
+    assert_eq!(again.execute(UPDATE, &[]).await.unwrap(), 1);
+    assert_eq!((s.balance().as_str(), other_balance().as_str()), ("100", "501"));
+    assert_eq!(s.status_of(&request.id), Status::Consumed);
+    assert!(again.execute(UPDATE, &[]).await.is_err());
+    assert_eq!(other_balance(), "501");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_setting_changed_inside_a_transaction_never_matches_an_approval() {
+    let s = setup(1, "", "approval_mode = \"deferred\"");
+    let (client, _task) = pg_connect(&s.conn()).await.unwrap();
+    client
+        .batch_execute("begin; set search_path to public; commit")
+        .await
+        .unwrap();
+    assert!(client.execute(UPDATE, &[]).await.is_err());
+    let request = s.pending();
+    assert!(
+        request.session_state.contains("unknown"),
+        "{}",
+        request.session_state
+    );
+    s.store().approve(&request.id, &dba("alice"), None).unwrap();
+    // The same steps in another session give another state: not usable.
+    let (other, _task2) = pg_connect(&s.conn()).await.unwrap();
+    other
+        .batch_execute("begin; set search_path to public; commit")
+        .await
+        .unwrap();
+    assert!(other.execute(UPDATE, &[]).await.is_err());
+    assert_eq!(s.balance(), "100");
+    // The session it was approved in still can, once.
+    assert_eq!(client.execute(UPDATE, &[]).await.unwrap(), 1);
+    assert_eq!(s.balance(), "101");
+}

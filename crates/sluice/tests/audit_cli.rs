@@ -34,6 +34,10 @@ fn classified(action: Action, text: &str) -> Statement {
         error: None,
         commits: false,
         copies_out: false,
+        locks_rows: false,
+        defines_code: false,
+        unproven: None,
+        field_names: Vec::new(),
     }
 }
 

@@ -39,7 +39,7 @@ pub fn slack_text(event: &ApprovalEvent) -> String {
         EventKind::Requested => format!(
             "*Approval requested* `{id}`\n\
              *Requester:* {requester}\n\
-             *Resource:* {resource}\n\
+             *Resource:* {resource}{session}\n\
              *Policy:* {policy}{reason}\n\
              *Needs:* {quorum} approval(s) from group {group}, before {expires}\n\
              *Statement:*\n```{text}```\n\
@@ -47,6 +47,11 @@ pub fn slack_text(event: &ApprovalEvent) -> String {
              Deny: `sluice approvals deny {id} --reason \"...\"`",
             requester = escape(&r.requester.name),
             resource = escape(&r.resource),
+            session = if r.session_state.is_empty() {
+                String::new()
+            } else {
+                format!("\n*Session settings:* {}", escape(&r.session_state))
+            },
             policy = escape(&r.policy_id),
             reason = r
                 .reason

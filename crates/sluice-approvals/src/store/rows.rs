@@ -12,7 +12,7 @@ use sluice_core::Identity;
 
 const REQUEST_COLUMNS: &str = "id, requester, requester_groups, resource, text, params, \
      fingerprint, actions, policy_id, reason, approver_group, quorum, mode, status, \
-     created_at, expires_at, decided_at, withdraw_reason";
+     created_at, expires_at, decided_at, withdraw_reason, session_state";
 
 const GRANT_COLUMNS: &str =
     "request_id, fingerprint, requester, resource, approvers, decision, expires_at, signature";
@@ -43,7 +43,7 @@ pub(crate) fn insert_request(conn: &Connection, r: &Request) -> Result<(), Appro
     conn.execute(
         &format!(
             "INSERT INTO requests ({REQUEST_COLUMNS}) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
         ),
         params![
             r.id,
@@ -64,6 +64,7 @@ pub(crate) fn insert_request(conn: &Connection, r: &Request) -> Result<(), Appro
             r.expires_at.unix_micros(),
             r.decided_at.map(Timestamp::unix_micros),
             r.withdraw_reason,
+            r.session_state,
         ],
     )?;
     Ok(())
@@ -90,6 +91,7 @@ struct RawRequest {
     expires_at: i64,
     decided_at: Option<i64>,
     withdraw_reason: Option<String>,
+    session_state: String,
 }
 
 fn raw_request(row: &Row<'_>) -> rusqlite::Result<RawRequest> {
@@ -112,6 +114,7 @@ fn raw_request(row: &Row<'_>) -> rusqlite::Result<RawRequest> {
         expires_at: row.get(15)?,
         decided_at: row.get(16)?,
         withdraw_reason: row.get(17)?,
+        session_state: row.get(18)?,
     })
 }
 
@@ -125,6 +128,7 @@ fn decode_request(conn: &Connection, raw: RawRequest) -> Result<Request, Approva
         resource: raw.resource,
         text: raw.text,
         params: from_json("params", &id, &raw.params)?,
+        session_state: raw.session_state,
         fingerprint: fingerprint_column(&id, &raw.fingerprint)?,
         actions: from_json("actions", &id, &raw.actions)?,
         policy_id: raw.policy_id,

@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS requests (
     created_at       INTEGER NOT NULL, -- unix microseconds
     expires_at       INTEGER NOT NULL,
     decided_at       INTEGER,
-    withdraw_reason  TEXT
+    withdraw_reason  TEXT,
+    session_state    TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS requests_by_status ON requests(status, expires_at);
 CREATE INDEX IF NOT EXISTS requests_by_created ON requests(created_at);
@@ -57,8 +58,12 @@ CREATE TABLE IF NOT EXISTS grants (
 );
 CREATE INDEX IF NOT EXISTS grants_unconsumed
     ON grants(fingerprint, requester, resource) WHERE consumed_at IS NULL;
-PRAGMA user_version = 1;
 "#;
+
+/// Version 2 added `requests.session_state` (what a grant is bound to
+/// besides the text); a version 1 store gets the column, empty (the
+/// defaults, which is what its fingerprints were computed for).
+const VERSION: i64 = 2;
 
 /// Opens (creating if needed) the store. `synchronous=FULL` because a
 /// pending request or a consumed mark lost in a power cut would either
@@ -78,5 +83,17 @@ pub(crate) fn open(data_dir: &Path) -> Result<Connection, ApprovalError> {
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(open_err)?;
     conn.execute_batch(SCHEMA).map_err(open_err)?;
+    let has_state: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('requests') WHERE name = 'session_state'")
+        .and_then(|mut s| s.exists([]))
+        .map_err(open_err)?;
+    if !has_state {
+        conn.execute_batch(
+            "ALTER TABLE requests ADD COLUMN session_state TEXT NOT NULL DEFAULT ''",
+        )
+        .map_err(open_err)?;
+    }
+    conn.pragma_update(None, "user_version", VERSION)
+        .map_err(open_err)?;
     Ok(conn)
 }

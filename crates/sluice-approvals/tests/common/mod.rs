@@ -59,6 +59,7 @@ pub fn new_request(quorum: u32) -> NewRequest {
         resource: RESOURCE.into(),
         text: TEXT.into(),
         params: vec![Some("42".into())],
+        session_state: String::new(),
         fingerprint: statement_fingerprint(),
         actions: vec!["delete".into()],
         policy_id: "review-deletes".into(),

@@ -34,6 +34,10 @@ pub fn statement(text: &str, allow: bool) -> StatementRecord {
             error: None,
             commits: false,
             copies_out: false,
+            locks_rows: false,
+            defines_code: false,
+            unproven: None,
+            field_names: Vec::new(),
         }],
         decision: if allow {
             Decision::allow(policies)

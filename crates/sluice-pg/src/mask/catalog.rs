@@ -8,6 +8,7 @@ use crate::codec::Reader;
 use crate::error::PgError;
 use crate::frames::FrameReader;
 use bytes::{BufMut, BytesMut};
+use sluice_core::routines::Routines;
 use sluice_mask::ValueKind;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -72,6 +73,11 @@ pub struct Catalog {
     /// Types outside the built-in list (extensions: citext, ...): name, and
     /// whether PostgreSQL files it under string types.
     types: HashMap<u32, (String, bool)>,
+    /// The resource's functions and views, for proving calls read-only
+    /// (`None`: they could not be read, and nothing is proven).
+    pub routines: Option<Arc<Routines>>,
+    /// When it was read (`None`: the lookup failed).
+    pub loaded_at: Option<Instant>,
 }
 
 impl Catalog {
@@ -135,51 +141,75 @@ impl Catalog {
 
 /// How long a resolved catalog is used before it is looked up again (a
 /// table recreated under the same name gets a new OID).
-const FRESH_FOR: Duration = Duration::from_secs(10);
+pub const FRESH_FOR: Duration = Duration::from_secs(10);
 
 /// Resolved catalogs per resource.
 #[derive(Default)]
 pub struct CatalogCache {
     /// Held across a lookup: sessions starting together wait for one
     /// lookup instead of each opening its own backend connection.
-    entries: tokio::sync::Mutex<HashMap<String, (Instant, Arc<Catalog>)>>,
+    entries: tokio::sync::Mutex<HashMap<String, Entry>>,
+}
+
+struct Entry {
+    at: Instant,
+    catalog: Arc<Catalog>,
+    /// A lookup in the background is under way.
+    refreshing: bool,
 }
 
 impl CatalogCache {
-    /// The catalog of `resource`, looked up when missing or stale.
-    pub async fn get(&self, resource: &str, target: &BackendTarget) -> Arc<Catalog> {
+    /// The catalog of `resource`: looked up when missing; when stale, the
+    /// stale one is returned and a lookup starts in the background (a
+    /// session start never waits for one once the resource was seen).
+    pub async fn get(self: &Arc<Self>, resource: &str, target: &BackendTarget) -> Arc<Catalog> {
         let mut entries = self.entries.lock().await;
-        if let Some((at, catalog)) = entries.get(resource) {
-            if at.elapsed() < FRESH_FOR {
-                return catalog.clone();
+        if let Some(entry) = entries.get_mut(resource) {
+            if entry.at.elapsed() >= FRESH_FOR && !entry.refreshing {
+                entry.refreshing = true;
+                let (cache, resource, target) =
+                    (self.clone(), resource.to_owned(), target.clone());
+                tokio::spawn(async move {
+                    cache.refresh(&resource, &target).await;
+                });
             }
+            return entry.catalog.clone();
         }
         Self::load(&mut entries, resource, target).await
     }
 
     /// Looks the catalog up now (a table the cached one does not know may
-    /// have been created since).
+    /// have been created since, or DDL ran that can change a function).
     pub async fn refresh(&self, resource: &str, target: &BackendTarget) -> Arc<Catalog> {
         let mut entries = self.entries.lock().await;
         Self::load(&mut entries, resource, target).await
     }
 
     /// A lookup that fails gives a catalog marked unavailable, not cached:
-    /// the session then masks every column a table rule might name (fail
-    /// closed), and the next session tries again.
+    /// the session then masks every column a table rule might name and
+    /// proves no call read-only (fail closed), and the next session tries
+    /// again.
     async fn load(
-        entries: &mut HashMap<String, (Instant, Arc<Catalog>)>,
+        entries: &mut HashMap<String, Entry>,
         resource: &str,
         target: &BackendTarget,
     ) -> Arc<Catalog> {
         match lookup(target).await {
             Ok(c) => {
                 let catalog = Arc::new(c);
-                entries.insert(resource.to_owned(), (Instant::now(), catalog.clone()));
+                let entry = Entry {
+                    at: Instant::now(),
+                    catalog: catalog.clone(),
+                    refreshing: false,
+                };
+                entries.insert(resource.to_owned(), entry);
                 catalog
             }
             Err(e) => {
-                warn!(resource, error = %e, "masking: catalog lookup failed; every column a table rule could name is masked");
+                if let Some(entry) = entries.get_mut(resource) {
+                    entry.refreshing = false;
+                }
+                warn!(resource, error = %e, "catalog lookup failed; every column a table rule could name is masked and no function call is proven read-only");
                 Arc::new(Catalog::unavailable())
             }
         }
@@ -196,7 +226,10 @@ async fn lookup(target: &BackendTarget) -> Result<Catalog, PgError> {
     );
     let types_sql = "SELECT oid, typname, typcategory = 'S' FROM pg_type WHERE oid >= 16384 AND typtype IN ('b', 'd', 'e') LIMIT 10000";
     let mut conn = backend::connect(target, &[], 64 * 1024 * 1024).await?;
-    let mut catalog = Catalog::default();
+    let mut catalog = Catalog {
+        loaded_at: Some(Instant::now()),
+        ..Catalog::default()
+    };
     for row in simple_query(&mut conn, &columns_sql).await? {
         if let [oid, attnum, schema, table, column, type_oid] = row.as_slice() {
             if let (Ok(oid), Ok(attnum), Ok(type_oid)) =
@@ -221,6 +254,13 @@ async fn lookup(target: &BackendTarget) -> Result<Catalog, PgError> {
             }
         }
     }
+    catalog.routines = match super::routines::lookup(&mut conn).await {
+        Ok(routines) => Some(Arc::new(routines)),
+        Err(e) => {
+            warn!(error = %e, "catalog: functions and views could not be read; no function call is proven read-only");
+            None
+        }
+    };
     let mut out = BytesMut::new();
     crate::messages::frontend::terminate(&mut out);
     let _ = conn.stream.write_all(&out).await;
@@ -228,7 +268,7 @@ async fn lookup(target: &BackendTarget) -> Result<Catalog, PgError> {
 }
 
 /// Runs one query and returns its rows as text (NULL as empty).
-async fn simple_query(conn: &mut backend::Backend, sql: &str) -> Result<Vec<Vec<String>>, PgError> {
+pub(super) async fn simple_query(conn: &mut backend::Backend, sql: &str) -> Result<Vec<Vec<String>>, PgError> {
     let mut out = BytesMut::new();
     out.put_u8(b'Q');
     out.put_i32(i32::try_from(sql.len() + 5).unwrap_or(i32::MAX));

@@ -12,9 +12,10 @@
 //! were opaque: values that are not plain text are hidden (fail closed).
 
 mod catalog;
+mod routines;
 mod rows;
 
-pub use catalog::{Catalog, CatalogCache};
+pub use catalog::{Catalog, CatalogCache, FRESH_FOR};
 
 /// Looks the session's resource catalog up again.
 pub type CatalogRefresh = Arc<

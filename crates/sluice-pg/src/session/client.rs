@@ -27,6 +27,10 @@ impl<G: Gate> Session<G> {
             else {
                 break;
             };
+            if let Some(pause) = self.gate.pause(self.settled()) {
+                self.stall = Some(Stall::pause(pause));
+                break;
+            }
             // Held extended messages go before anything outside the batch
             // (and may stall, holding this message too).
             if matches!(h.tag, b'Q' | b'F' | b'd' | b'c' | b'f') && !self.batch.is_empty() {
@@ -130,7 +134,7 @@ impl<G: Gate> Session<G> {
                 }
                 // COPY FROM STDIN data flows straight through, after the
                 // Execute that started the COPY if that is still held.
-                b'd' | b'c' | b'f' => self.to_backend.extend_from_slice(&frame),
+                b'd' | b'c' | b'f' => self.forward(&frame),
                 b'X' => {
                     self.client_eof = true;
                     self.client_in.clear();
@@ -158,11 +162,8 @@ impl<G: Gate> Session<G> {
         let mut commands = std::mem::take(&mut self.batch_commands);
         let verdict = self.gate.decide(&commands, unit);
         let offsets = std::mem::take(&mut self.batch_offsets);
-        let swallowable_sync = self.batch_has_execute && terminator == Terminator::Sync;
-        self.batch_has_execute = false;
         self.batch_weight = 0;
         self.batch_messages = 0;
-        self.sync_after_execute = swallowable_sync && !matches!(verdict, Verdict::Deny { .. });
         // A Flush-ended batch answers before the next ReadyForQuery.
         let flush = terminator == Terminator::Flush;
         self.flushed |= flush;
@@ -183,7 +184,6 @@ impl<G: Gate> Session<G> {
         let unit = self.unit_context();
         let verdict = self.gate.decide(commands, &unit);
         self.count_ready();
-        self.sync_after_execute = false;
         let answers = self.expect_responses(commands, &verdict, self.z_expected);
         self.apply(verdict, frame, &[0], Terminator::Query, answers);
     }
@@ -194,6 +194,14 @@ impl<G: Gate> Session<G> {
         self.flushed = false;
     }
 
+    /// Nothing forwarded is still running and no transaction block is open.
+    fn settled(&self) -> bool {
+        self.tx_status == b'I'
+            && self.z_expected == self.z_seen
+            && !self.flushed
+            && self.stall.is_none()
+    }
+
     /// The transaction status is certain only when nothing is in flight.
     fn unit_context(&self) -> UnitContext {
         UnitContext {
@@ -201,6 +209,7 @@ impl<G: Gate> Session<G> {
                 && self.z_expected == self.z_seen
                 && !self.flushed
                 && self.stall.is_none(),
+            outside_transaction: self.settled(),
         }
     }
 
@@ -233,15 +242,15 @@ impl<G: Gate> Session<G> {
         answers: usize,
     ) {
         match verdict {
-            Verdict::Forward => self.to_backend.extend_from_slice(unit),
+            Verdict::Forward => self.forward(unit),
             Verdict::ForwardHoldingResults(durable) => {
-                self.to_backend.extend_from_slice(unit);
+                self.forward(unit);
                 self.held.push_back(durable);
                 // Everything from here on, whichever unit it answers.
                 self.hold_at.get_or_insert(self.to_client.len());
             }
             Verdict::ForwardHoldingData(durable) => {
-                self.to_backend.extend_from_slice(unit);
+                self.forward(unit);
                 self.held.push_back(durable);
             }
             Verdict::ForwardWhenDurable(durable) => {
@@ -274,7 +283,7 @@ impl<G: Gate> Session<G> {
                 // PostgreSQL before an error; the rest of the segment is
                 // skipped by the backend after the stand-in's error.
                 let cut = offsets.get(at).copied().unwrap_or(0);
-                self.to_backend.extend_from_slice(&unit[..cut]);
+                self.forward(&unit[..cut]);
                 self.deny(reply, terminator);
             }
         }
@@ -303,7 +312,6 @@ impl<G: Gate> Session<G> {
                 max: MAX_BATCH_MESSAGES,
             }));
         }
-        self.batch_has_execute |= frame[0] == b'E';
         self.batch.extend_from_slice(frame);
         Ok(())
     }
@@ -323,7 +331,9 @@ impl<G: Gate> Session<G> {
 
     /// Blocks a statement in its place in the pipeline (see [`crate::denial`]).
     pub(super) fn deny(&mut self, reply: PgErrorReply, terminator: Terminator) {
-        let marker = stand_in(&mut self.to_backend, terminator);
+        let mut stand_in_bytes = BytesMut::new();
+        let marker = stand_in(&mut stand_in_bytes, terminator);
+        self.forward(&stand_in_bytes);
         // The stand-in's error arrives before the ReadyForQuery that ends its
         // segment: the one just counted, or for a Flush the next one.
         let segment = self.z_expected + u64::from(terminator == Terminator::Flush);

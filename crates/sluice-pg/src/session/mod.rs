@@ -32,6 +32,7 @@ use crate::pump::{drain, fill, trim, ReadSize};
 use crate::stream::Stream;
 
 mod client;
+mod pipeline;
 
 /// Stop reading a side while this much is queued for the other.
 const HIGH_WATER: usize = 256 * 1024;
@@ -91,6 +92,22 @@ struct Stall {
     approval: Option<String>,
 }
 
+impl Stall {
+    /// A wait with nothing held behind it but the client's next messages.
+    fn pause(pause: crate::gate::Pause) -> Stall {
+        Stall {
+            durable: Box::pin(async move {
+                pause.await;
+                Ok(())
+            }),
+            unit: BytesMut::new(),
+            terminator: Terminator::Query,
+            answers: 0,
+            approval: None,
+        }
+    }
+}
+
 /// How a stalled unit's wait ended.
 enum StallEnd {
     Settled(Result<(), PgErrorReply>),
@@ -141,8 +158,6 @@ pub struct Session<G: Gate> {
     /// data (rows, COPY data, an error's or notice's text) starts in
     /// `to_client`: what comes before it may go out, nothing from it on.
     hold_at: Option<usize>,
-    /// The held batch contains an Execute.
-    batch_has_execute: bool,
     /// What the held batch costs: its bytes plus the copies made of its
     /// commands (an Execute carries its statement's text and parameters),
     /// and its message count. Both are bounded, so neither a batch of many
@@ -150,11 +165,10 @@ pub struct Session<G: Gate> {
     /// limit.
     batch_weight: usize,
     batch_messages: usize,
-    /// The last batch forwarded was an Execute followed by Sync. If that
-    /// Execute starts `COPY FROM STDIN`, the backend swallows the Sync (it
-    /// ignores Sync during copy-in) and answers only the one libpq sends
-    /// after CopyDone: one ReadyForQuery fewer than counted.
-    sync_after_execute: bool,
+    /// What the backend does with what was forwarded: which counted
+    /// ReadyForQuery it will never send (it discards messages after an
+    /// extended-protocol error until Sync; a COPY FROM STDIN swallows Sync).
+    pipeline: pipeline::Pipeline,
     /// An extended batch ended by Flush was forwarded and no Sync, Query or
     /// FunctionCall has followed it yet: the transaction status of the last
     /// ReadyForQuery may be out of date.
@@ -218,10 +232,9 @@ impl<G: Gate> Session<G> {
             extended: Extended::default(),
             held: VecDeque::new(),
             hold_at: None,
-            batch_has_execute: false,
             batch_weight: 0,
             batch_messages: 0,
-            sync_after_execute: false,
+            pipeline: pipeline::Pipeline::default(),
             flushed: false,
             responses,
             cancels,
@@ -330,7 +343,7 @@ impl<G: Gate> Session<G> {
                         }
                     };
                     match recorded {
-                        Ok(()) => self.to_backend.extend_from_slice(&stall.unit),
+                        Ok(()) => self.forward(&stall.unit),
                         Err(reply) => {
                             if let Some(responses) = self.responses.as_mut() {
                                 let completion = Completion::Error {
@@ -471,18 +484,13 @@ impl<G: Gate> Session<G> {
         while let Some(h) = peek_frame(&self.backend_in[run..], self.limits.max_backend_message)
             .map_err(PgError::BackendProtocol)?
         {
+            self.pipeline.on_backend(h.tag);
             let frame = &self.backend_in[run..run + h.len];
             let z_before = self.z_seen;
             match h.tag {
                 b'Z' => {
                     self.tx_status = frame.get(5).copied().unwrap_or(b'I');
-                    self.z_seen += 1;
-                    let seen = self.z_seen;
-                    self.denials.retain(|d| d.segment > seen);
-                }
-                b'G' if self.sync_after_execute => {
-                    self.sync_after_execute = false;
-                    self.z_expected = self.z_expected.saturating_sub(1).max(self.z_seen);
+                    pipeline::ready_seen(&mut self.z_seen, &mut self.denials);
                 }
                 b'E' if !self.denials.is_empty() => {
                     if let Some(i) = self
@@ -497,6 +505,7 @@ impl<G: Gate> Session<G> {
                         if let Some(d) = self.denials.remove(i) {
                             d.reply.encode(&mut self.to_client);
                         }
+                        self.settle_pipeline();
                         continue;
                     }
                 }
@@ -528,6 +537,7 @@ impl<G: Gate> Session<G> {
                 }
                 None => run += h.len,
             }
+            self.settle_pipeline();
             if self.to_client.len() + run >= HIGH_WATER {
                 self.backend_backlog = run < self.backend_in.len();
                 break;

@@ -22,6 +22,10 @@ pub fn stmt(action: Action, text: &str) -> Statement {
         fingerprint: String::new(),
         commits: false,
         copies_out: false,
+        locks_rows: false,
+        defines_code: false,
+        unproven: None,
+        field_names: Vec::new(),
         error: None,
     }
 }

@@ -24,6 +24,7 @@ pub(super) struct DecisionKey {
     has_where: bool,
     functions: Vec<String>,
     calls_volatile: bool,
+    locks_rows: bool,
     error: Option<String>,
     text: Option<String>,
 }
@@ -47,6 +48,7 @@ impl DecisionCache {
             has_where: statement.has_where,
             functions: statement.functions.clone(),
             calls_volatile: statement.calls_volatile,
+            locks_rows: statement.locks_rows,
             error: statement.error.clone(),
             text: self.policies.reads_sql().then(|| statement.text.clone()),
         };

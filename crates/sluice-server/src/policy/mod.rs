@@ -15,15 +15,17 @@ use sluice_pg::{
     UnitContext, Verdict,
 };
 use sluice_policy::{PolicySet, RequestContext, ResourceInfo, Scope, Unmask};
-use sluice_sql::{Classifier, ClassifierConfig, SqlSession};
+use sluice_sql::{Classifier, ClassifierConfig, SessionState, SqlSession};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use tracing::{error, info, warn};
 
 mod cache;
+mod catalog;
 mod refusal;
 
 use cache::DecisionCache;
+use catalog::{CatalogView, Verdicts};
 use refusal::{outcome_name, policy_ids, refusal};
 
 /// Loads the policies the config names. No `[policy]` section means no
@@ -62,6 +64,7 @@ pub struct PolicyGates {
     approvals: Option<ApprovalService>,
     /// Masking rules per resource (none: masking off).
     masks: Arc<HashMap<String, MaskRules>>,
+    verdicts: Verdicts,
 }
 
 impl PolicyGates {
@@ -73,6 +76,7 @@ impl PolicyGates {
             audit: None,
             approvals: None,
             masks: Arc::new(HashMap::new()),
+            verdicts: Verdicts::default(),
         }
     }
 
@@ -137,12 +141,14 @@ impl GateFactory for PolicyGates {
             shared: self.clone(),
             sql: SqlSession::default(),
             mask,
-            catalog: None,
+            catalog: CatalogView::new(&resource.name, &self.verdicts),
             recorder: self
                 .audit
                 .clone()
                 .map(|(log, settings)| Recorder::start(log, settings, session, unmasked_by)),
             awaiting: VecDeque::new(),
+            state: SessionState::at_startup(session.parameters),
+            outside_transaction: false,
             pending_approval: None,
             decisions: DecisionCache {
                 policies,
@@ -162,17 +168,18 @@ pub struct PolicyGate {
     recorder: Option<Recorder>,
     /// Statement records of the commands that ran, in order, waiting for
     /// their responses (`None`: ran unrecorded under `fail_open_reads`).
-    awaiting: VecDeque<Option<u64>>,
+    awaiting: VecDeque<(Option<u64>, bool)>,
+    /// The settings approvals are bound to, as far as Sluice follows them.
+    state: SessionState,
+    /// The unit being decided runs certainly outside a transaction block.
+    outside_transaction: bool,
     /// The approval request the session's held unit waits for.
     pending_approval: Option<String>,
     /// How this session's results are masked (`None`: raw values).
     mask: Option<MaskRules>,
-    /// The resource's catalog names, for a masked session, and how to look
-    /// them up again.
-    catalog: Option<(
-        Arc<sluice_pg::mask::Catalog>,
-        sluice_pg::mask::CatalogRefresh,
-    )>,
+    /// The resource's catalog: names for masking, functions for proving
+    /// calls read-only.
+    catalog: CatalogView,
 }
 
 impl PolicyGate {
@@ -188,7 +195,8 @@ impl PolicyGate {
     /// Holds the unit until the catalog is read again and the COPY's tables
     /// are judged on it (and its records are durable).
     fn recheck_copy(&self, tables: Vec<String>, recorded: Option<u64>) -> Verdict {
-        let (Some(mask), Some((_, refresh))) = (self.mask.clone(), self.catalog.clone()) else {
+        let (Some(mask), Some((_, refresh))) = (self.mask.clone(), self.catalog.masking())
+        else {
             return Verdict::Deny {
                 at: 0,
                 reply: crate::masking::copy_refused(
@@ -265,9 +273,11 @@ impl PolicyGate {
             )
             .with_hint("Send the statement itself (parameters through the extended protocol are fine): the approval is bound to its exact text."));
         } else if let Some(service) = &approvals {
+            let session_state = self.state.describe();
             let asker = crate::review::Asker {
                 identity: self.scope.identity(),
                 resource: &self.scope.resource().name,
+                session_state: &session_state,
             };
             match crate::review::review(service, &asker, command, &statements, &decision) {
                 ReviewStep::Approved(r) => approval = Some(r),
@@ -331,8 +341,20 @@ impl PolicyGate {
                 }
                 needs.ends_or_starts_transaction |= statement.action == Action::Tcl;
             }
+            let mut changes_state = false;
+            if command.origin != CommandOrigin::Parse {
+                // Settings follow exactly only for a lone statement outside
+                // a transaction block (one that may roll back is not).
+                let outside = self.outside_transaction
+                    && statements.len() == 1
+                    && statements.iter().all(|s| s.action != Action::Tcl);
+                for statement in &statements {
+                    self.catalog.ran(statement);
+                    changes_state |= self.state.ran(statement, !outside);
+                }
+            }
             if answers(command) && self.recorder.is_some() {
-                self.awaiting.push_back(seq);
+                self.awaiting.push_back((seq, changes_state));
             }
             return Ok(());
         }
@@ -368,7 +390,7 @@ impl PolicyGate {
         if tables.is_empty() {
             return None;
         }
-        let catalog = self.catalog.as_ref().map(|(c, _)| c.clone());
+        let catalog = self.catalog.masking().map(|(c, _)| c.clone());
         match crate::masking::copy_verdict(&mask.masker, catalog.as_deref(), &tables) {
             crate::masking::CopyVerdict::Allowed => None,
             crate::masking::CopyVerdict::Refused(reply) => Some(reply),
@@ -406,7 +428,11 @@ impl PolicyGate {
             )],
             CommandOrigin::SimpleQuery | CommandOrigin::Parse | CommandOrigin::Execute => {
                 let classified = self.shared.classifier.classify(&command.text);
-                self.sql.resolve(&self.shared.classifier, &classified)
+                let mut statements = self.sql.resolve(&self.shared.classifier, &classified);
+                for statement in &mut statements {
+                    self.catalog.resolve(statement);
+                }
+                statements
             }
         }
     }
@@ -436,6 +462,13 @@ struct UnitNeeds {
 impl Gate for PolicyGate {
     fn decide(&mut self, commands: &[Command], unit: &UnitContext) -> Verdict {
         let policies = self.shared.policies.load_full();
+        // A Parse runs nothing: a lone Execute (with its Parse) is alone.
+        self.outside_transaction = unit.outside_transaction
+            && commands
+                .iter()
+                .filter(|c| c.origin != CommandOrigin::Parse)
+                .count()
+                == 1;
         let awaiting_before = self.awaiting.len();
         let mut needs = UnitNeeds {
             all_reads: true,
@@ -523,7 +556,11 @@ impl Gate for PolicyGate {
         catalog: Arc<sluice_pg::mask::Catalog>,
         refresh: sluice_pg::mask::CatalogRefresh,
     ) {
-        self.catalog = Some((catalog, refresh));
+        self.catalog.set(catalog, refresh);
+    }
+
+    fn pause(&mut self, settled: bool) -> Option<sluice_pg::Pause> {
+        self.catalog.pause(settled)
     }
 
     fn responses(&self) -> Option<usize> {
@@ -531,7 +568,10 @@ impl Gate for PolicyGate {
     }
 
     fn on_response(&mut self, response: Response) {
-        let seq = self.awaiting.pop_front().flatten();
+        let (seq, changed_state) = self.awaiting.pop_front().unwrap_or((None, false));
+        if changed_state && matches!(response.completion, sluice_pg::Completion::Error { .. }) {
+            self.state.failed();
+        }
         if let (Some(recorder), Some(seq)) = (self.recorder.as_mut(), seq) {
             recorder.response(seq, response);
         }

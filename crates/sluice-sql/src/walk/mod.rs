@@ -55,6 +55,13 @@ pub(crate) struct Walk {
     /// Actions that dangerous function calls imply.
     pub escalations: Vec<Action>,
     pub calls_volatile: bool,
+    /// Calls not proven read-only without the catalog, as in `functions`.
+    pub unproven: Vec<String>,
+    /// A `FOR UPDATE / SHARE` locking clause.
+    pub locks_rows: bool,
+    /// Names selected from a row (`t.f`, `(x).f`): a call of `f` when a
+    /// function of that name takes a row.
+    pub fields: Vec<String>,
     /// `ColumnRef`/`CurrentOfExpr` nodes seen so far (tells a restricting
     /// WHERE from `WHERE true`).
     column_refs: usize,
@@ -89,6 +96,8 @@ pub(crate) fn walk_with_limit<T: Serialize + ?Sized>(
     walk.tables = found.into_iter().map(|(_, name)| name).collect();
     dedup(&mut walk.tables);
     dedup(&mut walk.functions);
+    dedup(&mut walk.unproven);
+    dedup(&mut walk.fields);
     Ok(walk)
 }
 
@@ -205,8 +214,14 @@ impl Walk {
         if !effect.read_only {
             self.calls_volatile = true;
         }
-        if let Some(action) = effect.escalate {
-            self.escalations.push(action);
+        match effect.escalate {
+            Some(action) => self.escalations.push(action),
+            None if !effect.read_only => {
+                if let Some(written) = self.functions.get(index) {
+                    self.unproven.push(written.clone());
+                }
+            }
+            None => {}
         }
     }
 }

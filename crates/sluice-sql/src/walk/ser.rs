@@ -220,6 +220,23 @@ impl Struct<'_> {
                     call.sql_syntax = capture(value)?.as_i64() == Some(COERCE_SQL_SYNTAX);
                 }
             }
+            // `t.f` and `(row).f` call `f(t)` when such a function exists.
+            ("ColumnRef", "fields") => {
+                let mut parts = Vec::new();
+                collect_strings(&capture(value)?, &mut parts);
+                self.walk.fields.extend(parts.into_iter().skip(1));
+                value.serialize(&mut *self.walk)?;
+            }
+            ("AIndirection", "indirection") => {
+                collect_strings(&capture(value)?, &mut self.walk.fields);
+                value.serialize(&mut *self.walk)?;
+            }
+            ("SelectStmt", "locking_clause") => {
+                if capture(value)?.as_array().is_some_and(|a| !a.is_empty()) {
+                    self.walk.locks_rows = true;
+                }
+                value.serialize(&mut *self.walk)?;
+            }
             ("UpdateStmt" | "DeleteStmt", "where_clause") | ("MergeStmt", "join_condition") => {
                 let before = self.walk.column_refs;
                 value.serialize(&mut *self.walk)?;

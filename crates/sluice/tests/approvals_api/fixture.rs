@@ -72,6 +72,7 @@ impl Fixture {
         let params = vec![Some("42".to_owned()), None];
         self.store
             .create(NewRequest {
+                session_state: String::new(),
                 fingerprint: sluice_approvals::fingerprint("app", "alice", text, &[]),
                 requester,
                 resource: "app".into(),

@@ -10,6 +10,8 @@ use std::time::Duration;
 pub struct Raw {
     s: std::net::TcpStream,
     buf: Vec<u8>,
+    /// The (process id, secret key) of the BackendKeyData at login.
+    pub key: Option<(i32, i32)>,
 }
 
 pub fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
@@ -50,12 +52,28 @@ pub fn query(sql: &str) -> Vec<u8> {
 
 impl Raw {
     pub fn connect(port: u16, user: &str, password: &str) -> Raw {
+        Raw::connect_with(port, user, password, &[]).unwrap_or_else(|e| panic!("login failed: {e}"))
+    }
+
+    /// Logs in with `params` added to the startup packet; `Err` holds the
+    /// ErrorResponse body (fields as text) if login is refused.
+    pub fn connect_with(
+        port: u16,
+        user: &str,
+        password: &str,
+        params: &[(&str, &str)],
+    ) -> Result<Raw, String> {
         use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
         let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let mut raw = Raw { s, buf: Vec::new() };
+        let mut raw = Raw {
+            s,
+            buf: Vec::new(),
+            key: None,
+        };
         let mut body = 196_608i32.to_be_bytes().to_vec();
-        for (k, v) in [("user", user), ("database", "app")] {
+        let login = [("user", user), ("database", "app")];
+        for (k, v) in login.iter().chain(params) {
             body.extend(cstr(k));
             body.extend(cstr(v));
         }
@@ -92,8 +110,12 @@ impl Raw {
                         other => panic!("unexpected auth request {other}"),
                     }
                 }
-                b'E' => panic!("login failed: {}", String::from_utf8_lossy(&body)),
-                b'Z' => return raw,
+                b'E' => return Err(String::from_utf8_lossy(&body).into_owned()),
+                b'K' => {
+                    let int = |at: usize| i32::from_be_bytes(body[at..at + 4].try_into().unwrap());
+                    raw.key = Some((int(0), int(4)));
+                }
+                b'Z' => return Ok(raw),
                 _ => {}
             }
         }
