@@ -23,8 +23,8 @@ pub mod stream;
 pub use backend::{BackendTarget, BackendTls, Secret};
 pub use error::{PgError, ProtocolError};
 pub use gate::{
-    answers, Completion, Durable, Gate, GateFactory, MaskRules, Response, SessionInfo, UnitContext,
-    Verdict, Pause,
+    answers, Completion, Durable, Gate, GateFactory, MaskRules, Pause, Response, SessionInfo,
+    UnitContext, Verdict,
 };
 pub use gateway::{Gateway, GatewayConfig, Resource};
 pub use messages::{sqlstate, PgErrorReply};

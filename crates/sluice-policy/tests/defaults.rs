@@ -108,7 +108,10 @@ fn agents_write_elsewhere_allowed() -> R {
 #[test]
 fn a_call_of_a_function_not_proven_read_only_is_treated_as_a_write() -> R {
     let set = defaults()?;
-    let s = volatile(stmt(Action::Call, "SELECT archive_orders()"), "archive_orders");
+    let s = volatile(
+        stmt(Action::Call, "SELECT archive_orders()"),
+        "archive_orders",
+    );
     assert_eq!(
         set.decide(&agent(), &prod(), &s, &NO_CTX).outcome,
         dba_review()

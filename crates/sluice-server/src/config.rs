@@ -517,7 +517,10 @@ tags = { env = "prod" }
     fn a_bare_config_file_name_resolves_relative_paths_against_the_current_directory() {
         assert_eq!(base_dir_of(Path::new("sluice.toml")), Path::new("."));
         assert_eq!(base_dir_of(Path::new("etc/sluice.toml")), Path::new("etc"));
-        assert_eq!(base_dir_of(Path::new("/etc/sluice.toml")), Path::new("/etc"));
+        assert_eq!(
+            base_dir_of(Path::new("/etc/sluice.toml")),
+            Path::new("/etc")
+        );
     }
 
     #[test]

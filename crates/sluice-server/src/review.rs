@@ -121,9 +121,7 @@ pub(crate) fn review(
     };
     info!(request = %request.id, mode = ?mode, group = %approver_group, "approval requested");
     match mode {
-        ApprovalMode::Deferred => {
-            deferred(service, request.id, approver_group, *quorum, mismatch)
-        }
+        ApprovalMode::Deferred => deferred(service, request.id, approver_group, *quorum, mismatch),
         ApprovalMode::Wait => {
             let why = request
                 .reason

@@ -155,7 +155,10 @@ mod tests {
     fn sequence_large_object_and_lock_builtins_are_not_reads() {
         assert_eq!(effect(None, "nextval", None).escalate, Some(Action::Update));
         assert_eq!(effect(None, "setval", None).escalate, Some(Action::Update));
-        assert_eq!(effect(None, "lo_unlink", None).escalate, Some(Action::Update));
+        assert_eq!(
+            effect(None, "lo_unlink", None).escalate,
+            Some(Action::Update)
+        );
         assert_eq!(effect(None, "lo_put", None).escalate, Some(Action::Update));
         assert_eq!(
             effect(None, "pg_advisory_lock", None).escalate,

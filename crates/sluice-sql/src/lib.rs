@@ -37,5 +37,5 @@ pub use functions::call_treatment;
 pub use rank::{rank, stronger};
 pub use routines::{resolve, FunctionCatalog};
 pub use session::{SqlSession, MAX_PREPARED};
-pub use state::SessionState;
 pub use sluice_core::{Action, Statement};
+pub use state::SessionState;

@@ -77,16 +77,27 @@ impl FunctionCatalog {
             } else {
                 Some(false)
             };
-            catalog.functions.entry(f.name.clone()).or_default().push(Def {
-                schema: f.schema.clone(),
-                reads: verdict.unwrap_or(false),
-                takes_row: f.takes_row,
-            });
+            catalog
+                .functions
+                .entry(f.name.clone())
+                .or_default()
+                .push(Def {
+                    schema: f.schema.clone(),
+                    reads: verdict.unwrap_or(false),
+                    takes_row: f.takes_row,
+                });
         }
         let mut views: Vec<(String, String, Names, bool)> = routines
             .views
             .iter()
-            .map(|v| (v.schema.clone(), v.name.clone(), names(&v.definition), false))
+            .map(|v| {
+                (
+                    v.schema.clone(),
+                    v.name.clone(),
+                    names(&v.definition),
+                    false,
+                )
+            })
             .collect();
         for (schema, name, _, _) in &views {
             catalog.mark_view(schema, name, true);

@@ -46,15 +46,40 @@ fn catalog() -> FunctionCatalog {
             user("wipe", Volatile, "sql", "DELETE FROM t RETURNING 1"),
             user("tax", Immutable, "sql", "SELECT $1 * 1.2"),
             user("total", Stable, "sql", "SELECT count(*) FROM orders"),
-            user("sneaky", Stable, "plpgsql", "BEGIN PERFORM wipe(); RETURN 1; END"),
-            user("sneakier", Stable, "plpgsql", "BEGIN PERFORM public.WIPE(); RETURN 1; END"),
-            user("dynamic", Stable, "plpgsql", "BEGIN EXECUTE 'SELECT 1'; RETURN 1; END"),
+            user(
+                "sneaky",
+                Stable,
+                "plpgsql",
+                "BEGIN PERFORM wipe(); RETURN 1; END",
+            ),
+            user(
+                "sneakier",
+                Stable,
+                "plpgsql",
+                "BEGIN PERFORM public.WIPE(); RETURN 1; END",
+            ),
+            user(
+                "dynamic",
+                Stable,
+                "plpgsql",
+                "BEGIN EXECUTE 'SELECT 1'; RETURN 1; END",
+            ),
             user("layered", Stable, "sql", "SELECT total() + tax(1)"),
             user("ping", Stable, "sql", "SELECT pong()"),
             user("pong", Stable, "sql", "SELECT ping()"),
-            user("branches", Stable, "plpgsql", "BEGIN IF (1 > 0) THEN RETURN now(); END IF; END"),
+            user(
+                "branches",
+                Stable,
+                "plpgsql",
+                "BEGIN IF (1 > 0) THEN RETURN now(); END IF; END",
+            ),
             user("reads_view", Stable, "sql", "SELECT * FROM bad_view"),
-            user("lower", Volatile, "plpgsql", "BEGIN DELETE FROM t; RETURN 1; END"),
+            user(
+                "lower",
+                Volatile,
+                "plpgsql",
+                "BEGIN DELETE FROM t; RETURN 1; END",
+            ),
             user("in_c", Immutable, "c", "in_c"),
             definer,
             zap,
@@ -86,7 +111,12 @@ fn resolved(catalog: Option<&FunctionCatalog>, sql: &str) -> Statement {
 #[test]
 fn immutable_and_stable_sql_functions_that_read_are_reads() {
     let c = catalog();
-    for sql in ["SELECT tax(1)", "SELECT total()", "SELECT layered()", "SELECT branches()"] {
+    for sql in [
+        "SELECT tax(1)",
+        "SELECT total()",
+        "SELECT layered()",
+        "SELECT branches()",
+    ] {
         let s = resolved(Some(&c), sql);
         assert_eq!(s.action, Action::Select, "{sql}");
         assert!(!s.calls_volatile, "{sql}");
@@ -118,32 +148,62 @@ fn a_stable_function_that_calls_a_volatile_writer_is_a_call() {
 #[test]
 fn builtins_read_by_volatility_or_the_curated_list() {
     let c = catalog();
-    assert_eq!(resolved(Some(&c), "SELECT now(), random(), count(*) FROM t").action, Action::Select);
-    assert_eq!(resolved(Some(&c), "SELECT pg_stat_clear_snapshot()").action, Action::Call);
-    assert_eq!(resolved(Some(&c), "SELECT nextval('s')").action, Action::Update);
+    assert_eq!(
+        resolved(Some(&c), "SELECT now(), random(), count(*) FROM t").action,
+        Action::Select
+    );
+    assert_eq!(
+        resolved(Some(&c), "SELECT pg_stat_clear_snapshot()").action,
+        Action::Call
+    );
+    assert_eq!(
+        resolved(Some(&c), "SELECT nextval('s')").action,
+        Action::Update
+    );
 }
 
 #[test]
 fn a_builtin_shadowed_by_a_user_function_of_its_name_is_a_call() {
     let c = catalog();
     assert_eq!(resolved(Some(&c), "SELECT lower(5)").action, Action::Call);
-    assert_eq!(resolved(Some(&c), "SELECT pg_catalog.lower('x')").action, Action::Select);
+    assert_eq!(
+        resolved(Some(&c), "SELECT pg_catalog.lower('x')").action,
+        Action::Select
+    );
 }
 
 #[test]
 fn a_view_whose_definition_calls_a_writer_is_a_call() {
     let c = catalog();
-    assert_eq!(resolved(Some(&c), "SELECT * FROM good_view").action, Action::Select);
-    assert_eq!(resolved(Some(&c), "SELECT * FROM bad_view").action, Action::Call);
-    assert_eq!(resolved(Some(&c), "SELECT * FROM public.bad_view").action, Action::Call);
-    assert_eq!(resolved(Some(&c), "EXPLAIN SELECT * FROM bad_view").action, Action::Explain);
+    assert_eq!(
+        resolved(Some(&c), "SELECT * FROM good_view").action,
+        Action::Select
+    );
+    assert_eq!(
+        resolved(Some(&c), "SELECT * FROM bad_view").action,
+        Action::Call
+    );
+    assert_eq!(
+        resolved(Some(&c), "SELECT * FROM public.bad_view").action,
+        Action::Call
+    );
+    assert_eq!(
+        resolved(Some(&c), "EXPLAIN SELECT * FROM bad_view").action,
+        Action::Explain
+    );
 }
 
 #[test]
 fn without_a_catalog_nothing_unqualified_is_proven() {
     assert_eq!(resolved(None, "SELECT tax(1)").action, Action::Call);
-    assert_eq!(resolved(None, "SELECT count(*) FROM t").action, Action::Call);
-    assert_eq!(resolved(None, "SELECT pg_catalog.lower('x')").action, Action::Select);
+    assert_eq!(
+        resolved(None, "SELECT count(*) FROM t").action,
+        Action::Call
+    );
+    assert_eq!(
+        resolved(None, "SELECT pg_catalog.lower('x')").action,
+        Action::Select
+    );
     assert_eq!(resolved(None, "SELECT 1").action, Action::Select);
 }
 

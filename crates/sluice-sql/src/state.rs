@@ -42,7 +42,10 @@ const MAX_SET_BYTES: usize = 64 * 1024;
 enum Value {
     Set(String),
     /// Changed in a way Sluice cannot follow: why, and a tag unique to it.
-    Unknown { why: &'static str, tag: String },
+    Unknown {
+        why: &'static str,
+        tag: String,
+    },
 }
 
 /// One session's tracked settings (only those changed from the defaults).
@@ -58,7 +61,8 @@ impl SessionState {
         let mut state = SessionState::default();
         for (name, value) in parameters {
             if let Some(name) = tracked(name) {
-                let value = serde_json::Value::Array(vec![serde_json::Value::String(value.clone())]);
+                let value =
+                    serde_json::Value::Array(vec![serde_json::Value::String(value.clone())]);
                 state.changed.insert(name, Value::Set(value.to_string()));
             }
         }
@@ -173,7 +177,8 @@ impl SessionState {
     }
 
     fn forget(&mut self, name: &'static str, why: &'static str) {
-        self.changed.insert(name, Value::Unknown { why, tag: tag() });
+        self.changed
+            .insert(name, Value::Unknown { why, tag: tag() });
     }
 
     fn forget_all(&mut self, why: &'static str) {

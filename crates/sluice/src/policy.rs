@@ -257,7 +257,12 @@ fn print_report(report: &CheckReport<'_>, resource: &ResourceInfo) {
             );
         }
     }
-    let ids: Vec<String> = report.decision.policies.iter().map(|p| p.id.clone()).collect();
+    let ids: Vec<String> = report
+        .decision
+        .policies
+        .iter()
+        .map(|p| p.id.clone())
+        .collect();
     println!(
         "\ndecision: {} (policies: {})",
         outcome(&report.decision),

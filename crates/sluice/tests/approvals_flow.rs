@@ -558,7 +558,10 @@ async fn an_approval_is_bound_to_the_search_path_it_was_approved_under() {
     s.store().approve(&request.id, &dba("alice"), None).unwrap();
 
     // Another search_path: the same text means public.accounts here.
-    client.batch_execute("set search_path to public").await.unwrap();
+    client
+        .batch_execute("set search_path to public")
+        .await
+        .unwrap();
     let e = client.execute(UPDATE, &[]).await.unwrap_err();
     let db = e.as_db_error().unwrap();
     assert_eq!(db.code().code(), "SL001", "{}", db.message());
@@ -567,7 +570,10 @@ async fn an_approval_is_bound_to_the_search_path_it_was_approved_under() {
         detail.contains(&request.id) && detail.contains("other session settings"),
         "{detail}"
     );
-    assert_eq!((s.balance().as_str(), other_balance().as_str()), ("100", "500"));
+    assert_eq!(
+        (s.balance().as_str(), other_balance().as_str()),
+        ("100", "500")
+    );
     assert_eq!(s.status_of(&request.id), Status::Approved);
     wait_for_event(&s.gw, "refused_session_state");
 
@@ -578,7 +584,10 @@ async fn an_approval_is_bound_to_the_search_path_it_was_approved_under() {
         .await
         .unwrap();
     assert_eq!(again.execute(UPDATE, &[]).await.unwrap(), 1);
-    assert_eq!((s.balance().as_str(), other_balance().as_str()), ("100", "501"));
+    assert_eq!(
+        (s.balance().as_str(), other_balance().as_str()),
+        ("100", "501")
+    );
     assert_eq!(s.status_of(&request.id), Status::Consumed);
     assert!(again.execute(UPDATE, &[]).await.is_err());
     assert_eq!(other_balance(), "501");

@@ -230,6 +230,11 @@ async fn approved_statements_replay_with_their_approvers_and_approvals_are_not_a
         serde_json::from_str(&s.audit(&["approvals", "--request", &deferred, "--json"])).unwrap();
     let one = one.as_array().unwrap();
     assert!(!one.is_empty());
-    assert!(one.iter().all(|e| e["request_id"] == deferred.as_str()), "{one:?}");
-    assert!(one.iter().any(|e| e["event"] == "approved" && e["actor"] == "alice"));
+    assert!(
+        one.iter().all(|e| e["request_id"] == deferred.as_str()),
+        "{one:?}"
+    );
+    assert!(one
+        .iter()
+        .any(|e| e["event"] == "approved" && e["actor"] == "alice"));
 }

@@ -189,7 +189,10 @@ fn row_locks_are_visible_to_policy() {
     s.fill();
     let (ok, _, err) = psql(&s.conn("reader"), "select * from accounts for update");
     assert!(!ok && err.contains("readers-no-row-locks"), "{err}");
-    let (ok, _, err) = psql(&s.conn("reader"), "select * from accounts where id in (select id from accounts for share)");
+    let (ok, _, err) = psql(
+        &s.conn("reader"),
+        "select * from accounts where id in (select id from accounts for share)",
+    );
     assert!(!ok && err.contains("readers-no-row-locks"), "{err}");
     let (ok, _, err) = psql(&s.conn("reader"), "select * from accounts");
     assert!(ok, "{err}");
@@ -208,7 +211,10 @@ fn replacing_a_function_through_sluice_is_seen_by_the_next_statement() {
     let (ok, _, err) = psql(&s.conn("owner"), replace);
     assert!(ok, "{err}");
     let (ok, _, err) = psql(&s.conn("reader"), "select owners()");
-    assert!(!ok && err.contains("call"), "replaced function still a read: {err}");
+    assert!(
+        !ok && err.contains("call"),
+        "replaced function still a read: {err}"
+    );
     assert_eq!(s.rows(), "50");
 }
 

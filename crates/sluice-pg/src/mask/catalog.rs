@@ -167,8 +167,7 @@ impl CatalogCache {
         if let Some(entry) = entries.get_mut(resource) {
             if entry.at.elapsed() >= FRESH_FOR && !entry.refreshing {
                 entry.refreshing = true;
-                let (cache, resource, target) =
-                    (self.clone(), resource.to_owned(), target.clone());
+                let (cache, resource, target) = (self.clone(), resource.to_owned(), target.clone());
                 tokio::spawn(async move {
                     cache.refresh(&resource, &target).await;
                 });
@@ -268,7 +267,10 @@ async fn lookup(target: &BackendTarget) -> Result<Catalog, PgError> {
 }
 
 /// Runs one query and returns its rows as text (NULL as empty).
-pub(super) async fn simple_query(conn: &mut backend::Backend, sql: &str) -> Result<Vec<Vec<String>>, PgError> {
+pub(super) async fn simple_query(
+    conn: &mut backend::Backend,
+    sql: &str,
+) -> Result<Vec<Vec<String>>, PgError> {
     let mut out = BytesMut::new();
     out.put_u8(b'Q');
     out.put_i32(i32::try_from(sql.len() + 5).unwrap_or(i32::MAX));

@@ -34,8 +34,7 @@ pub(super) async fn lookup(conn: &mut Backend) -> Result<Routines, PgError> {
         return Err(too_many("functions"));
     }
     for row in rows {
-        if let [schema, name, volatility, language, definer, kind, takes_row, body] =
-            row.as_slice()
+        if let [schema, name, volatility, language, definer, kind, takes_row, body] = row.as_slice()
         {
             routines.functions.push(FunctionDef {
                 schema: schema.clone(),

@@ -195,8 +195,7 @@ impl PolicyGate {
     /// Holds the unit until the catalog is read again and the COPY's tables
     /// are judged on it (and its records are durable).
     fn recheck_copy(&self, tables: Vec<String>, recorded: Option<u64>) -> Verdict {
-        let (Some(mask), Some((_, refresh))) = (self.mask.clone(), self.catalog.masking())
-        else {
+        let (Some(mask), Some((_, refresh))) = (self.mask.clone(), self.catalog.masking()) else {
             return Verdict::Deny {
                 at: 0,
                 reply: crate::masking::copy_refused(

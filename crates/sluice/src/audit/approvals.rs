@@ -64,7 +64,11 @@ impl Story {
                 }
             }
             "denied" => {
-                self.end = Some(format!("denied by {}{}", e.actor, comment.unwrap_or_default()));
+                self.end = Some(format!(
+                    "denied by {}{}",
+                    e.actor,
+                    comment.unwrap_or_default()
+                ));
             }
             "expired" | "withdrawn" => {
                 self.end = Some(format!("{}{}", e.event, comment.unwrap_or_default()));
