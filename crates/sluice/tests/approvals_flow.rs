@@ -31,11 +31,7 @@ struct Setup {
 /// A gateway in front of a table `accounts(id, balance)` with one row.
 fn setup(quorum: u32, approvals: &str, resource_extra: &str) -> Setup {
     let pg = PgServer::start();
-    pg.psql(
-        "app",
-        "create table accounts (id int primary key, balance int); \
-         insert into accounts values (1, 100); alter table accounts owner to scram_user;",
-    );
+    common::accounts_table(&pg);
     let resources = format!(
         "[approvals]\n{approvals}\n\n{}",
         resource_toml("app", &pg, "scram_user", Some("PW"), resource_extra)
@@ -397,11 +393,7 @@ fn wait_for_event(gw: &Gateway, needle: &str) -> Vec<String> {
 async fn refused_approval_attempts_are_recorded_in_the_audit_log() {
     let admin = sluice_testkit::free_port();
     let pg = PgServer::start();
-    pg.psql(
-        "app",
-        "create table accounts (id int primary key, balance int); \
-         insert into accounts values (1, 100); alter table accounts owner to scram_user;",
-    );
+    common::accounts_table(&pg);
     let resources = resource_toml(
         "app",
         &pg,
@@ -471,11 +463,7 @@ async fn refused_approval_attempts_are_recorded_in_the_audit_log() {
 fn a_held_statement_does_not_run_when_a_later_one_in_its_batch_is_refused() {
     use common::raw::{bind, execute, parse, sync, Raw};
     let pg = PgServer::start();
-    pg.psql(
-        "app",
-        "create table accounts (id int primary key, balance int); \
-         insert into accounts values (1, 100); alter table accounts owner to scram_user;",
-    );
+    common::accounts_table(&pg);
     let resources = resource_toml("app", &pg, "scram_user", Some("PW"), "");
     let policy = format!(
         "{}@id(\"no-drop\")\nforbid(principal, action == Action::\"drop\", resource);\n",

@@ -203,11 +203,7 @@ struct Setup {
 /// `accounts(id, balance)` with one row, resource `app` in `mode`.
 fn setup(hook_url: &str, mode: &str) -> Setup {
     let pg = PgServer::start();
-    pg.psql(
-        "app",
-        "create table accounts (id int primary key, balance int); \
-         insert into accounts values (1, 100); alter table accounts owner to scram_user;",
-    );
+    common::accounts_table(&pg);
     let admin = sluice_testkit::free_port();
     let resources = format!(
         "[approvals]\n\n[[approvals.webhook]]\nurl = \"{hook_url}\"\nsecret_env = \"HOOK_SECRET\"\n\n{}",

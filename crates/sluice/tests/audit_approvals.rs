@@ -33,11 +33,7 @@ struct Setup {
 
 fn setup() -> Setup {
     let pg = PgServer::start();
-    pg.psql(
-        "app",
-        "create table accounts (id int primary key, balance int); \
-         insert into accounts values (1, 100); alter table accounts owner to scram_user;",
-    );
+    common::accounts_table(&pg);
     let admin = sluice_testkit::free_port();
     let resources = resource_toml("app", &pg, "scram_user", Some("PW"), "")
         + &resource_toml(

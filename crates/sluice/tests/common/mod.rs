@@ -333,3 +333,13 @@ pub fn remove_dir_under_writer(path: &std::path::Path) {
     }
     panic!("could not remove {}", path.display());
 }
+
+/// `accounts(id, balance)` in database `app` with the row (1, 100), owned by
+/// `scram_user`: the table the approval tests update.
+pub fn accounts_table(pg: &PgServer) {
+    pg.psql(
+        "app",
+        "create table accounts (id int primary key, balance int); \
+         insert into accounts values (1, 100); alter table accounts owner to scram_user;",
+    );
+}
