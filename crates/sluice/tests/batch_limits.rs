@@ -1,7 +1,7 @@
-//! What the gateway holds for one extended-protocol batch is bounded: a
-//! batch of very many tiny messages, or of many Executes of one long
-//! statement (each carries a copy of the text for its decision and record),
-//! ends the session with FATAL 54000 instead of growing without limit.
+//! What the gateway holds for one extended-protocol batch is bounded: it is
+//! released as soon as the client's input is drained, and many Executes of
+//! one long statement (each carries a copy of the text for its decision and
+//! record) end the session with FATAL 54000 instead of growing without limit.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -15,8 +15,12 @@ fn connect(gw: &Gateway) -> Raw {
     Raw::connect(gw.port, "agent-1", &key)
 }
 
+/// A held batch is released whenever the client has sent all it has for
+/// now (PostgreSQL runs messages as they arrive), so a batch of very many
+/// tiny messages streams through in pieces, never held whole, and answers
+/// as PostgreSQL does.
 #[test]
-fn a_batch_of_too_many_messages_is_fatal_54000() {
+fn a_batch_of_very_many_messages_streams_through_in_pieces_and_answers_in_full() {
     let pg = PgServer::start();
     let gw = Gateway::start_for(&pg);
     let mut raw = connect(&gw);
@@ -28,11 +32,9 @@ fn a_batch_of_too_many_messages_is_fatal_54000() {
     batch.extend(sync());
     raw.send(&batch);
     let replies = raw.replies(1);
-    assert_eq!(
-        replies.first().map(String::as_str),
-        Some("E 54000"),
-        "{replies:?}"
-    );
+    assert_eq!(replies.first().map(String::as_str), Some("1"));
+    assert_eq!(replies.iter().filter(|r| *r == "t").count(), 100_001);
+    assert_eq!(replies.last().map(String::as_str), Some("Z I"));
 }
 
 #[test]

@@ -273,3 +273,43 @@ fn a_failed_extended_copy_in_discards_until_sync_and_later_responses_stay_in_ste
         (&tag("SELECT 1"), "?column?\nnext\n")
     );
 }
+
+/// libpq's pipeline mode may send statements with neither Sync nor Flush
+/// and wait: PostgreSQL runs each message as it arrives and flushes an
+/// error at once. Through Sluice the client must see that error too,
+/// rather than both sides waiting for each other forever.
+#[test]
+fn an_error_in_a_pipeline_with_neither_sync_nor_flush_reaches_the_client() {
+    let (_pg, _gw, mut raw) = audited();
+    raw.send(&query(
+        "begin; create temp table uniq(id int primary key) on commit drop",
+    ));
+    assert_eq!(raw.replies(1), ["C BEGIN", "C CREATE TABLE", "Z T"]);
+    let insert = |id: u32| {
+        [
+            parse(&format!("insert into uniq values ({id}) returning id")),
+            bind(),
+            execute(),
+        ]
+        .concat()
+    };
+    raw.send(&[insert(1), insert(1), insert(2)].concat());
+    let mut seen = Vec::new();
+    while let Some((tag, body)) = raw.next() {
+        seen.push(tag as char);
+        if tag == b'E' {
+            let text = String::from_utf8_lossy(&body).into_owned();
+            assert!(text.contains("C23505"), "{text}");
+            break;
+        }
+    }
+    assert_eq!(
+        seen,
+        ['1', '2', 'D', 'C', '1', '2', 'E'],
+        "the first insert's results, then the second's error, before any Sync"
+    );
+    raw.send(&sync());
+    assert_eq!(raw.replies(1), ["Z E"], "the third insert was skipped");
+    raw.send(&query("rollback"));
+    assert_eq!(raw.replies(1), ["C ROLLBACK", "Z I"]);
+}

@@ -28,7 +28,7 @@ use crate::codec::Reader;
 use bytes::{BufMut, BytesMut};
 use rows::{plan_columns, Column, Plan};
 use sluice_mask::Masker;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 /// What one session masks with: the rules, and the catalog names they need.
@@ -46,6 +46,15 @@ enum Described {
     Injected(String),
 }
 
+/// A name a Parse, Bind or Close forwarded will undo once the backend
+/// acknowledges it (ParseComplete, BindComplete, CloseComplete).
+enum Forget {
+    Statement(String),
+    Portal(String),
+    /// A Close the gateway could not read: the backend refuses it too.
+    Nothing,
+}
+
 /// An Execute forwarded: whose rows come next.
 struct Executed {
     segment: u64,
@@ -61,6 +70,16 @@ pub(crate) struct ResultMasking {
     /// Columns of portals, from their Describe (with the real formats), for
     /// Executes that fetch more rows of a portal later.
     portals: HashMap<String, Arc<[Column]>>,
+    /// `statements` and `portals` follow the backend's stream: results of
+    /// earlier messages may still be arriving while the client's next
+    /// Bind or Parse is read, so what those undo waits for their
+    /// acknowledgement, in order.
+    forgets: VecDeque<(u64, Forget)>,
+    /// The same names as the client's stream has them (described since
+    /// last bound or parsed): whether an Execute needs a Describe of
+    /// Sluice's own is known when it is read, not when its rows arrive.
+    client_portals: HashSet<String>,
+    client_statements: HashSet<String>,
     /// Describes forwarded, waiting for RowDescription or NoData.
     describes: VecDeque<(u64, Described)>,
     executes: VecDeque<Executed>,
@@ -91,6 +110,9 @@ impl ResultMasking {
             mask,
             statements: HashMap::new(),
             portals: HashMap::new(),
+            forgets: VecDeque::new(),
+            client_portals: HashSet::new(),
+            client_statements: HashSet::new(),
             describes: VecDeque::new(),
             executes: VecDeque::new(),
             current: None,
@@ -99,20 +121,50 @@ impl ResultMasking {
         }
     }
 
-    /// A Parse or a Close of a statement is forwarded: what was described
-    /// under that name no longer holds.
-    pub(crate) fn on_parse_or_close(&mut self, tag: u8, body: &[u8]) {
+    /// A Parse, Bind or Close is forwarded: what was described under its
+    /// name no longer holds, for the client at once, for the backend's
+    /// results once it is acknowledged.
+    pub(crate) fn on_parse_bind_close(&mut self, tag: u8, body: &[u8], segment: u64) {
         let mut r = Reader::new(body);
-        let name = match tag {
-            b'P' => r.cstr(),
+        let forget = match tag {
+            b'P' => r.cstr().map(|n| Forget::Statement(n.to_owned())),
+            b'B' => r.cstr().map(|n| Forget::Portal(n.to_owned())),
             _ => match r.u8() {
-                Ok(b'S') => r.cstr(),
-                _ => return,
+                Ok(b'S') => r.cstr().map(|n| Forget::Statement(n.to_owned())),
+                Ok(b'P') => r.cstr().map(|n| Forget::Portal(n.to_owned())),
+                _ => Ok(Forget::Nothing),
             },
+        }
+        .unwrap_or(Forget::Nothing);
+        match &forget {
+            Forget::Statement(name) => {
+                self.client_statements.remove(name);
+            }
+            Forget::Portal(name) => {
+                self.client_portals.remove(name);
+            }
+            Forget::Nothing => {}
+        }
+        self.forgets.push_back((segment, forget));
+    }
+
+    /// The backend acknowledged the oldest Parse, Bind or Close of `segment`.
+    fn acknowledged(&mut self, segment: u64) {
+        if self.forgets.front().is_none_or(|(s, _)| *s != segment) {
+            return;
+        }
+        let Some((_, forget)) = self.forgets.pop_front() else {
+            return;
         };
-        if let Ok(name) = name {
-            self.statements.remove(name);
-            self.plans.remove(name);
+        match forget {
+            Forget::Statement(name) => {
+                self.statements.remove(&name);
+                self.plans.remove(&name);
+            }
+            Forget::Portal(name) => {
+                self.portals.remove(&name);
+            }
+            Forget::Nothing => {}
         }
     }
 
@@ -122,28 +174,20 @@ impl ResultMasking {
         let (Ok(kind), Ok(name)) = (r.u8(), r.cstr()) else {
             return;
         };
+        if self.client_portals.len() >= MAX_STATEMENTS {
+            self.client_portals.clear();
+        }
+        if self.client_statements.len() >= MAX_STATEMENTS {
+            self.client_statements.clear();
+        }
         let target = if kind == b'S' {
+            self.client_statements.insert(name.to_owned());
             Described::Statement(name.to_owned())
         } else {
+            self.client_portals.insert(name.to_owned());
             Described::Portal(name.to_owned())
         };
         self.describes.push_back((segment, target));
-    }
-
-    /// A Bind (or Close of a portal) is forwarded: what was described for
-    /// that portal name no longer holds.
-    pub(crate) fn on_bind_or_close(&mut self, tag: u8, body: &[u8]) {
-        let mut r = Reader::new(body);
-        let name = match tag {
-            b'B' => r.cstr(),
-            _ => match r.u8() {
-                Ok(b'P') => r.cstr(),
-                _ => return,
-            },
-        };
-        if let Ok(name) = name {
-            self.portals.remove(name);
-        }
     }
 
     /// A Describe of the portal to send before this Execute, when nothing
@@ -156,16 +200,10 @@ impl ResultMasking {
         segment: u64,
     ) -> Option<BytesMut> {
         let portal = Reader::new(body).cstr().ok()?;
-        let pending = self.describes.iter().any(|(s, d)| {
-            *s == segment
-                && match d {
-                    Described::Portal(p) | Described::Injected(p) => p == portal,
-                    Described::Statement(n) => n == statement,
-                }
-        });
-        if pending || self.portals.contains_key(portal) || self.statements.contains_key(statement) {
+        if self.client_portals.contains(portal) || self.client_statements.contains(statement) {
             return None;
         }
+        self.client_portals.insert(portal.to_owned());
         self.describes
             .push_back((segment, Described::Injected(portal.to_owned())));
         let mut body = Vec::with_capacity(portal.len() + 2);
@@ -265,7 +303,13 @@ impl ResultMasking {
                 self.copy_binary = false;
                 None
             }
+            b'1' | b'2' | b'3' => {
+                self.acknowledged(segment);
+                None
+            }
             b'Z' => {
+                // What the backend skipped after an error never took effect.
+                self.forgets.retain(|(s, _)| *s > segment);
                 self.describes.retain(|(s, _)| *s > segment);
                 self.executes.retain(|e| e.segment > segment);
                 self.current = None;

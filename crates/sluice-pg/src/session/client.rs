@@ -25,6 +25,17 @@ impl<G: Gate> Session<G> {
             let Some(h) = peek_frame(&self.client_in, self.limits.max_client_message)
                 .map_err(PgError::ClientProtocol)?
             else {
+                // The client sent all it has for now. PostgreSQL runs each
+                // message as it arrives, Sync or not, and flushes an error
+                // at once: a pipeline that waits for an error with neither
+                // Sync nor Flush sent (libpq allows it) must see it here too.
+                if !self.batch.is_empty() {
+                    if let Some(pause) = self.gate.pause(self.settled()) {
+                        self.stall = Some(Stall::pause(pause));
+                        break;
+                    }
+                    self.release_unsynced_batch();
+                }
                 break;
             };
             if let Some(pause) = self.gate.pause(self.settled()) {
@@ -47,7 +58,7 @@ impl<G: Gate> Session<G> {
                 }
                 b'P' => {
                     if let Some(m) = self.masking.as_mut() {
-                        m.on_parse_or_close(h.tag, body);
+                        m.on_parse_bind_close(h.tag, body, self.z_expected + 1);
                     }
                     let (_name, sql) =
                         codec::parse_message(body).map_err(PgError::ClientProtocol)?;
@@ -61,10 +72,7 @@ impl<G: Gate> Session<G> {
                 }
                 b'B' | b'C' => {
                     if let Some(m) = self.masking.as_mut() {
-                        m.on_bind_or_close(h.tag, body);
-                        if h.tag == b'C' {
-                            m.on_parse_or_close(h.tag, body);
-                        }
+                        m.on_parse_bind_close(h.tag, body, self.z_expected + 1);
                     }
                     self.extended
                         .on_message(h.tag, body, self.z_expected + 1)
