@@ -7,7 +7,7 @@
 # own throwaway servers on free ports).
 set -euo pipefail
 
-APT_PACKAGES=(postgresql postgresql-client pgbouncer clang libclang-dev python3-pip)
+APT_PACKAGES=(postgresql postgresql-client pgbouncer clang libclang-dev python3-pip python3-venv)
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
 
