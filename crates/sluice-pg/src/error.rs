@@ -15,7 +15,7 @@ pub enum ProtocolError {
     BadLength { tag: u8, declared: i64 },
     #[error("truncated {0}")]
     Truncated(&'static str),
-    #[error("string is not valid UTF-8")]
+    #[error("text is not valid UTF-8: Sluice reads statements and names as UTF-8, so under a client_encoding other than UTF8 only ASCII text passes (set client_encoding to UTF8)")]
     NotUtf8,
     #[error("unexpected message '{}' {during}", *tag as char)]
     Unexpected { tag: u8, during: &'static str },
