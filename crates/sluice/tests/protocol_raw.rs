@@ -157,3 +157,43 @@ fn an_empty_query_gets_an_empty_query_response() {
     let got = same_replies_direct_and_through_gateway(&f, "", &[query(""), query(";")].concat(), 2);
     assert_eq!(got, ["I", "Z I", "I", "Z I"]);
 }
+
+/// A batch the client writes in pieces, pausing between them, is released
+/// piece by piece as the gateway's input drains: replies match the
+/// server's, including an error mid-batch that skips the rest to Sync.
+#[test]
+fn a_batch_written_in_pieces_with_pauses_replies_as_the_server_does() {
+    let f = fixture();
+    let pieces = [
+        parse("select 'one'"),
+        [bind(), describe_portal()].concat(),
+        execute(),
+        parse("select 1/0"),
+        [bind(), execute()].concat(),
+        [parse("select 'skipped'"), bind(), execute()].concat(),
+        sync(),
+    ];
+    let mut results = Vec::new();
+    for (port, user, pw) in [
+        (f.pg.port(), "scram_user", "scram_pw"),
+        (f.gw.port, IDENTITY, f.key.as_str()),
+    ] {
+        let mut raw = Raw::connect(port, user, pw);
+        for piece in &pieces {
+            raw.send(piece);
+            std::thread::sleep(std::time::Duration::from_millis(30));
+        }
+        results.push(raw.replies(1));
+    }
+    assert_eq!(
+        results[1],
+        results[0],
+        "through the gateway (left) vs direct (right)\nlog:\n{}",
+        tail(&f.gw.log(), 20)
+    );
+    assert_eq!(
+        results[0],
+        // 1/0 is folded when the unnamed statement is planned, at Bind.
+        ["1", "2", "T", "D one", "C SELECT 1", "1", "E 22012", "Z I"]
+    );
+}
