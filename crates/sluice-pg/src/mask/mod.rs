@@ -174,17 +174,11 @@ impl ResultMasking {
         let (Ok(kind), Ok(name)) = (r.u8(), r.cstr()) else {
             return;
         };
-        if self.client_portals.len() >= MAX_STATEMENTS {
-            self.client_portals.clear();
-        }
-        if self.client_statements.len() >= MAX_STATEMENTS {
-            self.client_statements.clear();
-        }
         let target = if kind == b'S' {
-            self.client_statements.insert(name.to_owned());
+            remember(&mut self.client_statements, name);
             Described::Statement(name.to_owned())
         } else {
-            self.client_portals.insert(name.to_owned());
+            remember(&mut self.client_portals, name);
             Described::Portal(name.to_owned())
         };
         self.describes.push_back((segment, target));
@@ -203,7 +197,7 @@ impl ResultMasking {
         if self.client_portals.contains(portal) || self.client_statements.contains(statement) {
             return None;
         }
-        self.client_portals.insert(portal.to_owned());
+        remember(&mut self.client_portals, portal);
         self.describes
             .push_back((segment, Described::Injected(portal.to_owned())));
         let mut body = Vec::with_capacity(portal.len() + 2);
@@ -358,6 +352,15 @@ impl ResultMasking {
             self.executes.pop_front();
         }
     }
+}
+
+/// Notes a described name; a client that never closes what it describes
+/// makes the set start over (more Describes injected), not grow.
+fn remember(names: &mut HashSet<String>, name: &str) {
+    if names.len() >= MAX_STATEMENTS {
+        names.clear();
+    }
+    names.insert(name.to_owned());
 }
 
 /// A message with `tag` and `body`, its length computed.

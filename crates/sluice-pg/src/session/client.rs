@@ -1,6 +1,7 @@
 //! The client side of the proxy loop: each statement becomes a command,
-//! extended-protocol messages are held until Sync or Flush, and every unit
-//! is decided by the gate before a byte of it is forwarded.
+//! extended-protocol messages are held until Sync or Flush or until the
+//! client has sent all it has for now, and every unit is decided by the
+//! gate before a byte of it is forwarded.
 
 use super::{Session, Stall};
 use crate::codec::{self, peek_frame};
@@ -11,8 +12,10 @@ use crate::messages::PgErrorReply;
 use bytes::BytesMut;
 use sluice_core::{Command, CommandOrigin, Param};
 
-/// Most messages held in one extended-protocol batch (before its Sync or
-/// Flush): what the gateway tracks per message stays bounded.
+/// Most messages held in one extended-protocol batch. A batch is released
+/// once the client's input drains, so it holds one read's worth (a few
+/// tens of thousands of messages at most) today: this is the backstop that
+/// keeps what is tracked per message bounded regardless.
 const MAX_BATCH_MESSAGES: usize = 100_000;
 
 impl<G: Gate> Session<G> {
@@ -298,9 +301,10 @@ impl<G: Gate> Session<G> {
     }
 
     /// A message outside the extended-protocol batch (Query, FunctionCall,
-    /// COPY data) arrived while extended messages are held without a Sync
-    /// or Flush yet. PostgreSQL processes messages strictly in order, so the
-    /// held ones go first: decided now as if a Flush had ended them.
+    /// COPY data) arrived, or the client's input drained, while extended
+    /// messages are held without a Sync or Flush yet. PostgreSQL processes
+    /// messages strictly in order, as they arrive, so the held ones go
+    /// first: decided now as if a Flush had ended them (none is added).
     /// Without this a Query would overtake them (results out of order), and
     /// CopyData sent right behind a held Execute of `COPY FROM STDIN` would
     /// reach the backend before the COPY started, be discarded, and leave

@@ -77,7 +77,7 @@ impl SessionEnd {
 pub struct SessionLimits {
     pub max_client_message: usize,
     pub max_backend_message: usize,
-    /// Cap on an extended-protocol batch held until Sync/Flush for a decision.
+    /// Cap on what an extended-protocol batch held for a decision costs.
     pub max_batch: usize,
 }
 
@@ -125,8 +125,8 @@ pub struct Session<G: Gate> {
     backend_in: BytesMut,
     to_client: BytesMut,
     to_backend: BytesMut,
-    /// Extended-protocol messages held until Sync or Flush, and the
-    /// commands among them.
+    /// Extended-protocol messages held for a decision (until Sync, Flush,
+    /// or the client's input drains), and the commands among them.
     batch: BytesMut,
     batch_commands: Vec<Command>,
     /// Where each held command's Parse starts in `batch`.
