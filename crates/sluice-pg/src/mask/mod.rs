@@ -102,6 +102,10 @@ type FormatsPlan = (Arc<[i16]>, Arc<[Plan]>);
 /// statements makes this start over, not grow).
 const MAX_STATEMENTS: usize = 10_000;
 
+/// Bound on Parse, Bind and Close messages forwarded and not yet
+/// acknowledged by the backend.
+const MAX_UNACKNOWLEDGED: usize = 100_000;
+
 impl ResultMasking {
     pub(crate) fn new(mask: SessionMask) -> Self {
         let has_column_rules = mask.masker.has_column_rules();
@@ -144,6 +148,16 @@ impl ResultMasking {
                 self.client_portals.remove(name);
             }
             Forget::Nothing => {}
+        }
+        if self.forgets.len() >= MAX_UNACKNOWLEDGED {
+            // A client streaming messages the backend discards (after an
+            // error, with no Sync) is never acknowledged: forget every
+            // column known rather than grow. Acknowledgements still due
+            // then apply to later names early, which only hides more.
+            self.forgets.clear();
+            self.statements.clear();
+            self.plans.clear();
+            self.portals.clear();
         }
         self.forgets.push_back((segment, forget));
     }
@@ -370,4 +384,29 @@ pub(crate) fn message(tag: u8, body: &[u8]) -> BytesMut {
     out.put_i32(i32::try_from(body.len() + 4).unwrap_or(i32::MAX));
     out.put_slice(body);
     out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use sluice_mask::MaskConfig;
+
+    fn masking() -> ResultMasking {
+        ResultMasking::new(SessionMask {
+            masker: Arc::new(Masker::new(MaskConfig::default()).unwrap()),
+            catalog: Arc::default(),
+        })
+    }
+
+    #[test]
+    fn binds_the_backend_never_acknowledges_stay_bounded() {
+        let mut m = masking();
+        m.portals.insert("p".into(), Arc::from(Vec::new()));
+        for _ in 0..MAX_UNACKNOWLEDGED + 10 {
+            m.on_parse_bind_close(b'B', b"\0\0", 1);
+        }
+        assert!(m.forgets.len() <= MAX_UNACKNOWLEDGED);
+        assert!(m.portals.is_empty(), "columns forgotten, not kept stale");
+    }
 }
