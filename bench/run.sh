@@ -307,6 +307,17 @@ out=$(on_target sluice "$PG_BIN/psql" -X -At -c "BEGIN" \
     die "the default policies refuse a pgbench-like transaction through Sluice: $out"
 log "policy check: TRUNCATE denied by agents-no-truncate, BEGIN/UPDATE ... WHERE/END allowed"
 
+# HOLD=1: keep everything running for profiling by hand (perf, strace)
+# instead of running the benchmark; $TMP/env.sh has what a client needs.
+if [[ ${HOLD:-0} == 1 ]]; then
+    cat >"$TMP/env.sh" <<EOF
+export PG_BIN=$PG_BIN PG_PORT=$PG_PORT PGB_PORT=$PGB_PORT SL_PORT=$SL_PORT SL2_PORT=$SL2_PORT
+export APP_PW=$APP_PW SLUICE_KEY=$SLUICE_KEY SLUICE_PID=$SLUICE_PID SLUICE2_PID=$SLUICE2_PID PGB_PID=$PGB_PID
+EOF
+    log "HOLD=1: everything is up; source $TMP/env.sh; Ctrl-C (or kill $$) stops it"
+    while sleep 3600; do :; done
+fi
+
 # --- 8. runs ---------------------------------------------------------------------
 
 proxy_pid() {

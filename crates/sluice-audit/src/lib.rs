@@ -55,3 +55,4 @@ pub use record::{
 pub use store::{AuditStore, ChainHead, HeadMarker, SessionFilter, SessionSummary, SqliteStore};
 pub use time::{new_session_id, Timestamp};
 pub use verify::{verify_export, ChainStart, Problem, VerifyReport};
+pub use writer::Level;

@@ -3,9 +3,13 @@
 //! `append` takes the queue lock, hands out the next seq and a clamped time,
 //! and pushes the already-serialized body: queue order is seq order, so the
 //! writer can chain without sorting. The writer drains up to `batch_max`
-//! records, hashes them in order, writes them in one transaction (one fsync
-//! for every session that appended meanwhile), then publishes the new durable
-//! watermark once for the whole batch.
+//! records, hashes them in order, writes them in one transaction, then
+//! publishes the new *written* watermark once for the whole batch (the
+//! records are in the operating system's hands: they survive a crash of the
+//! gateway). It syncs the store (fsync) when someone waits for a record to
+//! survive a power loss, and otherwise at most `sync_delay` after a write,
+//! so one fsync serves every session that appended meanwhile; then it
+//! publishes the *synced* watermark.
 //!
 //! When a commit fails the log is *failed*: every queued seq and every later
 //! append gets an error, and nothing after the failure is ever reported
@@ -70,9 +74,11 @@ pub(crate) struct Queue {
     pub head_now: bool,
     /// Sessions started and not yet ended by this process: prune keeps them.
     pub open_sessions: HashMap<String, u64>,
-    /// The highest seq someone waits to see durable: the writer commits as
+    /// The highest seq someone waits to see written: the writer commits as
     /// soon as a queued record is at or below it.
     pub demand: u64,
+    /// The highest seq someone waits to see synced (implies `demand`).
+    pub sync_demand: u64,
 }
 
 impl Queue {
@@ -108,9 +114,22 @@ impl Queue {
     }
 }
 
-/// The durable watermark as published after each batch.
+/// How far a record has to get before a waiter continues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Committed to the store and handed to the operating system: it
+    /// survives a crash (even SIGKILL) of the gateway, not a power loss.
+    Written,
+    /// Also synced to stable storage (fsync): it survives a power loss.
+    Synced,
+}
+
+/// The watermarks as published after each commit and each sync.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct DurableState {
+    /// Every seq up to here is written.
+    pub written: u64,
+    /// Every seq up to here is synced (`<= written`).
     pub durable: u64,
     pub failed: Option<Failure>,
     /// The writer has exited; nothing more will become durable.
@@ -118,9 +137,13 @@ pub(crate) struct DurableState {
 }
 
 impl DurableState {
-    /// `Some` once the fate of `seq` is known.
-    pub(crate) fn outcome(&self, seq: u64) -> Option<Result<(), AuditError>> {
-        if seq <= self.durable {
+    /// `Some` once the fate of `seq` at `level` is known.
+    pub(crate) fn outcome(&self, seq: u64, level: Level) -> Option<Result<(), AuditError>> {
+        let reached = match level {
+            Level::Written => self.written,
+            Level::Synced => self.durable,
+        };
+        if seq <= reached {
             return Some(Ok(()));
         }
         if let Some(f) = &self.failed {
@@ -152,6 +175,7 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(next_seq: u64, last_time: Timestamp) -> Shared {
         let durable = DurableState {
+            written: next_seq - 1,
             durable: next_seq - 1,
             failed: None,
             stopped: false,
@@ -168,6 +192,7 @@ impl Shared {
                 head_now: false,
                 open_sessions: HashMap::new(),
                 demand: 0,
+                sync_demand: 0,
             }),
             wake: Condvar::new(),
             durable: Mutex::new(durable.clone()),
@@ -186,14 +211,21 @@ impl Shared {
         self.durable_tx.send_replace(snapshot);
     }
 
-    /// Someone waits for `seq`: commit it without delay.
-    pub(crate) fn demand(&self, seq: u64) {
+    /// Someone waits for `seq` at `level`: commit (and sync) it without delay.
+    pub(crate) fn demand(&self, seq: u64, level: Level) {
         let wake = {
             let mut q = lock(&self.queue);
-            if seq <= q.demand {
+            let known = match level {
+                Level::Written => seq <= q.demand,
+                Level::Synced => seq <= q.sync_demand,
+            };
+            if known {
                 return;
             }
-            q.demand = seq;
+            q.demand = q.demand.max(seq);
+            if level == Level::Synced {
+                q.sync_demand = seq;
+            }
             std::mem::take(&mut q.writer_waiting)
         };
         if wake {
@@ -201,12 +233,12 @@ impl Shared {
         }
     }
 
-    /// Block until `seq`'s fate is known.
-    pub(crate) fn wait_durable(&self, seq: u64) -> Result<(), AuditError> {
-        self.demand(seq);
+    /// Block until `seq`'s fate at `level` is known.
+    pub(crate) fn wait_for(&self, seq: u64, level: Level) -> Result<(), AuditError> {
+        self.demand(seq, level);
         let mut d = lock(&self.durable);
         loop {
-            if let Some(outcome) = d.outcome(seq) {
+            if let Some(outcome) = d.outcome(seq, level) {
                 return outcome;
             }
             d = self
@@ -221,6 +253,7 @@ impl Shared {
 pub(crate) struct WriterConfig {
     pub batch_max: usize,
     pub commit_delay: Duration,
+    pub sync_delay: Duration,
     pub checkpoint_interval: Duration,
     pub head_interval: Duration,
 }
@@ -249,8 +282,14 @@ impl Writer {
         let mut last_checkpoint = Instant::now();
         let mut last_head = None::<Instant>;
         let mut head_dirty = false;
+        let (mut written, mut synced) = {
+            let d = lock(&self.shared.durable);
+            (d.written, d.durable)
+        };
+        // When the oldest written-but-unsynced commit happened.
+        let mut unsynced_since = None::<Instant>;
         loop {
-            let (batch, head_now, shutdown) = {
+            let (batch, head_now, shutdown, sync_demand) = {
                 let mut q = lock(&self.shared.queue);
                 loop {
                     let now = Instant::now();
@@ -259,7 +298,18 @@ impl Writer {
                     {
                         break;
                     }
+                    let sync_due = unsynced_since.map(|t| t + self.config.sync_delay);
+                    if written > synced
+                        && (q.sync_demand > synced
+                            || q.head_now
+                            || sync_due.is_some_and(|t| now >= t))
+                    {
+                        break;
+                    }
                     let mut deadline = last_checkpoint + self.config.checkpoint_interval;
+                    if let Some(t) = sync_due {
+                        deadline = deadline.min(t);
+                    }
                     if let Some(front) = q.items.front() {
                         // Records wait for a demand, a full batch or their delay.
                         deadline = deadline.min(front.queued + self.config.commit_delay);
@@ -271,16 +321,17 @@ impl Writer {
                             q.push(Item::Checkpoint { prune: None });
                             break;
                         }
+                        // The head marker only ever names a synced record.
                         let head_due =
                             last_head.map_or(now, |t: Instant| t + self.config.head_interval);
-                        if head_dirty && now >= head_due {
+                        if head_dirty && written == synced && now >= head_due {
                             break;
                         }
                         let summaries_due = self.summaries.due_at();
                         if summaries_due.is_some_and(|t| now >= t) {
                             break;
                         }
-                        if head_dirty {
+                        if head_dirty && written == synced {
                             deadline = deadline.min(head_due);
                         }
                         if let Some(t) = summaries_due {
@@ -302,7 +353,7 @@ impl Writer {
                 let n = q.items.len().min(self.config.batch_max);
                 let batch: Vec<Pending> = q.items.drain(..n).collect();
                 let head_now = std::mem::take(&mut q.head_now);
-                (batch, head_now, q.shutdown && q.items.is_empty())
+                (batch, head_now, q.shutdown && q.items.is_empty(), q.sync_demand)
             };
             if !batch.is_empty() {
                 if batch
@@ -314,39 +365,51 @@ impl Writer {
                 let first = batch.first().map_or(0, |p| p.seq);
                 match self.commit(batch, head_now || shutdown) {
                     Ok(last) => {
+                        written = last;
                         head_dirty = true;
-                        let now = Instant::now();
-                        // A flush returns only with the head marker written;
-                        // the periodic rewrite happens after waking the
-                        // appenders, so its fsyncs add no latency to them.
-                        if head_now || shutdown {
-                            self.write_head();
-                            last_head = Some(now);
-                            head_dirty = false;
-                        }
-                        self.shared.publish(|d| d.durable = last);
-                        if head_dirty
-                            && last_head.is_none_or(|t| now >= t + self.config.head_interval)
-                        {
-                            self.write_head();
-                            last_head = Some(now);
-                            head_dirty = false;
-                        }
+                        unsynced_since.get_or_insert_with(Instant::now);
+                        self.shared.publish(|d| d.written = last);
                     }
                     Err(e) => self.fail(first, &e),
                 }
             } else {
                 self.write_idle_summaries(shutdown);
-                if head_dirty {
-                    self.write_head();
-                    last_head = Some(Instant::now());
-                    head_dirty = false;
+            }
+            let now = Instant::now();
+            let sync_due = unsynced_since.is_some_and(|t| now >= t + self.config.sync_delay);
+            if written > synced && (sync_demand > synced || head_now || shutdown || sync_due) {
+                match self.store.sync() {
+                    Ok(()) => {
+                        synced = written;
+                        unsynced_since = None;
+                        // A flush returns only with the head marker written.
+                        if head_dirty && (head_now || shutdown) {
+                            self.write_head();
+                            last_head = Some(now);
+                            head_dirty = false;
+                        }
+                        self.shared.publish(|d| d.durable = synced);
+                    }
+                    Err(e) => {
+                        // Nothing written since the last sync may be called
+                        // durable now; and nothing is left to retry.
+                        self.fail(synced + 1, &e);
+                        written = synced;
+                        unsynced_since = None;
+                    }
                 }
             }
+            // The periodic rewrite happens after waking the waiters, so its
+            // fsyncs add no latency to them.
+            let head_due = head_now
+                || shutdown
+                || last_head.is_none_or(|t| now >= t + self.config.head_interval);
+            if head_dirty && written == synced && head_due {
+                self.write_head();
+                last_head = Some(now);
+                head_dirty = false;
+            }
             if shutdown {
-                if head_dirty {
-                    self.write_head();
-                }
                 return;
             }
         }

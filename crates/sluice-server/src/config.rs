@@ -194,6 +194,23 @@ pub struct AuditSettings {
     /// unrecorded, loudly). Writes are refused either way.
     #[serde(default)]
     pub fail_open_reads: bool,
+    /// When a result may reach the client relative to its record: once the
+    /// record is written (it survives a crash of the gateway; fsynced with
+    /// the next group commit, a few ms later), or once it is fsynced (it
+    /// survives a power loss too). Changes wait for the fsync either way.
+    #[serde(default)]
+    pub read_durability: ReadDurability,
+}
+
+/// `[audit] read_durability`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadDurability {
+    /// Results wait for their record to be written to the log.
+    #[default]
+    Written,
+    /// Results wait for their record to be fsynced.
+    Fsync,
 }
 
 impl Default for AuditSettings {
@@ -202,6 +219,7 @@ impl Default for AuditSettings {
             enabled: true,
             response_content_bytes: default_response_content_bytes(),
             fail_open_reads: false,
+            read_durability: ReadDurability::Written,
         }
     }
 }

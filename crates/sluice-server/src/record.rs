@@ -4,9 +4,9 @@
 //! forwarded; a pure read is forwarded at once but its results wait).
 //! What came back is appended when the response is over.
 
-use crate::config::AuditSettings;
+use crate::config::{AuditSettings, ReadDurability};
 use sluice_audit::{
-    encode_param, ApprovalRef, AuditError, AuditLog, ResponseRecord, ResponseStatus, SessionEnd,
+    encode_param, ApprovalRef, AuditError, AuditLog, Level, ResponseRecord, ResponseStatus, SessionEnd,
     SessionStart, StatementRecord,
 };
 use sluice_core::{Action, Command, Decision, Param, Statement};
@@ -168,21 +168,36 @@ impl Recorder {
         Ok(seq)
     }
 
-    /// Resolves once record `seq` (and all before it) is durable.
-    /// `Commit::Now` asks the writer for the commit at once (a unit waits to
-    /// be forwarded, or a read's results wait); `Commit::Lazy` does not (a
-    /// unit whose data the session holds asks through [`Recorder::expedite`]
-    /// when data is waiting). `read_like`: under `fail_open_reads` a record
-    /// that cannot be made durable lets the unit through, and says so.
-    pub(crate) fn durable(&self, seq: u64, commit: Commit, read_like: bool) -> Durable {
+    /// Resolves once record `seq` (and all before it) survives a power loss
+    /// (fsync): what a unit waits for before it is forwarded.
+    pub(crate) fn before_forwarding(&self, seq: u64) -> Durable {
+        self.reach(seq, Level::Synced, Commit::Now, false)
+    }
+
+    /// Resolves once record `seq` (and all before it) may let the unit's
+    /// results reach the client: written to the log (it survives a crash
+    /// of the gateway), or fsynced under `read_durability = "fsync"`.
+    /// `Commit::Now` asks the writer for it at once (a read's results
+    /// wait); `Commit::Lazy` does not (a unit whose data the session holds
+    /// asks through [`Recorder::expedite`] when data is waiting).
+    /// `read_like`: under `fail_open_reads` a record that cannot be made
+    /// durable lets the unit through, and says so.
+    pub(crate) fn before_results(&self, seq: u64, commit: Commit, read_like: bool) -> Durable {
+        self.reach(seq, self.results_level(), commit, read_like)
+    }
+
+    fn results_level(&self) -> Level {
+        match self.settings.read_durability {
+            ReadDurability::Written => Level::Written,
+            ReadDurability::Fsync => Level::Synced,
+        }
+    }
+
+    fn reach(&self, seq: u64, level: Level, commit: Commit, read_like: bool) -> Durable {
         let log = self.log.clone();
         let fail_open = read_like && self.settings.fail_open_reads;
         Box::pin(async move {
-            let made = match commit {
-                Commit::Now => log.durable(seq).await,
-                Commit::Lazy => log.durable_lazy(seq).await,
-            };
-            match made {
+            match log.reach(seq, level, commit == Commit::Now).await {
                 Err(e) if fail_open => {
                     error!(error = %e, seq, "audit log cannot write: results released UNRECORDED (fail_open_reads)");
                     Ok(())
@@ -196,7 +211,7 @@ impl Recorder {
     pub(crate) fn expedite(&self) {
         if self.last_seq > 0 {
             // A failed log fails the pending futures themselves.
-            let _ = self.log.demand(self.last_seq);
+            let _ = self.log.demand(self.last_seq, self.results_level());
         }
     }
 

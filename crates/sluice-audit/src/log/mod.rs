@@ -13,7 +13,7 @@ use crate::record::{Body, Kind};
 use crate::store::{AuditStore, SqliteStore};
 use crate::summary::{SessionEffect, Summaries};
 use crate::time::Timestamp;
-use crate::writer::{lock, Item, Shared, Writer, WriterConfig};
+use crate::writer::{lock, Item, Level, Shared, Writer, WriterConfig};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -36,6 +36,10 @@ pub struct AuditConfig {
     /// Longest a record waits for its commit when nobody waits for it
     /// (see [`AuditLog::durable_lazy`]); a wait commits at once.
     pub commit_delay: Duration,
+    /// Longest a written record waits for its sync (fsync) when nobody
+    /// waits for it to survive a power loss; a [`Level::Synced`] wait syncs
+    /// at once. One sync serves every record written before it.
+    pub sync_delay: Duration,
 }
 
 impl Default for AuditConfig {
@@ -47,6 +51,7 @@ impl Default for AuditConfig {
             head_interval: Duration::from_millis(200),
             response_content_cap: 64 * 1024,
             commit_delay: Duration::from_millis(20),
+            sync_delay: Duration::from_millis(5),
         }
     }
 }
@@ -138,6 +143,7 @@ impl AuditLog {
             config: WriterConfig {
                 batch_max: config.batch_max.max(1),
                 commit_delay: config.commit_delay,
+                sync_delay: config.sync_delay,
                 checkpoint_interval: config.checkpoint_interval,
                 head_interval: config.head_interval,
             },
@@ -237,26 +243,29 @@ impl AuditLog {
     /// store failed before it got there. Never reports a record durable that
     /// is not.
     pub async fn durable(&self, seq: u64) -> Result<(), AuditError> {
-        self.demand(seq)?;
-        self.durable_lazy(seq).await
-    }
-
-    /// Asks for every record up to `seq` to be committed now rather than
-    /// after the commit delay.
-    pub fn demand(&self, seq: u64) -> Result<(), AuditError> {
-        self.shared()?.demand(seq);
-        Ok(())
+        self.reach(seq, Level::Synced, true).await
     }
 
     /// Like [`durable`](Self::durable), without asking for a commit: for a
     /// record nobody needs durable yet, committed with the next demanded
     /// one, a full batch, or after the commit delay.
     pub async fn durable_lazy(&self, seq: u64) -> Result<(), AuditError> {
+        self.reach(seq, Level::Synced, false).await
+    }
+
+    /// Resolves once record `seq` has reached `level`; with `now`, asks the
+    /// writer to get it there without delay (otherwise it gets there with
+    /// the next demanded record, a full batch, or after the commit and sync
+    /// delays).
+    pub async fn reach(&self, seq: u64, level: Level, now: bool) -> Result<(), AuditError> {
         let shared = self.shared()?;
         self.check_known(shared, seq)?;
+        if now {
+            shared.demand(seq, level);
+        }
         let mut rx = shared.durable_tx.subscribe();
         loop {
-            if let Some(outcome) = rx.borrow_and_update().outcome(seq) {
+            if let Some(outcome) = rx.borrow_and_update().outcome(seq, level) {
                 return outcome;
             }
             // The sender lives in `shared`, which we hold: this cannot close.
@@ -266,11 +275,18 @@ impl AuditLog {
         }
     }
 
+    /// Asks for every record up to `seq` to reach `level` now rather than
+    /// after the commit (and sync) delay.
+    pub fn demand(&self, seq: u64, level: Level) -> Result<(), AuditError> {
+        self.shared()?.demand(seq, level);
+        Ok(())
+    }
+
     /// Blocking form of [`durable`](Self::durable) for threads outside tokio.
     pub fn wait_durable(&self, seq: u64) -> Result<(), AuditError> {
         let shared = self.shared()?;
         self.check_known(shared, seq)?;
-        shared.wait_durable(seq)
+        shared.wait_for(seq, Level::Synced)
     }
 
     /// The highest seq known durable (0 for none, or for a read-only log).
@@ -331,7 +347,7 @@ impl AuditLog {
                 .inner
                 .shared
                 .as_deref()
-                .map_or(Ok(()), |s| s.wait_durable(seq)),
+                .map_or(Ok(()), |s| s.wait_for(seq, Level::Synced)),
             None => Ok(()),
         }
     }

@@ -82,7 +82,7 @@ impl AuditLog {
             q.push(Item::Checkpoint { prune: Some(mark) })
         };
         shared.wake.notify_one();
-        shared.wait_durable(checkpoint_seq)?;
+        shared.wait_for(checkpoint_seq, crate::writer::Level::Synced)?;
         let total = cut - first;
         let mut deleted = 0;
         loop {

@@ -116,14 +116,21 @@ pub trait AuditStore: Send + Sync {
     fn first_seq(&self) -> Result<Option<u64>, AuditError>;
 
     /// Store `records` (consecutive seqs continuing the head) and apply
-    /// `sessions` atomically. Returns only once everything is on stable
-    /// storage; on error nothing of the batch may be visible. `records` may
-    /// be empty (a summary-only update).
+    /// `sessions` atomically. Returns once the batch is committed: visible
+    /// to readers and surviving a crash of this process (SIGKILL included);
+    /// on error nothing of the batch may be visible. `records` may be empty
+    /// (a summary-only update). Surviving a power loss is [`sync`](Self::sync)'s job.
     fn append_batch(
         &self,
         records: &[RawRecord],
         sessions: &[SessionUpdate],
     ) -> Result<(), AuditError>;
+
+    /// Returns once every batch committed so far is on stable storage (it
+    /// survives a power loss). The writer calls it once for many batches:
+    /// this is where the fsync is. A store whose commits are already on
+    /// stable storage has nothing to do.
+    fn sync(&self) -> Result<(), AuditError>;
 
     /// Up to `limit` records with seq > `after_seq`, in seq order.
     fn records_after(&self, after_seq: u64, limit: usize) -> Result<Vec<RawRecord>, AuditError>;

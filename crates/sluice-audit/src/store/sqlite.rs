@@ -1,6 +1,12 @@
-//! The embedded default store: `<data_dir>/audit.db` (SQLite, WAL,
-//! `synchronous=FULL`, so a commit returns after the WAL is fsync'd) and the
+//! The embedded default store: `<data_dir>/audit.db` (SQLite, WAL) and the
 //! signed head marker `<data_dir>/audit-head.json`.
+//!
+//! The writer commits with `synchronous=NORMAL`: a commit writes its WAL
+//! frames (so it survives a crash of the gateway) without an fsync, and
+//! [`AuditStore::sync`] fdatasyncs the WAL file, making every commit before
+//! it survive a power loss. This is what `synchronous=FULL` does at every
+//! commit, done once for many commits. SQLite itself still syncs the WAL
+//! before a checkpoint copies it into the database, and the database after.
 //!
 //! One process writes: `audit.lock` is locked exclusively by a read-write
 //! open, because seqs are handed out in memory by the writing process. Any
@@ -72,6 +78,10 @@ pub struct SqliteStore {
     file_id: Option<(u64, u64)>,
     /// Background WAL checkpoints (writing stores only).
     _checkpointer: Option<super::wal::Checkpointer>,
+    /// The WAL file `sync` fdatasyncs, opened on first use (SQLite creates
+    /// it with the first write) and reopened if it is not the file at the
+    /// path any more.
+    wal: Mutex<Option<(File, (u64, u64))>>,
 }
 
 fn file_id(path: &Path) -> std::io::Result<(u64, u64)> {
@@ -114,7 +124,8 @@ impl SqliteStore {
         let write = Connection::open(&db)?;
         write.busy_timeout(std::time::Duration::from_secs(10))?;
         write.pragma_update(None, "journal_mode", "WAL")?;
-        write.pragma_update(None, "synchronous", "FULL")?;
+        // Commits write the WAL; `sync` makes them durable (see above).
+        write.pragma_update(None, "synchronous", "NORMAL")?;
         // Big enough that a full batch (8192 records of ~1 KiB) never spills
         // pages mid-transaction; an append-only writer needs no more, and
         // every page here is gateway memory.
@@ -136,6 +147,7 @@ impl SqliteStore {
             read: Mutex::new(read),
             _lock: Some(lock_file),
             file_id,
+            wal: Mutex::new(None),
         })
     }
 
@@ -157,6 +169,7 @@ impl SqliteStore {
             _lock: None,
             file_id: None,
             _checkpointer: None,
+            wal: Mutex::new(None),
         })
     }
 
@@ -309,7 +322,25 @@ impl AuditStore for SqliteStore {
             apply_session(&tx, s)?;
         }
         tx.commit()?;
-        // After the commit: a removal during it must not pass as durable.
+        // After the commit: a removal during it must not pass as written.
+        self.check_file()
+    }
+
+    fn sync(&self) -> Result<(), AuditError> {
+        if self.write.is_none() {
+            return Err(AuditError::NotWritable("opened read-only"));
+        }
+        let path = self.dir.join(format!("{DB_FILE}-wal"));
+        let mut wal = lock(&self.wal);
+        let at_path = file_id(&path).map_err(|e| AuditError::io(&path, e))?;
+        if wal.as_ref().is_none_or(|(_, id)| *id != at_path) {
+            let file = File::open(&path).map_err(|e| AuditError::io(&path, e))?;
+            *wal = Some((file, at_path));
+        }
+        if let Some((file, _)) = wal.as_ref() {
+            file.sync_data().map_err(|e| AuditError::io(&path, e))?;
+        }
+        // After the sync: a removal during it must not pass as durable.
         self.check_file()
     }
 

@@ -205,7 +205,7 @@ impl PolicyGate {
             };
         };
         let durable = match (self.recorder.as_ref(), recorded) {
-            (Some(recorder), Some(seq)) => Some(recorder.durable(seq, Commit::Now, false)),
+            (Some(recorder), Some(seq)) => Some(recorder.before_forwarding(seq)),
             _ => None,
         };
         Verdict::ForwardWhenDurable(Box::pin(async move {
@@ -536,13 +536,13 @@ impl Gate for PolicyGate {
         // the unit itself may end the block (ROLLBACK; UPDATE ...).
         let deferred_to_commit = unit.in_transaction && !needs.ends_or_starts_transaction;
         if needs.wait || (needs.transactional && !deferred_to_commit) {
-            Verdict::ForwardWhenDurable(recorder.durable(seq, Commit::Now, false))
+            Verdict::ForwardWhenDurable(recorder.before_forwarding(seq))
         } else if needs.transactional {
-            Verdict::ForwardHoldingData(recorder.durable(seq, Commit::Lazy, false))
+            Verdict::ForwardHoldingData(recorder.before_results(seq, Commit::Lazy, false))
         } else if needs.all_reads {
-            Verdict::ForwardHoldingResults(recorder.durable(seq, Commit::Now, true))
+            Verdict::ForwardHoldingResults(recorder.before_results(seq, Commit::Now, true))
         } else {
-            Verdict::ForwardHoldingData(recorder.durable(seq, Commit::Lazy, true))
+            Verdict::ForwardHoldingData(recorder.before_results(seq, Commit::Lazy, true))
         }
     }
 
