@@ -30,6 +30,9 @@ pub(crate) struct Analysis {
     /// Calls that run now and that only the catalog can prove read-only:
     /// `action` and `base` are at least `call` while they are unproven.
     pub unproven: Option<Unproven>,
+    /// Where each `A_Const` starts in the text; `None` when the walk read a
+    /// constant's value (see `shape`).
+    pub constants: Option<Vec<i32>>,
 }
 
 pub(crate) fn analyze(node: &N) -> Analysis {
@@ -99,6 +102,7 @@ pub(crate) fn analyze(node: &N) -> Analysis {
         defines_code,
         field_names: if executes { walk.fields } else { Vec::new() },
         unproven,
+        constants: (!walk.reads_constants).then_some(walk.constants),
     }
 }
 
@@ -134,6 +138,7 @@ impl Analysis {
             defines_code: true,
             field_names: Vec::new(),
             unproven: None,
+            constants: None,
         }
     }
 

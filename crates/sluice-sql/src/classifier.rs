@@ -1,7 +1,8 @@
 //! The shared, cached classifier.
 
 use crate::cache::Cache;
-use crate::parse::classify_query;
+use crate::parse::{classify_query, classify_shareable};
+use crate::shape::{Shape, Shapes, Template};
 use crate::pool::{default_threads, Pool};
 use crate::prepared::{prepared_op, PreparedOp};
 use sluice_core::Statement;
@@ -46,6 +47,8 @@ impl Default for ClassifierConfig {
 pub struct Classifier {
     config: ClassifierConfig,
     cache: Cache<Arc<[Statement]>>,
+    /// Statements that differ from a classified one only in literals.
+    shapes: Shapes,
     prepared: Cache<Arc<PreparedOp>>,
     pool: Pool,
 }
@@ -62,6 +65,7 @@ impl Classifier {
     pub fn new(config: ClassifierConfig) -> Self {
         Classifier {
             cache: Cache::new(config.cache_entries),
+            shapes: Shapes::new(config.cache_entries),
             prepared: Cache::new(config.cache_entries / 10),
             pool: Pool::new(default_threads()),
             config,
@@ -75,8 +79,10 @@ impl Classifier {
     /// `Unknown` statement carrying the error (a parse error makes the whole
     /// string one `Unknown`: the server would run none of it either).
     ///
-    /// Cached by the exact text; each statement's `text` is its exact slice
-    /// of `sql` (surrounding whitespace trimmed).
+    /// Cached by the exact text, and by shape (the text without its
+    /// literals, see `shape`) for a single SELECT/INSERT/UPDATE/DELETE;
+    /// each statement's `text` is its exact slice of `sql` (surrounding
+    /// whitespace trimmed).
     pub fn classify(&self, sql: &str) -> Arc<[Statement]> {
         if sql.len() > self.config.max_statement_bytes {
             let error = format!(
@@ -90,8 +96,29 @@ impl Classifier {
             return hit;
         }
         if parse_inline(sql) {
-            let statements: Arc<[Statement]> = Arc::from(classify_query(sql));
+            // Only short strings: the scan is cheap next to their parse, and
+            // a long one is rarely repeated with other literals.
+            let shape = Shape::of(sql);
+            if let Some(shape) = &shape {
+                if let Some(statement) = self.shapes.get(shape, sql) {
+                    return Arc::from(vec![statement]);
+                }
+            }
+            let (statements, shareable) = classify_shareable(sql);
+            let statements: Arc<[Statement]> = Arc::from(statements);
             self.cache.insert(sql, Arc::clone(&statements));
+            if let (Some(shape), Some(shareable), [statement]) = (shape, shareable, &*statements) {
+                let template = Template::new(
+                    &shape,
+                    sql,
+                    statement,
+                    shareable.text_at,
+                    &shareable.constants,
+                );
+                if let Some(template) = template {
+                    self.shapes.insert(&shape, template);
+                }
+            }
             return statements;
         }
         let owned = sql.to_owned();
@@ -127,3 +154,7 @@ impl Default for Classifier {
         Classifier::new(ClassifierConfig::default())
     }
 }
+
+#[cfg(test)]
+#[path = "shape_tests.rs"]
+mod shape_tests;

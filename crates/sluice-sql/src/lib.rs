@@ -29,6 +29,7 @@ mod prepared;
 mod rank;
 mod routines;
 mod session;
+mod shape;
 mod state;
 mod walk;
 

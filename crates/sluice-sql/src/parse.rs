@@ -69,21 +69,53 @@ fn text_of<'q>(sql: &'q str, raw: &RawStmt) -> Result<&'q str, String> {
 /// Classifies every statement of `sql` (no cache, no size cap: callers
 /// check those).
 pub(crate) fn classify_query(sql: &str) -> Vec<Statement> {
+    classify_shareable(sql).0
+}
+
+/// What a shape template needs of a string that holds exactly one
+/// SELECT/INSERT/UPDATE/DELETE whose walk read no constant (see `shape`).
+pub(crate) struct Shareable {
+    /// Byte offset of the statement's text in the string.
+    pub text_at: usize,
+    /// Where each `A_Const` of its tree starts.
+    pub constants: Vec<i32>,
+}
+
+/// [`classify_query`], and whether its one statement may be shared by
+/// texts of the same shape.
+pub(crate) fn classify_shareable(sql: &str) -> (Vec<Statement>, Option<Shareable>) {
     let parsed = match parse(sql) {
         Ok(parsed) => parsed,
-        Err(e) => return vec![Statement::unknown(sql, e)],
+        Err(e) => return (vec![Statement::unknown(sql, e)], None),
     };
     let statements = match parsed.statements(sql) {
         Ok(statements) => statements,
-        Err(e) => return vec![Statement::unknown(sql, e)],
+        Err(e) => return (vec![Statement::unknown(sql, e)], None),
     };
-    statements
+    let single = statements.len() == 1;
+    let mut shareable = None;
+    let classified = statements
         .into_iter()
         .map(|(text, node)| match node {
-            Some(node) => with_fingerprint(text, node, analyze(node)),
+            Some(node) => {
+                let mut analysis = analyze(node);
+                let dml = matches!(
+                    node,
+                    N::SelectStmt(_) | N::InsertStmt(_) | N::UpdateStmt(_) | N::DeleteStmt(_)
+                );
+                if let (true, true, Some(constants)) = (single, dml, analysis.constants.take()) {
+                    let text_at = (text.as_ptr() as usize).saturating_sub(sql.as_ptr() as usize);
+                    shareable = Some(Shareable { text_at, constants });
+                }
+                with_fingerprint(text, node, analysis)
+            }
             None => Statement::unknown(text, "empty statement"),
         })
-        .collect()
+        .collect::<Vec<_>>();
+    let known = classified
+        .first()
+        .is_some_and(|s| s.action != sluice_core::Action::Unknown);
+    (classified, shareable.filter(|_| known))
 }
 
 /// The statement, or `Unknown` if its tree cannot be fingerprinted.

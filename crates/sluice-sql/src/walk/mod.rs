@@ -62,6 +62,11 @@ pub(crate) struct Walk {
     /// Names selected from a row (`t.f`, `(x).f`): a call of `f` when a
     /// function of that name takes a row.
     pub fields: Vec<String>,
+    /// Where each `A_Const` node starts in the text (see `shape`).
+    pub constants: Vec<i32>,
+    /// The walk read a constant's value (`set_config`'s first argument):
+    /// the statement's classification depends on a literal.
+    pub reads_constants: bool,
     /// `ColumnRef`/`CurrentOfExpr` nodes seen so far (tells a restricting
     /// WHERE from `WHERE true`).
     column_refs: usize,

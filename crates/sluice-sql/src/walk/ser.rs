@@ -196,6 +196,11 @@ impl Struct<'_> {
                     .try_into()
                     .unwrap_or(0);
             }
+            ("AConst", "location") => {
+                if let Some(at) = capture(value)?.as_i64().and_then(|l| i32::try_from(l).ok()) {
+                    self.walk.constants.push(at);
+                }
+            }
             ("FuncCall", "funcname") => {
                 let mut parts = Vec::new();
                 collect_strings(&capture(value)?, &mut parts);
@@ -211,6 +216,7 @@ impl Struct<'_> {
                 if let Some(call) = self.call.as_mut() {
                     if call.parts.last().map(String::as_str) == Some("set_config") {
                         call.first_arg = capture(value)?.get(0).and_then(const_string);
+                        self.walk.reads_constants = true;
                     }
                 }
                 value.serialize(&mut *self.walk)?;
