@@ -353,7 +353,12 @@ impl Writer {
                 let n = q.items.len().min(self.config.batch_max);
                 let batch: Vec<Pending> = q.items.drain(..n).collect();
                 let head_now = std::mem::take(&mut q.head_now);
-                (batch, head_now, q.shutdown && q.items.is_empty(), q.sync_demand)
+                (
+                    batch,
+                    head_now,
+                    q.shutdown && q.items.is_empty(),
+                    q.sync_demand,
+                )
             };
             if !batch.is_empty() {
                 if batch
@@ -374,11 +379,17 @@ impl Writer {
                 }
             } else {
                 self.write_idle_summaries(shutdown);
+                if written == synced {
+                    if let Err(e) = self.store.maintain() {
+                        tracing::warn!(error = %e, "audit session summaries not written");
+                    }
+                }
             }
             let now = Instant::now();
             let sync_due = unsynced_since.is_some_and(|t| now >= t + self.config.sync_delay);
             if written > synced && (sync_demand > synced || head_now || shutdown || sync_due) {
-                match self.store.sync() {
+                // Readers see a record once it is reported synced.
+                match self.store.sync().and_then(|()| self.store.maintain()) {
                     Ok(()) => {
                         synced = written;
                         unsynced_since = None;
@@ -410,6 +421,11 @@ impl Writer {
                 head_dirty = false;
             }
             if shutdown {
+                if written == synced {
+                    if let Err(e) = self.store.close() {
+                        tracing::warn!(error = %e, "audit store not closed cleanly: the next open recovers from its journal");
+                    }
+                }
                 return;
             }
         }

@@ -6,8 +6,8 @@
 
 use crate::config::{AuditSettings, ReadDurability};
 use sluice_audit::{
-    encode_param, ApprovalRef, AuditError, AuditLog, Level, ResponseRecord, ResponseStatus, SessionEnd,
-    SessionStart, StatementRecord,
+    encode_param, ApprovalRef, AuditError, AuditLog, Level, ResponseRecord, ResponseStatus,
+    SessionEnd, SessionStart, StatementRecord,
 };
 use sluice_core::{Action, Command, Decision, Param, Statement};
 use sluice_pg::{Completion, Durable, PgErrorReply, Response, SessionInfo};

@@ -2,9 +2,9 @@
 
 use crate::cache::Cache;
 use crate::parse::{classify_query, classify_shareable};
-use crate::shape::{Shape, Shapes, Template};
 use crate::pool::{default_threads, Pool};
 use crate::prepared::{prepared_op, PreparedOp};
+use crate::shape::{Shape, Shapes, Template};
 use sluice_core::Statement;
 use std::sync::Arc;
 

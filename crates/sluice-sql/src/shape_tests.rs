@@ -47,9 +47,15 @@ const GROUPS: &[&[&str]] = &[
         "SELECT * FROM t WHERE ts > now() - interval '1 year' LIMIT 50000",
     ],
     &["DELETE FROM t WHERE id = 1", "DELETE FROM t WHERE id = 2"],
-    &["SELECT U&'d\\0061t' UESCAPE '\\'", "SELECT U&'d!0061t' UESCAPE '!'"],
+    &[
+        "SELECT U&'d\\0061t' UESCAPE '\\'",
+        "SELECT U&'d!0061t' UESCAPE '!'",
+    ],
     &["SET search_path = 'a'", "SET search_path = 'b'"],
-    &["EXPLAIN (ANALYZE 'off') DELETE FROM t", "EXPLAIN (ANALYZE 'on') DELETE FROM t"],
+    &[
+        "EXPLAIN (ANALYZE 'off') DELETE FROM t",
+        "EXPLAIN (ANALYZE 'on') DELETE FROM t",
+    ],
     &["SELECT 1; SELECT 2", "SELECT 3; SELECT 4"],
     &["SELECT 1 /* 'c' */ FROM t", "SELECT 22 /* 'c' */ FROM t"],
     &["SELECT E'a\\'b' FROM t", "SELECT E'\\\\' FROM t"],
@@ -105,5 +111,8 @@ fn literals_the_classifier_or_grammar_reads_are_never_shared() {
 fn a_shape_key_never_equals_a_real_text() {
     let shape = Shape::of("SELECT 1").map(|s| s.key);
     assert_eq!(shape.as_deref(), Some("SELECT \0i"));
-    assert!(Shape::of("SELECT a FROM t").is_none(), "no literal, no shape");
+    assert!(
+        Shape::of("SELECT a FROM t").is_none(),
+        "no literal, no shape"
+    );
 }

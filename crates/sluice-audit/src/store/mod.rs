@@ -15,6 +15,7 @@
 //! seqs, checkpoints and head marker row) rather than one global chain that
 //! would need a cross-replica lock per batch; verification runs per chain.
 
+mod journal;
 mod sqlite;
 mod wal;
 
@@ -131,6 +132,19 @@ pub trait AuditStore: Send + Sync {
     /// this is where the fsync is. A store whose commits are already on
     /// stable storage has nothing to do.
     fn sync(&self) -> Result<(), AuditError>;
+
+    /// Work no waiter needs done, run by the writer right after it
+    /// reports a sync (the SQLite store indexes the journal here). An error
+    /// fails the log.
+    fn maintain(&self) -> Result<(), AuditError> {
+        Ok(())
+    }
+
+    /// The writer is stopping after its last sync: leave nothing that a
+    /// later open would have to recover.
+    fn close(&self) -> Result<(), AuditError> {
+        Ok(())
+    }
 
     /// Up to `limit` records with seq > `after_seq`, in seq order.
     fn records_after(&self, after_seq: u64, limit: usize) -> Result<Vec<RawRecord>, AuditError>;

@@ -1,18 +1,22 @@
-//! The embedded default store: `<data_dir>/audit.db` (SQLite, WAL) and the
-//! signed head marker `<data_dir>/audit-head.json`.
+//! The embedded default store: `<data_dir>/audit.journal` (where records
+//! are written first, see `journal`), `<data_dir>/audit.db` (SQLite, WAL:
+//! the index every reader uses) and the signed head marker
+//! `<data_dir>/audit-head.json`.
 //!
-//! The writer commits with `synchronous=NORMAL`: a commit writes its WAL
-//! frames (so it survives a crash of the gateway) without an fsync, and
-//! [`AuditStore::sync`] fdatasyncs the WAL file, making every commit before
-//! it survive a power loss. This is what `synchronous=FULL` does at every
-//! commit, done once for many commits. SQLite itself still syncs the WAL
-//! before a checkpoint copies it into the database, and the database after.
+//! `append_batch` is one write to the journal; `sync` fdatasyncs it;
+//! `maintain` then inserts what was synced into SQLite in one transaction
+//! (`synchronous=NORMAL`: the journal is what survives a power loss), so
+//! the database trails the journal by at most the writer's sync delay. The
+//! journal is emptied only after the database holds and has synced all of
+//! it; opening for writing (or read-only with no writer running) first
+//! indexes whatever the journal has beyond the database's head.
 //!
 //! One process writes: `audit.lock` is locked exclusively by a read-write
 //! open, because seqs are handed out in memory by the writing process. Any
 //! number of read-only opens (the CLI's `verify`, `sessions`, `export`) may
 //! run next to it.
 
+use super::journal::{self, Journal};
 use super::{AuditStore, ChainHead, HeadMarker, SessionFilter, SessionSummary, SessionUpdate};
 use crate::error::AuditError;
 use crate::record::RawRecord;
@@ -78,10 +82,18 @@ pub struct SqliteStore {
     file_id: Option<(u64, u64)>,
     /// Background WAL checkpoints (writing stores only).
     _checkpointer: Option<super::wal::Checkpointer>,
-    /// The WAL file `sync` fdatasyncs, opened on first use (SQLite creates
-    /// it with the first write) and reopened if it is not the file at the
-    /// path any more.
+    /// The WAL file synced before the journal is emptied, opened on first
+    /// use (SQLite creates it with the first write) and reopened if it is
+    /// not the file at the path any more.
     wal: Mutex<Option<(File, (u64, u64))>>,
+    /// Writing stores: the journal, and what it holds that SQLite does not.
+    journal: Option<Mutex<Journaled>>,
+}
+
+struct Journaled {
+    journal: Journal,
+    records: Vec<RawRecord>,
+    sessions: Vec<SessionUpdate>,
 }
 
 fn file_id(path: &Path) -> std::io::Result<(u64, u64)> {
@@ -140,7 +152,7 @@ impl SqliteStore {
         let read = open_reader(&db)?;
         let file_id = Some(file_id(&db).map_err(|e| AuditError::io(&db, e))?);
         let checkpointer = Some(super::wal::Checkpointer::start(&db)?);
-        Ok(SqliteStore {
+        let mut store = SqliteStore {
             _checkpointer: checkpointer,
             dir: dir.to_owned(),
             write: Some(Mutex::new(write)),
@@ -148,7 +160,104 @@ impl SqliteStore {
             _lock: Some(lock_file),
             file_id,
             wal: Mutex::new(None),
-        })
+            journal: None,
+        };
+        store.recover()?;
+        store.journal = Some(Mutex::new(Journaled {
+            journal: Journal::open(dir)?,
+            records: Vec::new(),
+            sessions: Vec::new(),
+        }));
+        Ok(store)
+    }
+
+    /// Index what the journal holds beyond the database's head, sync, and
+    /// empty the journal (a cut-off tail is kept aside as evidence).
+    fn recover(&self) -> Result<(), AuditError> {
+        let head = self.head()?;
+        let (records, torn) = journal::read_after(&self.dir, head.as_ref())?;
+        if !records.is_empty() {
+            self.index(&records, &[])?;
+            self.sync_wal()?;
+            tracing::info!(
+                records = records.len(),
+                "audit log: indexed records the journal held beyond the database"
+            );
+        }
+        let path = self.dir.join(journal::JOURNAL_FILE);
+        if torn > 0 {
+            let aside = self.dir.join(format!(
+                "{}.torn-{}",
+                journal::JOURNAL_FILE,
+                Timestamp::now().unix_micros()
+            ));
+            std::fs::copy(&path, &aside).map_err(|e| AuditError::io(&aside, e))?;
+            tracing::warn!(bytes = torn, kept = %aside.display(), "audit journal ended in a cut-off write (a crash mid-append); its bytes were kept aside");
+        }
+        if path.exists() {
+            Journal::open(&self.dir)?.reset()?;
+        }
+        Ok(())
+    }
+
+    /// Insert `records` and apply `sessions` in one transaction.
+    fn index(&self, records: &[RawRecord], sessions: &[SessionUpdate]) -> Result<(), AuditError> {
+        let mut conn = self.writer()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO records (seq, time, session, kind, body, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for r in records {
+                insert.execute(params![
+                    to_i64(r.seq),
+                    r.time,
+                    r.session,
+                    r.kind,
+                    r.body,
+                    r.prev_hash,
+                    r.hash
+                ])?;
+            }
+        }
+        for s in sessions {
+            apply_session(&tx, s)?;
+        }
+        tx.commit()?;
+        // After the commit: a removal during it must not pass as stored.
+        self.check_file()
+    }
+
+    /// Make every commit to the database survive a power loss.
+    fn sync_wal(&self) -> Result<(), AuditError> {
+        let path = self.dir.join(format!("{DB_FILE}-wal"));
+        let mut wal = lock(&self.wal);
+        let at_path = match file_id(&path) {
+            Ok(id) => id,
+            // No WAL: every commit is in the database file itself.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let db = self.db_path();
+                return File::open(&db)
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| AuditError::io(&db, e));
+            }
+            Err(e) => return Err(AuditError::io(&path, e)),
+        };
+        if wal.as_ref().is_none_or(|(_, id)| *id != at_path) {
+            let file = File::open(&path).map_err(|e| AuditError::io(&path, e))?;
+            *wal = Some((file, at_path));
+        }
+        if let Some((file, _)) = wal.as_ref() {
+            file.sync_data().map_err(|e| AuditError::io(&path, e))?;
+        }
+        self.check_file()
+    }
+
+    fn journaled(&self) -> Result<MutexGuard<'_, Journaled>, AuditError> {
+        self.journal
+            .as_ref()
+            .map(lock)
+            .ok_or(AuditError::NotWritable("opened read-only"))
     }
 
     /// Open an existing store for queries and verification only; works while
@@ -161,6 +270,15 @@ impl SqliteStore {
                 std::io::Error::from(std::io::ErrorKind::NotFound),
             ));
         }
+        // A gateway that crashed leaves records in the journal only: index
+        // them when no writer runs (one that does keeps the database fresh).
+        let journal = dir.join(journal::JOURNAL_FILE);
+        if std::fs::metadata(&journal).is_ok_and(|m| m.len() > 0) {
+            match SqliteStore::open(dir) {
+                Ok(_) | Err(AuditError::Locked(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
         let read = open_reader(&db)?;
         Ok(SqliteStore {
             dir: dir.to_owned(),
@@ -170,6 +288,7 @@ impl SqliteStore {
             file_id: None,
             _checkpointer: None,
             wal: Mutex::new(None),
+            journal: None,
         })
     }
 
@@ -300,48 +419,42 @@ impl AuditStore for SqliteStore {
         records: &[RawRecord],
         sessions: &[SessionUpdate],
     ) -> Result<(), AuditError> {
-        let mut conn = self.writer()?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO records (seq, time, session, kind, body, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?;
-            for r in records {
-                insert.execute(params![
-                    to_i64(r.seq),
-                    r.time,
-                    r.session,
-                    r.kind,
-                    r.body,
-                    r.prev_hash,
-                    r.hash
-                ])?;
-            }
-        }
-        for s in sessions {
-            apply_session(&tx, s)?;
-        }
-        tx.commit()?;
-        // After the commit: a removal during it must not pass as written.
-        self.check_file()
+        let mut j = self.journaled()?;
+        j.journal.append(records)?;
+        j.records.extend_from_slice(records);
+        j.sessions.extend_from_slice(sessions);
+        Ok(())
     }
 
     fn sync(&self) -> Result<(), AuditError> {
-        if self.write.is_none() {
-            return Err(AuditError::NotWritable("opened read-only"));
-        }
-        let path = self.dir.join(format!("{DB_FILE}-wal"));
-        let mut wal = lock(&self.wal);
-        let at_path = file_id(&path).map_err(|e| AuditError::io(&path, e))?;
-        if wal.as_ref().is_none_or(|(_, id)| *id != at_path) {
-            let file = File::open(&path).map_err(|e| AuditError::io(&path, e))?;
-            *wal = Some((file, at_path));
-        }
-        if let Some((file, _)) = wal.as_ref() {
-            file.sync_data().map_err(|e| AuditError::io(&path, e))?;
-        }
-        // After the sync: a removal during it must not pass as durable.
+        self.journaled()?.journal.sync()?;
+        // After the sync: a removal of the database must not pass as durable.
         self.check_file()
+    }
+
+    fn maintain(&self) -> Result<(), AuditError> {
+        let mut j = self.journaled()?;
+        if j.records.is_empty() && j.sessions.is_empty() {
+            return Ok(());
+        }
+        self.index(&j.records, &j.sessions)?;
+        j.records.clear();
+        j.sessions.clear();
+        if j.journal.len() > journal::ROTATE_BYTES {
+            self.sync_wal()?;
+            j.journal.reset()?;
+        }
+        Ok(())
+    }
+
+    fn close(&self) -> Result<(), AuditError> {
+        self.maintain()?;
+        let mut j = self.journaled()?;
+        if j.journal.len() > 0 {
+            self.sync_wal()?;
+            j.journal.reset()?;
+        }
+        Ok(())
     }
 
     fn records_after(&self, after_seq: u64, limit: usize) -> Result<Vec<RawRecord>, AuditError> {
