@@ -1,6 +1,7 @@
 //! The journal: a record written but not yet in the database survives the
 //! gateway's crash, a write cut off by the crash is dropped (and kept), and
 //! an edited journal is refused.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use sluice_audit::chain::{record_hash, ZERO_HASH};
 use sluice_audit::{AuditError, AuditStore, RawRecord, SqliteStore};
@@ -14,7 +15,7 @@ fn records(n: u64) -> Vec<RawRecord> {
             let time = format!("2026-12-07T08:00:{:02}.000000Z", seq % 60);
             let body = format!(r#"{{"n":{seq}}}"#);
             let hash = record_hash(seq, &time, "s", "statement", &body, &prev);
-            let r = RawRecord {
+            RawRecord {
                 seq,
                 time,
                 session: "s".into(),
@@ -22,8 +23,7 @@ fn records(n: u64) -> Vec<RawRecord> {
                 body,
                 prev_hash: std::mem::replace(&mut prev, hash.clone()),
                 hash,
-            };
-            r
+            }
         })
         .collect()
 }
