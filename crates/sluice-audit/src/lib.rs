@@ -9,6 +9,8 @@
 //! shows.
 //!
 //! Files in the data directory (SQLite store):
+//! - `audit.journal`: every record is written here first (see
+//!   `store::journal`), emptied once the database holds and has synced it;
 //! - `audit.db` (+ `-wal`, `-shm`): table `records` (seq, time, session,
 //!   kind, body, prev_hash, hash; seq is the primary key, plus a partial
 //!   index of the checkpoints) and table `sessions` (the summaries listed by
