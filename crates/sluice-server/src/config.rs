@@ -550,6 +550,23 @@ tags = { env = "prod" }
     }
 
     #[test]
+    fn read_durability_defaults_to_written_and_accepts_fsync_only_by_name() {
+        assert_eq!(
+            load(MINIMAL).unwrap().audit.read_durability,
+            ReadDurability::Written
+        );
+        let strict = format!("{MINIMAL}\n[audit]\nread_durability = \"fsync\"\n");
+        assert_eq!(
+            load(&strict).unwrap().audit.read_durability,
+            ReadDurability::Fsync
+        );
+        let e = load(&strict.replace("\"fsync\"", "\"sometimes\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sometimes"), "{e}");
+    }
+
+    #[test]
     fn an_unknown_key_names_the_file_and_the_key() {
         let e = load(&MINIMAL.replace("listen =", "lisen ="))
             .unwrap_err()

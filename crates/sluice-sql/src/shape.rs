@@ -61,6 +61,16 @@ impl Shape {
     /// parse reports why) or it has no literal (the exact-text cache serves
     /// it) or a literal whose meaning depends on another (`U&'...' UESCAPE`).
     pub fn of(sql: &str) -> Option<Shape> {
+        // `pg_query::scan_tokens` builds a slice from a null pointer when the
+        // scanner finds no token (an empty or comment-only string): only a
+        // string that starts with a letter (a keyword, so at least one token)
+        // is scanned. Every shareable statement starts with one.
+        if !sql
+            .trim_start()
+            .starts_with(|c: char| c.is_ascii_alphabetic())
+        {
+            return None;
+        }
         let tokens = pg_query::scan_tokens(sql).ok()?;
         let mut key = String::with_capacity(sql.len());
         let mut literals = Vec::new();

@@ -116,3 +116,16 @@ fn a_shape_key_never_equals_a_real_text() {
         "no literal, no shape"
     );
 }
+
+#[test]
+fn strings_without_a_token_are_not_scanned() {
+    for sql in ["", "   ", "-- '1'", "/* 2 */", ";", "(SELECT 1)"] {
+        assert!(Shape::of(sql).is_none(), "{sql:?}");
+        let classifier = Classifier::default();
+        assert_eq!(
+            &*classifier.classify(sql),
+            &*uncached().classify(sql),
+            "{sql:?}"
+        );
+    }
+}
