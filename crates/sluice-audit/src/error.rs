@@ -42,7 +42,9 @@ pub enum AuditError {
 
     /// The database file was deleted or replaced under the open store: what
     /// SQLite writes now lands in an unlinked file, which is not durable.
-    #[error("audit database {0} was removed or replaced while open; records written to it are not durable")]
+    #[error(
+        "audit file {0} was removed or replaced while open; records written to it are not durable"
+    )]
     DatabaseMoved(PathBuf),
 
     /// Another process holds the writer lock of this data directory.

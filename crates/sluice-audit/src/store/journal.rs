@@ -19,6 +19,7 @@
 use crate::chain::raw_hash_as;
 use crate::error::AuditError;
 use crate::record::RawRecord;
+use crate::store::sqlite::file_id;
 use crate::store::ChainHead;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -37,12 +38,6 @@ pub(crate) struct Journal {
     /// lose what it is told to keep.
     id: (u64, u64),
     len: u64,
-}
-
-fn file_id(path: &Path) -> std::io::Result<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(path)?;
-    Ok((m.dev(), m.ino()))
 }
 
 impl Journal {

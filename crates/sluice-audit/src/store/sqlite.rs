@@ -96,7 +96,8 @@ struct Journaled {
     sessions: Vec<SessionUpdate>,
 }
 
-fn file_id(path: &Path) -> std::io::Result<(u64, u64)> {
+/// (device, inode): tells a file from one put in its place.
+pub(super) fn file_id(path: &Path) -> std::io::Result<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(path)?;
     Ok((m.dev(), m.ino()))
