@@ -43,6 +43,19 @@ fn open_log(gw: &Gateway) -> AuditLog {
     AuditLog::open_read_only(&gw.dir.path().join("data")).unwrap()
 }
 
+fn all_records(log: &AuditLog) -> Vec<Record> {
+    let mut all = Vec::new();
+    loop {
+        let page = log
+            .records_after(all.last().map_or(0, |r: &Record| r.seq), 10_000)
+            .unwrap();
+        if page.is_empty() {
+            return all;
+        }
+        all.extend(page);
+    }
+}
+
 #[test]
 fn a_session_is_recorded_in_order_with_denied_statements_and_its_end() {
     let pg = PgServer::start();
@@ -193,20 +206,14 @@ async fn after_a_sigkill_every_row_that_reached_the_database_has_its_record() {
         "the log does not verify after SIGKILL: {report:?}"
     );
     let mut recorded = std::collections::HashSet::new();
-    let mut after = 0;
-    loop {
-        let page = log.records_after(after, 10_000).unwrap();
-        let Some(last) = page.last() else { break };
-        after = last.seq;
-        for r in &page {
-            if let Body::Statement(s) = &r.body {
-                if let Some(id) = s
-                    .text
-                    .strip_prefix("insert into crash_rows values (")
-                    .and_then(|t| t.strip_suffix(')'))
-                {
-                    recorded.insert(id.parse::<i64>().unwrap());
-                }
+    for r in all_records(&log) {
+        if let Body::Statement(s) = &r.body {
+            if let Some(id) = s
+                .text
+                .strip_prefix("insert into crash_rows values (")
+                .and_then(|t| t.strip_suffix(')'))
+            {
+                recorded.insert(id.parse::<i64>().unwrap());
             }
         }
     }
@@ -216,6 +223,114 @@ async fn after_a_sigkill_every_row_that_reached_the_database_has_its_record() {
         "{} rows reached the database without a record, e.g. {:?}",
         missing.len(),
         &missing[..missing.len().min(5)]
+    );
+}
+
+/// Transactions of two inserts and a read each, as fast as one client can;
+/// returns the reads whose results it received (each text is unique).
+async fn transactions(conn: String, w: i32) -> Vec<String> {
+    let mut seen = Vec::new();
+    let Ok((client, _task)) = pg_connect(&conn).await else {
+        return seen;
+    };
+    for i in 0..100_000i32 {
+        let id = w * 1_000_000 + i * 2;
+        let read = format!("select count(*) as c{w}_{i} from crash_tx where w = {w}");
+        let steps = [
+            "begin".to_owned(),
+            format!("insert into crash_tx values ({id}, {w})"),
+            format!("insert into crash_tx values ({}, {w})", id + 1),
+        ];
+        for step in &steps {
+            if client.batch_execute(step).await.is_err() {
+                return seen;
+            }
+        }
+        if client.simple_query(&read).await.is_err() {
+            return seen;
+        }
+        seen.push(read);
+        if client.batch_execute("commit").await.is_err() {
+            return seen;
+        }
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_sigkill_mid_transaction_every_row_and_every_result_a_client_saw_has_its_record() {
+    let pg = PgServer::start();
+    let mut gw = gateway(&pg);
+    let key = gw.create_key("writer", "agents");
+    let conn = gw.conn_str("writer", &key, "app");
+    pg.psql(
+        "app",
+        "create table crash_tx (id int primary key, w int); alter table crash_tx owner to scram_user;",
+    );
+    let clients: Vec<_> = (0..4)
+        .map(|w| tokio::spawn(transactions(conn.clone(), w)))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    gw.signal("KILL");
+    let mut results = Vec::new();
+    for c in clients {
+        results.extend(c.await.unwrap());
+    }
+    let _ = gw.wait_exit(Duration::from_secs(5));
+
+    let rows: Vec<i64> = pg
+        .psql("app", "select id from crash_tx order by id")
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    assert!(
+        rows.len() > 10 && results.len() > 5,
+        "the clients made too little progress: {} rows, {} results",
+        rows.len(),
+        results.len()
+    );
+    let log = open_log(&gw);
+    let report = log.verify(&|_, _| {}).unwrap();
+    assert!(
+        report.problem.is_none(),
+        "the log does not verify after SIGKILL: {report:?}"
+    );
+    // Per row: its insert's session and seq; per session: its COMMITs.
+    let mut inserts = std::collections::HashMap::new();
+    let mut commits: std::collections::HashMap<String, Vec<u64>> = Default::default();
+    let mut texts = std::collections::HashSet::new();
+    for r in all_records(&log) {
+        let Body::Statement(s) = &r.body else {
+            continue;
+        };
+        if let Some(id) = s
+            .text
+            .strip_prefix("insert into crash_tx values (")
+            .and_then(|t| t.split(',').next())
+        {
+            inserts.insert(id.parse::<i64>().unwrap(), (r.session.clone(), r.seq));
+        } else if s.text == "commit" {
+            commits.entry(r.session.clone()).or_default().push(r.seq);
+        }
+        texts.insert(s.text.clone());
+    }
+    for id in &rows {
+        let (session, seq) = inserts
+            .get(id)
+            .unwrap_or_else(|| panic!("row {id} is in the table without its insert's record"));
+        assert!(
+            commits
+                .get(session)
+                .is_some_and(|c| c.iter().any(|c| c > seq)),
+            "row {id} was committed without its COMMIT's record"
+        );
+    }
+    let unrecorded: Vec<_> = results.iter().filter(|r| !texts.contains(*r)).collect();
+    assert!(
+        unrecorded.is_empty(),
+        "{} results reached a client without their statement's record, e.g. {:?}",
+        unrecorded.len(),
+        &unrecorded[..unrecorded.len().min(3)]
     );
 }
 
