@@ -110,8 +110,9 @@ EOF
 # start_pg_cluster WHO: a throwaway PostgreSQL cluster on $PG_PORT (initdb and
 # pg_ctl as postgres when root), defaults except a few settings, with role
 # app_owner (SCRAM password $APP_PW) owning database app. Uses PG_BIN,
-# PG_VERSION, PG_DIR, PGDATA_DIR, SOCK_DIR and OUT_DIR (PG_EXTRA_CONF, if
-# set, is appended to postgresql.conf); defines pg_super.
+# PG_VERSION, PG_DIR, PGDATA_DIR, SOCK_DIR and OUT_DIR (PG_MAX_CONNECTIONS
+# defaults to 100; PG_EXTRA_CONF, if set, is appended to postgresql.conf);
+# defines pg_super.
 start_pg_cluster() {
     local who=$1
     log "starting PostgreSQL $PG_VERSION on 127.0.0.1:$PG_PORT"
@@ -125,7 +126,7 @@ listen_addresses = '127.0.0.1'
 port = $PG_PORT
 unix_socket_directories = '$SOCK_DIR'
 shared_buffers = 256MB
-max_connections = 100
+max_connections = ${PG_MAX_CONNECTIONS:-100}
 password_encryption = 'scram-sha-256'
 ${PG_EXTRA_CONF:-}
 EOF

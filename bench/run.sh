@@ -4,7 +4,8 @@
 #
 #   bench/run.sh                 # full run: DURATION=15 ROUNDS=2
 #   QUICK=1 bench/run.sh         # smoke run: DURATION=3 ROUNDS=1
-#   DURATION=30 ROUNDS=3 CLIENTS=16 bench/run.sh
+#   DURATION=30 ROUNDS=3 CLIENTS=16 SCALING_CLIENTS="1 32" bench/run.sh
+#   IDLE_CONNECTIONS=5000 bench/run.sh
 #
 # Writes the results between the bench markers of BENCHMARKS.md and prints
 # them. Everything it starts is stopped, and its temp dir removed, on exit
@@ -19,22 +20,41 @@ source "$HERE/lib.sh"
 if [[ ${QUICK:-0} == 1 ]]; then
     DURATION=${DURATION:-3}
     ROUNDS=${ROUNDS:-1}
+    IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-2000}
 fi
 DURATION=${DURATION:-15}
 ROUNDS=${ROUNDS:-2}
 CLIENTS=${CLIENTS:-8}
+# The same workloads at other client counts (direct, PgBouncer, Sluice only).
+SCALING_CLIENTS=${SCALING_CLIENTS:-1 64}
+# Idle sessions held open through Sluice (and through PgBouncer) at the
+# end. Each session through a proxy needs two descriptors (client and
+# upstream), so this must stay below half the open-files limit.
+IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-9000}
 JOBS=${JOBS:-2}
 SCALE=${SCALE:-10}
-POOL_SIZE=${POOL_SIZE:-20}
+POOL_SIZE=${POOL_SIZE:-70}
 PG_VERSION=${PG_VERSION:-15}
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/$PG_VERSION/bin}
 OUTPUT=${OUTPUT:-$ROOT/BENCHMARKS.md}
 KEEP_TMP=${KEEP_TMP:-0}
-for v in DURATION ROUNDS CLIENTS JOBS SCALE POOL_SIZE; do
+for v in DURATION ROUNDS CLIENTS JOBS SCALE POOL_SIZE IDLE_CONNECTIONS; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
 done
-((CLIENTS < 90)) || die "CLIENTS must stay below the cluster's max_connections=100"
-((POOL_SIZE >= CLIENTS)) || die "POOL_SIZE ($POOL_SIZE) must be >= CLIENTS ($CLIENTS): session pooling needs one server connection per client"
+MAX_CLIENTS=$CLIENTS
+for c in $SCALING_CLIENTS; do
+    [[ $c =~ ^[1-9][0-9]*$ ]] || die "SCALING_CLIENTS must be positive integers (got '$c')"
+    ((c > MAX_CLIENTS)) && MAX_CLIENTS=$c
+done
+# PgBouncer keeps up to POOL_SIZE server connections, the transaction pool
+# 20, and a run through Sluice opens MAX_CLIENTS of its own.
+PG_MAX_CONNECTIONS=300
+((POOL_SIZE + 20 + MAX_CLIENTS < PG_MAX_CONNECTIONS)) ||
+    die "POOL_SIZE + clients must stay below the cluster's max_connections=$PG_MAX_CONNECTIONS"
+((POOL_SIZE >= MAX_CLIENTS)) || die "POOL_SIZE ($POOL_SIZE) must be >= the most clients ($MAX_CLIENTS): session pooling needs one server connection per client"
+NOFILE=$(ulimit -n)
+((IDLE_CONNECTIONS * 2 + 200 < NOFILE)) ||
+    die "IDLE_CONNECTIONS=$IDLE_CONNECTIONS needs $((IDLE_CONNECTIONS * 2 + 200)) open files in one proxy; the limit here is $NOFILE"
 
 # workload name -> pgbench arguments. Run order within a round is this order.
 WORKLOADS=(select-simple select-prepared tpcb-simple)
@@ -43,9 +63,12 @@ declare -A WORKLOAD_ARGS=(
     [select-prepared]="-S -M prepared"
     [tpcb-simple]="-M simple"
 )
-# sluice: policy + audit log on (the product); sluice-noaudit: the same
-# policies with [audit] enabled = false, to measure what recording costs.
-TARGETS=(direct pgbouncer sluice sluice-noaudit)
+# sluice: policy + audit log on (the product); sluice-fsync: the same with
+# read_durability = "fsync" (results wait for the fsync, not the write);
+# sluice-noaudit: the same policies with [audit] enabled = false, to measure
+# what recording costs.
+TARGETS=(direct pgbouncer sluice sluice-fsync sluice-noaudit)
+SCALING_TARGETS=(direct pgbouncer sluice)
 
 # Inherited libpq settings must not leak into any connection made here.
 unset PGHOST PGHOSTADDR PGPORT PGUSER PGPASSWORD PGPASSFILE PGDATABASE PGSERVICE PGSERVICEFILE \
@@ -83,12 +106,14 @@ install_missing
 
 # --- 2. build ------------------------------------------------------------------
 
-log "building sluice (cargo build --release --bin sluice)"
-(cd "$ROOT" && cargo build --release --bin sluice >&2) || die "cargo build --release --bin sluice failed"
+log "building sluice (cargo build --release -p sluice --bin sluice --example idle_clients)"
+(cd "$ROOT" && cargo build --release -p sluice --bin sluice --example idle_clients >&2) ||
+    die "cargo build --release -p sluice failed"
 TARGET_DIR=$(cd "$ROOT" && cargo metadata --no-deps --format-version 1 2>/dev/null |
     sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 SLUICE_BIN=${TARGET_DIR:-$ROOT/target}/release/sluice
-[[ -x $SLUICE_BIN ]] || die "built binary not found at $SLUICE_BIN"
+IDLE_BIN=${TARGET_DIR:-$ROOT/target}/release/examples/idle_clients
+[[ -x $SLUICE_BIN && -x $IDLE_BIN ]] || die "built binaries not found at $SLUICE_BIN, $IDLE_BIN"
 
 # --- 3. temp dir and cleanup ---------------------------------------------------
 
@@ -107,8 +132,8 @@ if [[ $EUID -eq 0 ]]; then
 fi
 cd "$TMP" # runuser keeps the cwd; it must be readable by postgres
 
-SLUICE_PID=""
-SLUICE2_PID=""
+# Sluice instances: target -> pid, port, key.
+declare -A SL_PIDS=() SL_PORTS=() SL_KEYS=()
 PGB_PID=""
 
 stop_pid() { # stop_pid PID NAME: SIGTERM, then SIGKILL after 10 s
@@ -128,14 +153,15 @@ cleanup() {
     set +e
     trap - EXIT INT TERM
     if ((rc != 0)); then
-        for f in "$SL_DIR/sluice.log" "$SL_DIR/sluice-noaudit.log" "$PGB_DIR/pgbouncer.log" "$PG_DIR/postgres.log"; do
+        for f in "$SL_DIR"/*/sluice.log "$PGB_DIR/pgbouncer.log" "$PG_DIR/postgres.log"; do
             [[ -s $f ]] || continue
             printf '\n--- last lines of %s ---\n' "$f" >&2
             tail -n 15 "$f" >&2
         done
     fi
-    [[ -n $SLUICE_PID ]] && stop_pid "$SLUICE_PID" sluice
-    [[ -n $SLUICE2_PID ]] && stop_pid "$SLUICE2_PID" sluice-noaudit
+    for t in "${!SL_PIDS[@]}"; do
+        stop_pid "${SL_PIDS[$t]}" "$t"
+    done
     if [[ -z $PGB_PID && -s $PGB_DIR/pgbouncer.pid ]]; then
         PGB_PID=$(cat "$PGB_DIR/pgbouncer.pid" 2>/dev/null)
     fi
@@ -163,8 +189,6 @@ trap 'exit 143' TERM
 
 PG_PORT=$(free_port)
 PGB_PORT=$(free_port)
-SL_PORT=$(free_port)
-SL2_PORT=$(free_port)
 APP_PW=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 
 start_pg_cluster "bench/run.sh"
@@ -177,11 +201,10 @@ on_target() { # on_target TARGET COMMAND...: run a libpq client against TARGET
     case $t in
     direct) port=$PG_PORT user=app_owner pw=$APP_PW ;;
     pgbouncer) port=$PGB_PORT user=app_owner pw=$APP_PW ;;
-    sluice) port=$SL_PORT user=bench pw=$SLUICE_KEY ;;
-    sluice-noaudit) port=$SL2_PORT user=bench pw=$SLUICE_KEY ;;
+    sluice*) port=${SL_PORTS[$t]:?unknown target $t} user=bench pw=${SL_KEYS[$t]} ;;
     *) die "unknown target $t" ;;
     esac
-    PGHOST=127.0.0.1 PGPORT=$port PGUSER=$user PGPASSWORD=$pw PGDATABASE=app PGSSLMODE=disable \
+    PGHOST=127.0.0.1 PGPORT=$port PGUSER=$user PGPASSWORD=$pw PGDATABASE=${DB:-app} PGSSLMODE=disable \
         PGCONNECT_TIMEOUT=10 "$@"
 }
 check_target() { # a real login and query through TARGET
@@ -189,7 +212,6 @@ check_target() { # a real login and query through TARGET
     out=$(on_target "$1" "$PG_BIN/psql" -X -At -c "SELECT 1" 2>&1) && [[ $out == 1 ]] ||
         die "cannot query through $1: $out"
 }
-SLUICE_KEY=unset
 check_target direct
 
 # --- 5. PgBouncer ----------------------------------------------------------------
@@ -199,6 +221,8 @@ printf '"%s" "%s"\n' app_owner "$SCRAM_VERIFIER" >"$PGB_DIR/userlist.txt"
 cat >"$PGB_DIR/pgbouncer.ini" <<EOF
 [databases]
 app = host=127.0.0.1 port=$PG_PORT dbname=app
+; Only for the idle-connection measurement: many clients, few servers.
+app_tx = host=127.0.0.1 port=$PG_PORT dbname=app pool_mode=transaction pool_size=20
 
 [pgbouncer]
 listen_addr = 127.0.0.1
@@ -208,7 +232,7 @@ auth_type = scram-sha-256
 auth_file = $PGB_DIR/userlist.txt
 pool_mode = session
 default_pool_size = $POOL_SIZE
-max_client_conn = 200
+max_client_conn = $((IDLE_CONNECTIONS + 200))
 server_tls_sslmode = disable
 client_tls_sslmode = disable
 ignore_startup_parameters = extra_float_digits
@@ -219,7 +243,11 @@ if [[ $EUID -eq 0 ]]; then
     chown postgres: "$PGB_DIR/userlist.txt" "$PGB_DIR/pgbouncer.ini"
 fi
 chmod 600 "$PGB_DIR/userlist.txt"
-as_pg pgbouncer -d -q "$PGB_DIR/pgbouncer.ini" >"$OUT_DIR/pgbouncer.stdout" 2>&1 ||
+# PgBouncer keeps the soft open-files limit it is given (often 1024): the
+# idle sessions need the hard one.
+# shellcheck disable=SC2016 # expanded by the inner shell
+as_pg bash -c 'ulimit -n "$(ulimit -Hn)" && exec pgbouncer -d -q "$1"' _ "$PGB_DIR/pgbouncer.ini" \
+    >"$OUT_DIR/pgbouncer.stdout" 2>&1 ||
     die "pgbouncer did not start: $(tail -n 5 "$OUT_DIR/pgbouncer.stdout") (log: $PGB_DIR/pgbouncer.log)"
 wait_for "PgBouncer's pidfile" 30 test -s "$PGB_DIR/pgbouncer.pid"
 PGB_PID=$(cat "$PGB_DIR/pgbouncer.pid")
@@ -235,12 +263,10 @@ check_target pgbouncer
 POLICY_GLOB=$ROOT/examples/policies/*.cedar
 compgen -G "$POLICY_GLOB" >/dev/null || die "no default policies match $POLICY_GLOB"
 [[ $POLICY_GLOB != *[\"\\]* ]] || die "the repository path ($ROOT) must not contain \" or \\ (it goes into a TOML string)"
-log "starting Sluice ($SLUICE_BIN) on 127.0.0.1:$SL_PORT, policy + audit on ($POLICY_GLOB)"
-write_sluice_config() { # write_sluice_config FILE PORT AUDIT_ENABLED
-cat >"$1" <<EOF
+write_sluice_config() { # write_sluice_config TARGET AUDIT_ENABLED READ_DURABILITY
+cat >"$SL_DIR/$1/sluice.toml" <<EOF
 [server]
-listen = "127.0.0.1:$2"
-# Both instances share the key store; only the first writes an audit log.
+listen = "127.0.0.1:${SL_PORTS[$1]}"
 data_dir = "data"
 shutdown_grace_secs = 2
 
@@ -261,33 +287,48 @@ user = "app_owner"
 password_env = "APP_DB_PASSWORD"
 tags = { env = "bench" }
 
+# The idle-connection measurement only: the same database through
+# PgBouncer's transaction pool, so that thousands of sessions fit.
+[[resource]]
+name = "app_tx"
+kind = "postgres"
+host = "127.0.0.1"
+port = $PGB_PORT
+database = "app_tx"
+user = "app_owner"
+password_env = "APP_DB_PASSWORD"
+tags = { env = "bench" }
+
 [audit]
-enabled = $3
+enabled = $2
+read_durability = "$3"
 EOF
 }
-write_sluice_config "$SL_DIR/sluice.toml" "$SL_PORT" true
-write_sluice_config "$SL_DIR/sluice-noaudit.toml" "$SL2_PORT" false
-"$SLUICE_BIN" keys create --config "$SL_DIR/sluice.toml" --identity bench --groups agents \
-    >"$OUT_DIR/keys.stdout" 2>"$OUT_DIR/keys.stderr" ||
-    die "sluice keys create failed: $(cat "$OUT_DIR/keys.stderr")"
-SLUICE_KEY=$(tail -n 1 "$OUT_DIR/keys.stdout")
-[[ -n $SLUICE_KEY && $SLUICE_KEY != *" "* ]] || die "sluice keys create printed no key"
-start_sluice() { # start_sluice TARGET PORT: sets SLUICE_PID or SLUICE2_PID
-    local t=$1 port=$2 pid
-    APP_DB_PASSWORD=$APP_PW "$SLUICE_BIN" serve --config "$SL_DIR/$t.toml" >"$SL_DIR/$t.log" 2>&1 &
+start_sluice() { # start_sluice TARGET AUDIT_ENABLED READ_DURABILITY
+    local t=$1 pid
+    mkdir -p "$SL_DIR/$t"
+    SL_PORTS[$t]=$(free_port)
+    write_sluice_config "$t" "$2" "$3"
+    log "starting $t on 127.0.0.1:${SL_PORTS[$t]} (audit enabled = $2, read_durability = $3)"
+    "$SLUICE_BIN" keys create --config "$SL_DIR/$t/sluice.toml" --identity bench --groups agents \
+        >"$OUT_DIR/keys.$t.stdout" 2>"$OUT_DIR/keys.$t.stderr" ||
+        die "sluice keys create failed: $(cat "$OUT_DIR/keys.$t.stderr")"
+    SL_KEYS[$t]=$(tail -n 1 "$OUT_DIR/keys.$t.stdout")
+    [[ -n ${SL_KEYS[$t]} && ${SL_KEYS[$t]} != *" "* ]] || die "sluice keys create printed no key"
+    APP_DB_PASSWORD=$APP_PW "$SLUICE_BIN" serve --config "$SL_DIR/$t/sluice.toml" >"$SL_DIR/$t/sluice.log" 2>&1 &
     pid=$!
-    if [[ $t == sluice ]]; then SLUICE_PID=$pid; else SLUICE2_PID=$pid; fi
+    SL_PIDS[$t]=$pid
     # shellcheck disable=SC2317 # called through wait_for
     listening() {
         kill -0 "$pid" 2>/dev/null || die "$t exited during startup"
-        port_open "$port"
+        port_open "${SL_PORTS[$t]}"
     }
-    wait_for "$t to listen on $port" 30 listening
+    wait_for "$t to listen on ${SL_PORTS[$t]}" 30 listening
     check_target "$t"
 }
-start_sluice sluice "$SL_PORT"
-log "starting Sluice without the audit log on 127.0.0.1:$SL2_PORT"
-start_sluice sluice-noaudit "$SL2_PORT"
+start_sluice sluice true written
+start_sluice sluice-fsync true fsync
+start_sluice sluice-noaudit false written
 
 # --- 7. data ---------------------------------------------------------------------
 
@@ -310,10 +351,13 @@ log "policy check: TRUNCATE denied by agents-no-truncate, BEGIN/UPDATE ... WHERE
 # HOLD=1: keep everything running for profiling by hand (perf, strace)
 # instead of running the benchmark; $TMP/env.sh has what a client needs.
 if [[ ${HOLD:-0} == 1 ]]; then
-    cat >"$TMP/env.sh" <<EOF
-export PG_BIN=$PG_BIN PG_PORT=$PG_PORT PGB_PORT=$PGB_PORT SL_PORT=$SL_PORT SL2_PORT=$SL2_PORT
-export APP_PW=$APP_PW SLUICE_KEY=$SLUICE_KEY SLUICE_PID=$SLUICE_PID SLUICE2_PID=$SLUICE2_PID PGB_PID=$PGB_PID
-EOF
+    {
+        echo "export PG_BIN=$PG_BIN PG_PORT=$PG_PORT PGB_PORT=$PGB_PORT APP_PW=$APP_PW PGB_PID=$PGB_PID"
+        for t in "${!SL_PIDS[@]}"; do
+            v=${t//-/_}
+            echo "export ${v^^}_PORT=${SL_PORTS[$t]} ${v^^}_PID=${SL_PIDS[$t]} ${v^^}_KEY=${SL_KEYS[$t]}"
+        done
+    } >"$TMP/env.sh"
     log "HOLD=1: everything is up; source $TMP/env.sh; Ctrl-C (or kill $$) stops it"
     while sleep 3600; do :; done
 fi
@@ -323,22 +367,32 @@ fi
 proxy_pid() {
     case $1 in
     pgbouncer) echo "$PGB_PID" ;;
-    sluice) echo "$SLUICE_PID" ;;
-    sluice-noaudit) echo "$SLUICE2_PID" ;;
+    sluice*) echo "${SL_PIDS[$1]}" ;;
     *) echo "" ;;
     esac
 }
 
-RESULTS=$OUT_DIR/results.tsv # round workload target tps txns latency_ms proxy_cpu_s failed
+# round workload target clients tps txns latency_ms proxy_cpu_s failed p50_ms p99_ms
+RESULTS=$OUT_DIR/results.tsv
 : >"$RESULTS"
 
 refusals() { # refusals TARGET: statements it has refused so far (logged at warn)
-    grep -c 'statement refused' "$SL_DIR/$1.log" || true
+    grep -c 'statement refused' "$SL_DIR/$1/sluice.log" || true
 }
 
-run_one() { # run_one ROUND WORKLOAD TARGET
-    local round=$1 w=$2 t=$3 out pid cpu0=0 cpu1=0 tps txns lat failed refused0 refused
-    out=$OUT_DIR/$w.$t.$round.log
+percentiles() { # percentiles LOGFILE...: "p50 p99" in ms of pgbench's per-transaction log
+    # Third column: the transaction's latency in microseconds.
+    awk '{ print $3 }' "$@" | sort -n | awk '{ v[NR] = $1 } END {
+        if (NR == 0) { print "- -"; exit }
+        i50 = int(NR * 0.50); if (i50 < 1) i50 = 1
+        i99 = int(NR * 0.99); if (i99 < 1) i99 = 1
+        printf "%.3f %.3f\n", v[i50] / 1000, v[i99] / 1000 }'
+}
+
+run_one() { # run_one ROUND WORKLOAD TARGET CLIENTS
+    local round=$1 w=$2 t=$3 clients=$4 out pid cpu0=0 cpu1=0 tps txns lat failed refused0 refused
+    local jobs=$((JOBS < clients ? JOBS : clients)) logging=() p50=- p99=-
+    out=$OUT_DIR/$w.$t.c$clients.$round.log
     # Same starting state for every target: the tpcb tables are vacuumed and
     # history emptied (what pgbench's own pre-run vacuum does), then a
     # checkpoint so none starts in the middle of a run's first seconds.
@@ -348,15 +402,17 @@ run_one() { # run_one ROUND WORKLOAD TARGET
     fi
     pg_super -c "CHECKPOINT" >/dev/null
     [[ $t == sluice* ]] && refused0=$(refusals "$t")
+    # One client: every transaction's latency is logged, for p50 and p99.
+    ((clients == 1)) && logging=(-l "--log-prefix=$OUT_DIR/txlog.$w.$t.$round")
     pid=$(proxy_pid "$t")
     if [[ -n $pid ]]; then
         kill -0 "$pid" 2>/dev/null || die "$t (pid $pid) is no longer running"
         cpu0=$(proc_cpu_seconds "$pid")
     fi
     # shellcheck disable=SC2086 # WORKLOAD_ARGS holds several arguments
-    if ! on_target "$t" "$PG_BIN/pgbench" -n ${WORKLOAD_ARGS[$w]} -c "$CLIENTS" -j "$JOBS" -T "$DURATION" \
-        >"$out" 2>&1; then
-        die "pgbench $w against $t failed (round $round): $(tail -n 8 "$out")"
+    if ! on_target "$t" "$PG_BIN/pgbench" -n ${WORKLOAD_ARGS[$w]} -c "$clients" -j "$jobs" -T "$DURATION" \
+        "${logging[@]}" >"$out" 2>&1; then
+        die "pgbench $w against $t failed (round $round, $clients clients): $(tail -n 8 "$out")"
     fi
     [[ -n $pid ]] && cpu1=$(proc_cpu_seconds "$pid")
     tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' "$out")
@@ -374,128 +430,65 @@ run_one() { # run_one ROUND WORKLOAD TARGET
     fi
     if [[ $t == sluice* ]]; then
         refused=$(($(refusals "$t") - refused0))
-        ((refused == 0)) || die "$t refused $refused statement(s) during $w (round $round): $(grep 'statement refused' "$SL_DIR/$t.log" | tail -n 3)"
+        ((refused == 0)) || die "$t refused $refused statement(s) during $w (round $round): $(grep 'statement refused' "$SL_DIR/$t/sluice.log" | tail -n 3)"
     fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$w" "$t" "$tps" "$txns" "${lat:-}" \
-        "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.2f", b - a }')" "$failed" >>"$RESULTS"
-    log "round $round  $(printf '%-16s %-10s' "$w" "$t") tps $(printf '%10.1f' "$tps")  latency ${lat:-?} ms"
+    if ((clients == 1)); then
+        read -r p50 p99 < <(percentiles "$OUT_DIR/txlog.$w.$t.$round".*)
+        rm -f "$OUT_DIR/txlog.$w.$t.$round".*
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$w" "$t" "$clients" "$tps" "$txns" "${lat:-}" \
+        "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.2f", b - a }')" "$failed" "$p50" "$p99" >>"$RESULTS"
+    log "round $round  $(printf '%-16s %-15s %3s clients' "$w" "$t" "$clients") tps $(printf '%10.1f' "$tps")  latency ${lat:-?} ms"
 }
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-total=$((ROUNDS * ${#WORKLOADS[@]} * ${#TARGETS[@]}))
-log "running $total pgbench runs of ${DURATION}s (-c $CLIENTS -j $JOBS), targets interleaved"
+n_scaling=$(wc -w <<<"$SCALING_CLIENTS")
+total=$((ROUNDS * ${#WORKLOADS[@]} * (${#TARGETS[@]} + n_scaling * ${#SCALING_TARGETS[@]})))
+log "running $total pgbench runs of ${DURATION}s (-c $CLIENTS, and -c $SCALING_CLIENTS), targets interleaved"
 # The starting target rotates per round (round 1: direct, pgbouncer, sluice;
 # round 2: pgbouncer, sluice, direct; ...), so a drift within a round does not
 # always hit the same target last.
 for ((round = 1; round <= ROUNDS; round++)); do
     for w in "${WORKLOADS[@]}"; do
         for ((k = 0; k < ${#TARGETS[@]}; k++)); do
-            run_one "$round" "$w" "${TARGETS[(k + round - 1) % ${#TARGETS[@]}]}"
+            run_one "$round" "$w" "${TARGETS[(k + round - 1) % ${#TARGETS[@]}]}" "$CLIENTS"
+        done
+        for c in $SCALING_CLIENTS; do
+            for ((k = 0; k < ${#SCALING_TARGETS[@]}; k++)); do
+                run_one "$round" "$w" "${SCALING_TARGETS[(k + round - 1) % ${#SCALING_TARGETS[@]}]}" "$c"
+            done
         done
     done
 done
-
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
-SL_HWM=$(proc_status_mib "$SLUICE_PID" VmHWM)
-SL_RSS=$(proc_status_mib "$SLUICE_PID" VmRSS)
-SL_CPU=$(proc_cpu_seconds "$SLUICE_PID")
-SL_THREADS=$(awk '$1 == "Threads:" { print $2 }' "/proc/$SLUICE_PID/status")
-SL2_HWM=$(proc_status_mib "$SLUICE2_PID" VmHWM)
-SL2_CPU=$(proc_cpu_seconds "$SLUICE2_PID")
+
+# --- 9. idle connections ---------------------------------------------------------
+
+# shellcheck source=bench/idle.sh
+source "$HERE/idle.sh"
+IDLE_RESULTS=$OUT_DIR/idle.tsv # target opened failed seconds rss_before_kib rss_after_kib
+: >"$IDLE_RESULTS"
+measure_idle pgbouncer "$PGB_PID"
+measure_idle sluice "${SL_PIDS[sluice]}"
+
+# --- 10. report ------------------------------------------------------------------
 
 # The audit log is really on: it holds every statement and verifies.
-"$SLUICE_BIN" audit verify --config "$SL_DIR/sluice.toml" >"$OUT_DIR/verify.stdout" 2>"$OUT_DIR/verify.stderr" ||
+"$SLUICE_BIN" audit verify --config "$SL_DIR/sluice/sluice.toml" >"$OUT_DIR/verify.stdout" 2>"$OUT_DIR/verify.stderr" ||
     die "sluice audit verify failed after the runs: $(cat "$OUT_DIR/verify.stdout" "$OUT_DIR/verify.stderr")"
 AUDIT_VERIFY=$(head -n 1 "$OUT_DIR/verify.stdout")
-AUDIT_BYTES=$(du -cb "$SL_DIR"/data/audit.db* 2>/dev/null | awk 'END { print $1 }')
+AUDIT_BYTES=$(du -cb "$SL_DIR"/sluice/data/audit.* 2>/dev/null | awk 'END { print $1 }')
 log "audit log: $AUDIT_VERIFY ($AUDIT_BYTES bytes)"
-PGB_HWM=$(proc_status_mib "$PGB_PID" VmHWM)
-PGB_CPU=$(proc_cpu_seconds "$PGB_PID")
-
-# --- 9. report -------------------------------------------------------------------
-
-med() { # med WORKLOAD TARGET COLUMN [FORMAT]
-    awk -F'\t' -v w="$1" -v t="$2" -v c="$3" '$2 == w && $3 == t { print $c }' "$RESULTS" | median "${4:-%.1f}"
-}
-sum_col() { # sum_col WORKLOAD TARGET COLUMN
-    awk -F'\t' -v w="$1" -v t="$2" -v c="$3" '$2 == w && $3 == t { s += $c } END { printf "%.2f", s }' "$RESULTS"
-}
-us_per_txn() { # proxy CPU microseconds per transaction over all rounds
-    local cpu txns
-    cpu=$(sum_col "$1" "$2" 7)
-    txns=$(sum_col "$1" "$2" 5)
-    awk -v c="$cpu" -v n="$txns" 'BEGIN { if (n > 0) printf "%.1f", c * 1e6 / n; else print "n/a" }'
-}
-
-CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-MEM_GIB=$(awk '$1 == "MemTotal:" { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [[ -n $(git -C "$ROOT" status --porcelain -- . ':!bench' ':!BENCHMARKS.md' 2>/dev/null) ]]; then
-    COMMIT+=" (working tree has uncommitted changes)"
-fi
-PG_VER=$("$PG_BIN/postgres" --version | sed 's/^postgres (PostgreSQL) //')
-PGB_VER=$(pgbouncer --version 2>/dev/null | head -n1 | sed 's/^PgBouncer //')
-RUSTC_VER=$(cd "$ROOT" && rustc --version 2>/dev/null || echo unknown)
 
 SECTION=$OUT_DIR/section.md
-{
-    echo "## pgbench: direct vs PgBouncer vs Sluice (policy + audit on)"
-    echo
-    echo "_Written by \`bench/run.sh\`$([[ ${QUICK:-0} == 1 ]] && echo ' (QUICK=1 smoke run, not a measurement)') on $(date -u). Do not edit by hand: rerun the script._"
-    echo
-    echo "| | |"
-    echo "|---|---|"
-    echo "| Machine | $(nproc) vCPU ($CPU_MODEL), $MEM_GIB GiB RAM, Linux $(uname -r); client, proxies and PostgreSQL share it; load average $LOAD_BEFORE before the runs, $LOAD_AFTER after |"
-    echo "| Commit | $COMMIT, $RUSTC_VER, \`cargo build --release\` |"
-    echo "| PostgreSQL | $PG_VER; defaults (fsync on, synchronous_commit on) except shared_buffers=256MB, max_connections=100; TCP on 127.0.0.1 |"
-    echo "| PgBouncer | $PGB_VER; pool_mode=session, default_pool_size=$POOL_SIZE, auth_type=scram-sha-256, no TLS |"
-    echo "| Sluice | **policy on**: the shipped default policies (\`examples/policies/*.cedar\`), every statement classified (sluice-sql) and decided (Cedar) before it is forwarded; identity \`bench\` in group \`agents\`, resource tagged \`env = \"bench\"\`; all pgbench statements permitted, 0 failed transactions and 0 refusals checked on every run. Otherwise default settings, plaintext loopback listener, SCRAM client auth, log level info |"
-    echo "| Sluice, audit | **audit log on**: every command appended to the hash-chained log (journal, then SQLite index) before it is forwarded (writes outside a transaction block and COMMIT wait for the fsync; reads, BEGIN and changes inside a transaction block are forwarded at once, their results held until the record is written, \`read_durability = \"written\"\`), and one response record per command. After the runs, \`sluice audit verify\`: $AUDIT_VERIFY; log size $AUDIT_BYTES bytes |"
-    echo "| Sluice without audit | the same binary, policies and settings with \`[audit] enabled = false\`: what the audit log costs is Sluice / Sluice without audit |"
-    echo "| Direct, PgBouncer | no policy (nothing classified) |"
-    echo "| pgbench | scale $SCALE; \`-c $CLIENTS -j $JOBS -T $DURATION\`; $ROUNDS round(s), the four targets interleaved per workload (starting target rotates per round); TPS excludes connection time; median over rounds |"
-    echo
-    echo "| Workload | pgbench flags | Direct TPS | PgBouncer TPS | Sluice TPS | Sluice without audit TPS | PgBouncer / direct | Sluice / direct | Sluice / PgBouncer | Sluice / Sluice without audit |"
-    echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|"
-    for w in "${WORKLOADS[@]}"; do
-        d=$(med "$w" direct 4)
-        b=$(med "$w" pgbouncer 4)
-        s=$(med "$w" sluice 4)
-        n=$(med "$w" sluice-noaudit 4)
-        echo "| $w | \`${WORKLOAD_ARGS[$w]}\` | $d | $b | $s | $n | $(ratio "$b" "$d") | $(ratio "$s" "$d") | **$(ratio "$s" "$b")** | **$(ratio "$s" "$n")** |"
-    done
-    echo
-    echo "Median average latency (ms):"
-    echo
-    echo "| Workload | Direct | PgBouncer | Sluice | Sluice without audit |"
-    echo "|---|--:|--:|--:|--:|"
-    for w in "${WORKLOADS[@]}"; do
-        echo "| $w | $(med "$w" direct 6 %.3f) | $(med "$w" pgbouncer 6 %.3f) | $(med "$w" sluice 6 %.3f) | $(med "$w" sluice-noaudit 6 %.3f) |"
-    done
-    echo
-    echo "Proxy processes (CPU per transaction = process CPU time during that workload's runs / transactions completed):"
-    echo
-    echo "| Process | Peak RSS (VmHWM) | CPU time, all runs | $(for w in "${WORKLOADS[@]}"; do printf 'CPU µs/txn %s | ' "$w"; done)"
-    echo "|---|--:|--:|$(for _ in "${WORKLOADS[@]}"; do printf -- '--:|'; done)"
-    echo "| PgBouncer | $PGB_HWM MiB | $PGB_CPU s | $(for w in "${WORKLOADS[@]}"; do printf '%s | ' "$(us_per_txn "$w" pgbouncer)"; done)"
-    echo "| Sluice, policy + audit ($SL_THREADS threads, RSS now $SL_RSS MiB) | $SL_HWM MiB | $SL_CPU s | $(for w in "${WORKLOADS[@]}"; do printf '%s | ' "$(us_per_txn "$w" sluice)"; done)"
-    echo "| Sluice without audit | $SL2_HWM MiB | $SL2_CPU s | $(for w in "${WORKLOADS[@]}"; do printf '%s | ' "$(us_per_txn "$w" sluice-noaudit)"; done)"
-    echo
-    echo "<details><summary>Every run, in the order run</summary>"
-    echo
-    echo "| Round | Workload | Target | TPS | Transactions | Failed | Latency (ms) | Proxy CPU (s) |"
-    echo "|--:|---|---|--:|--:|--:|--:|--:|"
-    awk -F'\t' '{ printf "| %s | %s | %s | %.1f | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $8, $6, ($3 == "direct" ? "-" : $7) }' "$RESULTS"
-    echo
-    echo "</details>"
-} >"$SECTION"
-
+# shellcheck source=bench/report.sh
+source "$HERE/report.sh" >"$SECTION"
 replace_section "$OUTPUT" "$SECTION"
 log "results written to $OUTPUT"
 echo
 cat "$SECTION"
 
-# --- 10. masking: a large result with masking off and on ---------------------
+# --- 11. masking: a large result with masking off and on ---------------------
 # The issue's second measurement lives in its own script (its own cluster, a
 # 1 GB table); MASKING=0 skips it. It writes its own BENCHMARKS.md section.
 if [[ ${MASKING:-1} == 1 ]]; then

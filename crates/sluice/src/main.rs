@@ -90,9 +90,24 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// Every session holds two sockets (client and target), and the usual soft
+/// limit of 1024 open files would cap a gateway at about 500 sessions: raise
+/// it to the hard limit, as servers do, and say what it is.
+fn raise_open_files_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(
+            open_files = limit,
+            sessions_at_most = limit / 2,
+            "open-files limit"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-files limit"),
+    }
+}
+
 fn serve(path: &std::path::Path) -> Result<()> {
     let config = Config::load(path)?;
     init_logging(config.server.log_format);
+    raise_open_files_limit();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     // Short statements are parsed on the worker thread (long or deeply
     // nested ones go to the classifier's own 64 MiB-stack threads); give
