@@ -140,3 +140,16 @@ EOF
 pg_super() { # SQL as the superuser over the private Unix socket
     as_pg "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$SOCK_DIR" -p "$PG_PORT" -U postgres -d "${PGDB:-postgres}" "$@"
 }
+
+# describe_run: sets CPU_MODEL, MEM_GIB, COMMIT, PG_VER and RUSTC_VER for a
+# report (uses ROOT and PG_BIN).
+describe_run() {
+    CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+    MEM_GIB=$(awk '$1 == "MemTotal:" { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
+    COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+    if [[ -n $(git -C "$ROOT" status --porcelain -- . ':!bench' ':!BENCHMARKS.md' 2>/dev/null) ]]; then
+        COMMIT+=" (working tree has uncommitted changes)"
+    fi
+    PG_VER=$("$PG_BIN/postgres" --version | sed 's/^postgres (PostgreSQL) //')
+    RUSTC_VER=$(cd "$ROOT" && rustc --version 2>/dev/null || echo unknown)
+}

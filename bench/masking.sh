@@ -503,14 +503,7 @@ OFF_HWM=$(max_col sluice-off 6)
 ON_HWM=$(max_col sluice-on 6)
 CLIENT_RSS=$(col direct 9 | sort -g | tail -n 1 | awk '{ printf "%.0f", $1 / 1024 }')
 
-CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-MEM_GIB=$(awk '$1 == "MemTotal:" { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [[ -n $(git -C "$ROOT" status --porcelain -- . ':!bench' ':!BENCHMARKS.md' 2>/dev/null) ]]; then
-    COMMIT+=" (working tree has uncommitted changes)"
-fi
-PG_VER=$("$PG_BIN/postgres" --version | sed 's/^postgres (PostgreSQL) //')
-RUSTC_VER=$(cd "$ROOT" && rustc --version 2>/dev/null || echo unknown)
+describe_run
 LIBPQ_VER=$("$PYTHON" -c 'import psycopg, psycopg.pq as pq; v = pq.version(); print(f"psycopg {psycopg.__version__}, libpq {v // 10000}.{v % 100}")' 2>/dev/null || echo unknown)
 FS_TYPE=$(df -PT "$TMP" | awk 'NR == 2 { print $2 }')
 

@@ -18,15 +18,8 @@ us_per_txn() { # us_per_txn WORKLOAD TARGET CLIENTS: proxy CPU µs per transacti
 }
 
 SL_PID=${SL_PIDS[sluice]}
-CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-MEM_GIB=$(awk '$1 == "MemTotal:" { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [[ -n $(git -C "$ROOT" status --porcelain -- . ':!bench' ':!BENCHMARKS.md' 2>/dev/null) ]]; then
-    COMMIT+=" (working tree has uncommitted changes)"
-fi
-PG_VER=$("$PG_BIN/postgres" --version | sed 's/^postgres (PostgreSQL) //')
+describe_run
 PGB_VER=$(pgbouncer --version 2>/dev/null | head -n1 | sed 's/^PgBouncer //')
-RUSTC_VER=$(cd "$ROOT" && rustc --version 2>/dev/null || echo unknown)
 C=$CLIENTS
 
 echo "## pgbench: direct vs PgBouncer vs Sluice (policy + audit on)"

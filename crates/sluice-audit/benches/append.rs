@@ -2,10 +2,12 @@
 //! simulated session) each append a statement-sized record and await its
 //! durability before the next, as the gateway does for writes. Also the
 //! writer's raw capacity: one appender queuing a burst and awaiting the last.
+//! And what a read's result waits for: each appender awaits its record
+//! *written* (not synced) before the next, as a session does per read.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use sluice_audit::{new_session_id, AuditConfig, AuditLog, StatementRecord};
+use sluice_audit::{new_session_id, AuditConfig, AuditLog, Level, StatementRecord};
 use sluice_core::{Action, CommandOrigin, Decision, PolicyRef, Statement};
 use std::time::{Duration, Instant};
 
@@ -48,6 +50,38 @@ fn statement(i: u64) -> StatementRecord {
     }
 }
 
+/// `iters` rounds of `n` concurrent appenders, each awaiting its record at
+/// `level` before appending the next; ROUND records per round.
+fn appenders_round(
+    rt: &tokio::runtime::Runtime,
+    log: &AuditLog,
+    n: u64,
+    iters: u64,
+    level: Level,
+) -> Duration {
+    rt.block_on(async {
+        let start = Instant::now();
+        for _ in 0..iters {
+            let tasks: Vec<_> = (0..n)
+                .map(|_| {
+                    let log = log.clone();
+                    tokio::spawn(async move {
+                        let session = new_session_id();
+                        for i in 0..ROUND / n {
+                            let seq = log.append(&session, statement(i)).unwrap();
+                            log.reach(seq, level, true).await.unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+        }
+        start.elapsed()
+    })
+}
+
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -65,31 +99,7 @@ fn bench(c: &mut Criterion) {
         group.bench_with_input(
             BenchmarkId::new("appenders", appenders),
             &appenders,
-            |b, &n| {
-                b.iter_custom(|iters| {
-                    rt.block_on(async {
-                        let start = Instant::now();
-                        for _ in 0..iters {
-                            let tasks: Vec<_> = (0..n)
-                                .map(|_| {
-                                    let log = log.clone();
-                                    tokio::spawn(async move {
-                                        let session = new_session_id();
-                                        for i in 0..ROUND / n {
-                                            let seq = log.append(&session, statement(i)).unwrap();
-                                            log.durable(seq).await.unwrap();
-                                        }
-                                    })
-                                })
-                                .collect();
-                            for t in tasks {
-                                t.await.unwrap();
-                            }
-                        }
-                        start.elapsed()
-                    })
-                })
-            },
+            |b, &n| b.iter_custom(|iters| appenders_round(&rt, &log, n, iters, Level::Synced)),
         );
     }
     group.bench_function("burst_one_appender", |b| {
@@ -106,6 +116,20 @@ fn bench(c: &mut Criterion) {
             start.elapsed()
         })
     });
+    group.finish();
+
+    let mut group = c.benchmark_group("append_written");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10))
+        .throughput(Throughput::Elements(ROUND));
+    for appenders in [1u64, 8] {
+        group.bench_with_input(
+            BenchmarkId::new("appenders", appenders),
+            &appenders,
+            |b, &n| b.iter_custom(|iters| appenders_round(&rt, &log, n, iters, Level::Written)),
+        );
+    }
     group.finish();
     log.close().unwrap();
 }

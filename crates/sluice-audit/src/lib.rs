@@ -38,6 +38,7 @@
 //! write-once storage) and pinning the public key there.
 
 pub mod chain;
+mod committer;
 mod error;
 pub mod keys;
 mod log;

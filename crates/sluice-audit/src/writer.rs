@@ -1,26 +1,30 @@
-//! The single writer thread and the queue in front of it.
+//! The queue, the watermarks, and the writer thread.
 //!
 //! `append` takes the queue lock, hands out the next seq and a clamped time,
-//! and pushes the already-serialized body: queue order is seq order, so the
-//! writer can chain without sorting. The writer drains up to `batch_max`
-//! records, hashes them in order, writes them in one transaction, then
+//! and pushes the already-serialized body: queue order is seq order, so a
+//! committer can chain without sorting. A committer (see `committer`: a
+//! session waiting for its record, or the writer thread) drains up to
+//! `batch_max` records, hashes them in order, writes them in one write, then
 //! publishes the new *written* watermark once for the whole batch (the
 //! records are in the operating system's hands: they survive a crash of the
-//! gateway). It syncs the store (fsync) when someone waits for a record to
-//! survive a power loss, and otherwise at most `sync_delay` after a write,
-//! so one fsync serves every session that appended meanwhile; then it
-//! publishes the *synced* watermark.
+//! gateway). The writer thread syncs the store (fsync) when someone waits
+//! for a record to survive a power loss, and otherwise at most `sync_delay`
+//! after the first unsynced write, so one fsync serves every session that
+//! appended meanwhile; then it publishes the *synced* watermark. It also
+//! commits what nobody waits for (after `commit_delay`), signs checkpoints
+//! on its interval and rewrites the head marker.
 //!
 //! When a commit fails the log is *failed*: every queued seq and every later
 //! append gets an error, and nothing after the failure is ever reported
 //! durable. Reopening the log continues from what is really stored.
 
-use crate::chain::{checkpoint_message, head_message, RecordHasher};
+use crate::chain::{head_message, RecordHasher};
+use crate::committer::Committer;
 use crate::error::AuditError;
 use crate::keys::Signer;
-use crate::record::{Body, Checkpoint, Kind, PruneMark, RawRecord};
+use crate::record::{Kind, PruneMark};
 use crate::store::{AuditStore, ChainHead, HeadMarker};
-use crate::summary::{SessionEffect, Summaries};
+use crate::summary::{SessionEffect, SUMMARY_INTERVAL};
 use crate::time::Timestamp;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -68,8 +72,12 @@ pub(crate) struct Queue {
     pub failed: Option<Failure>,
     pub shutdown: bool,
     pub writer_waiting: bool,
-    /// Records appended since the last checkpoint was queued.
+    /// When the sleeping writer wakes by itself.
+    pub writer_deadline: Option<Instant>,
+    /// Records appended since the last checkpoint was queued...
     pub since_checkpoint: u64,
+    /// ...and when that was.
+    pub last_checkpoint: Instant,
     /// Write the head marker right after the next commit (flush).
     pub head_now: bool,
     /// Sessions started and not yet ended by this process: prune keeps them.
@@ -88,10 +96,13 @@ impl Queue {
         self.next_seq += 1;
         let time = Timestamp::now().max(self.last_time);
         self.last_time = time;
-        self.since_checkpoint = match item {
-            Item::Checkpoint { .. } => 0,
-            Item::Record { .. } => self.since_checkpoint + 1,
-        };
+        match item {
+            Item::Checkpoint { .. } => {
+                self.since_checkpoint = 0;
+                self.last_checkpoint = Instant::now();
+            }
+            Item::Record { .. } => self.since_checkpoint += 1,
+        }
         self.items.push_back(Pending {
             seq,
             time,
@@ -131,12 +142,37 @@ pub(crate) struct DurableState {
     pub written: u64,
     /// Every seq up to here is synced (`<= written`).
     pub durable: u64,
+    /// Since when `written` has been ahead of `durable`.
+    pub unsynced_since: Option<Instant>,
     pub failed: Option<Failure>,
     /// The writer has exited; nothing more will become durable.
     pub stopped: bool,
+    /// Threads blocked in [`Shared::wait_for`]: a publish notifies the
+    /// condvar only when there are some (each notify is a syscall).
+    pub sleepers: usize,
 }
 
 impl DurableState {
+    /// When the writer must sync: at once when someone waits for a sync
+    /// (`sync_demand`) or a flush (`urgent`), else `sync_delay` after the
+    /// first unsynced write; never after a failure (nothing more may be
+    /// called durable, and nothing is retried).
+    pub(crate) fn sync_at(
+        &self,
+        sync_demand: u64,
+        urgent: bool,
+        sync_delay: Duration,
+        now: Instant,
+    ) -> Option<Instant> {
+        if self.failed.is_some() || self.written <= self.durable {
+            return None;
+        }
+        if sync_demand > self.durable || urgent {
+            return Some(now);
+        }
+        self.unsynced_since.map(|t| t + sync_delay)
+    }
+
     /// `Some` once the fate of `seq` at `level` is known.
     pub(crate) fn outcome(&self, seq: u64, level: Level) -> Option<Result<(), AuditError>> {
         let reached = match level {
@@ -164,7 +200,10 @@ impl DurableState {
     }
 }
 
+/// Lock order: `committer`, then `queue`, then `durable`; never the other
+/// way round.
 pub(crate) struct Shared {
+    pub committer: Mutex<Committer>,
     pub queue: Mutex<Queue>,
     pub wake: Condvar,
     pub durable: Mutex<DurableState>,
@@ -173,14 +212,22 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(next_seq: u64, last_time: Timestamp) -> Shared {
+    pub(crate) fn new(committer: Committer) -> Shared {
+        let next_seq = committer.head.as_ref().map_or(1, |h| h.seq + 1);
+        let last_time = committer
+            .head
+            .as_ref()
+            .map_or(Timestamp::from_unix_micros(0), |h| h.time);
         let durable = DurableState {
             written: next_seq - 1,
             durable: next_seq - 1,
+            unsynced_since: None,
             failed: None,
             stopped: false,
+            sleepers: 0,
         };
         Shared {
+            committer: Mutex::new(committer),
             queue: Mutex::new(Queue {
                 next_seq,
                 last_time,
@@ -188,7 +235,9 @@ impl Shared {
                 failed: None,
                 shutdown: false,
                 writer_waiting: false,
+                writer_deadline: None,
                 since_checkpoint: 0,
+                last_checkpoint: Instant::now(),
                 head_now: false,
                 open_sessions: HashMap::new(),
                 demand: 0,
@@ -201,14 +250,28 @@ impl Shared {
         }
     }
 
-    fn publish(&self, update: impl FnOnce(&mut DurableState)) {
-        let snapshot = {
+    pub(crate) fn publish(&self, update: impl FnOnce(&mut DurableState)) {
+        let (snapshot, sleepers) = {
             let mut d = lock(&self.durable);
             update(&mut d);
-            d.clone()
+            (d.clone(), d.sleepers)
         };
-        self.durable_changed.notify_all();
+        if sleepers > 0 {
+            self.durable_changed.notify_all();
+        }
         self.durable_tx.send_replace(snapshot);
+    }
+
+    /// Wake the writer if it sleeps past `by`.
+    pub(crate) fn nudge_writer(&self, by: Instant) {
+        let wake = {
+            let mut q = lock(&self.queue);
+            let sleeps_past = q.writer_deadline.is_none_or(|t| t > by);
+            sleeps_past && std::mem::take(&mut q.writer_waiting)
+        };
+        if wake {
+            self.wake.notify_one();
+        }
     }
 
     /// Someone waits for `seq` at `level`: commit (and sync) it without delay.
@@ -241,10 +304,12 @@ impl Shared {
             if let Some(outcome) = d.outcome(seq, level) {
                 return outcome;
             }
+            d.sleepers += 1;
             d = self
                 .durable_changed
                 .wait(d)
                 .unwrap_or_else(PoisonError::into_inner);
+            d.sleepers -= 1;
         }
     }
 }
@@ -263,8 +328,6 @@ pub(crate) struct Writer {
     pub store: Arc<dyn AuditStore>,
     pub signer: Arc<Signer>,
     pub config: WriterConfig,
-    pub head: Option<ChainHead>,
-    pub summaries: Summaries,
 }
 
 /// Marks the writer stopped however it exits, so no waiter hangs forever.
@@ -276,152 +339,90 @@ impl Drop for StopGuard {
     }
 }
 
+/// What woke the writer, taken from the queue under its lock.
+struct Wake {
+    head_now: bool,
+    sync_demand: u64,
+}
+
 impl Writer {
-    pub(crate) fn run(mut self) {
+    pub(crate) fn run(self) {
         let _guard = StopGuard(self.shared.clone());
-        let mut last_checkpoint = Instant::now();
+        // The last synced record, and the one the head marker names.
+        let mut synced_head = lock(&self.shared.committer).head.clone();
+        let mut marker_seq = synced_head.as_ref().map_or(0, |h| h.seq);
         let mut last_head = None::<Instant>;
-        let mut head_dirty = false;
-        let (mut written, mut synced) = {
-            let d = lock(&self.shared.durable);
-            (d.written, d.durable)
-        };
-        // When the oldest written-but-unsynced commit happened.
-        let mut unsynced_since = None::<Instant>;
         loop {
-            let (batch, head_now, shutdown, sync_demand) = {
-                let mut q = lock(&self.shared.queue);
-                loop {
-                    let now = Instant::now();
-                    if q.shutdown
-                        || q.commit_due(self.config.batch_max, self.config.commit_delay, now)
-                    {
-                        break;
-                    }
-                    let sync_due = unsynced_since.map(|t| t + self.config.sync_delay);
-                    if written > synced
-                        && (q.sync_demand > synced
-                            || q.head_now
-                            || sync_due.is_some_and(|t| now >= t))
-                    {
-                        break;
-                    }
-                    let mut deadline = last_checkpoint + self.config.checkpoint_interval;
-                    if let Some(t) = sync_due {
-                        deadline = deadline.min(t);
-                    }
-                    if let Some(front) = q.items.front() {
-                        // Records wait for a demand, a full batch or their delay.
-                        deadline = deadline.min(front.queued + self.config.commit_delay);
-                    } else {
-                        if q.since_checkpoint > 0
-                            && q.failed.is_none()
-                            && now >= last_checkpoint + self.config.checkpoint_interval
-                        {
-                            q.push(Item::Checkpoint { prune: None });
-                            break;
-                        }
-                        // The head marker only ever names a synced record.
-                        let head_due =
-                            last_head.map_or(now, |t: Instant| t + self.config.head_interval);
-                        if head_dirty && written == synced && now >= head_due {
-                            break;
-                        }
-                        let summaries_due = self.summaries.due_at();
-                        if summaries_due.is_some_and(|t| now >= t) {
-                            break;
-                        }
-                        if head_dirty && written == synced {
-                            deadline = deadline.min(head_due);
-                        }
-                        if let Some(t) = summaries_due {
-                            deadline = deadline.min(t);
-                        }
-                    }
-                    q.writer_waiting = true;
-                    let timeout = deadline
-                        .saturating_duration_since(now)
-                        .max(Duration::from_micros(100));
-                    q = self
-                        .shared
-                        .wake
-                        .wait_timeout(q, timeout)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0;
-                    q.writer_waiting = false;
+            let wake = self.sleep(
+                synced_head.as_ref().map_or(0, |h| h.seq) > marker_seq,
+                last_head,
+            );
+            let shutdown = {
+                let mut c = lock(&self.shared.committer);
+                let force = wake.head_now || lock(&self.shared.queue).shutdown;
+                let committed = self
+                    .shared
+                    .commit_queued(&mut c, force, self.config.sync_delay);
+                let q = lock(&self.shared.queue);
+                let shutdown = q.shutdown && q.items.is_empty();
+                drop(q);
+                if !committed {
+                    c.write_idle_summaries(shutdown);
                 }
-                let n = q.items.len().min(self.config.batch_max);
-                let batch: Vec<Pending> = q.items.drain(..n).collect();
-                let head_now = std::mem::take(&mut q.head_now);
-                (
-                    batch,
-                    head_now,
-                    q.shutdown && q.items.is_empty(),
-                    q.sync_demand,
-                )
+                shutdown
             };
-            if !batch.is_empty() {
-                if batch
-                    .iter()
-                    .any(|p| matches!(p.item, Item::Checkpoint { .. }))
-                {
-                    last_checkpoint = Instant::now();
-                }
-                let first = batch.first().map_or(0, |p| p.seq);
-                match self.commit(batch, head_now || shutdown) {
-                    Ok(last) => {
-                        written = last;
-                        head_dirty = true;
-                        unsynced_since.get_or_insert_with(Instant::now);
-                        self.shared.publish(|d| d.written = last);
-                    }
-                    Err(e) => self.fail(first, &e),
-                }
-            } else {
-                self.write_idle_summaries(shutdown);
-                if written == synced {
-                    if let Err(e) = self.store.maintain() {
-                        tracing::warn!(error = %e, "audit session summaries not written");
-                    }
+            let d = lock(&self.shared.durable).clone();
+            let now = Instant::now();
+            if d.written == d.durable {
+                // Summary-only updates get indexed too.
+                if let Err(e) = self.store.maintain() {
+                    tracing::warn!(error = %e, "audit session summaries not written");
                 }
             }
-            let now = Instant::now();
-            let sync_due = unsynced_since.is_some_and(|t| now >= t + self.config.sync_delay);
-            if written > synced && (sync_demand > synced || head_now || shutdown || sync_due) {
+            let sync_at = d.sync_at(
+                wake.sync_demand,
+                wake.head_now || shutdown,
+                self.config.sync_delay,
+                now,
+            );
+            if sync_at.is_some_and(|t| now >= t) {
+                // Everything up to this head is written: the sync covers it.
+                let target = lock(&self.shared.committer).head.clone();
                 // Readers see a record once it is reported synced.
                 match self.store.sync().and_then(|()| self.store.maintain()) {
                     Ok(()) => {
-                        synced = written;
-                        unsynced_since = None;
+                        let seq = target.as_ref().map_or(0, |h| h.seq);
+                        synced_head = target;
                         // A flush returns only with the head marker written.
-                        if head_dirty && (head_now || shutdown) {
-                            self.write_head();
+                        if wake.head_now || shutdown {
+                            self.write_head(synced_head.as_ref());
+                            marker_seq = seq;
                             last_head = Some(now);
-                            head_dirty = false;
                         }
-                        self.shared.publish(|d| d.durable = synced);
+                        self.shared.publish(|d| {
+                            d.durable = seq;
+                            d.unsynced_since = (d.written > seq).then_some(now);
+                        });
                     }
-                    Err(e) => {
-                        // Nothing written since the last sync may be called
-                        // durable now; and nothing is left to retry.
-                        self.fail(synced + 1, &e);
-                        written = synced;
-                        unsynced_since = None;
-                    }
+                    // Nothing written since the last sync may be called
+                    // durable now.
+                    Err(e) => self.shared.fail(d.durable + 1, &e),
                 }
             }
             // The periodic rewrite happens after waking the waiters, so its
             // fsyncs add no latency to them.
-            let head_due = head_now
+            let head_due = wake.head_now
                 || shutdown
                 || last_head.is_none_or(|t| now >= t + self.config.head_interval);
-            if head_dirty && written == synced && head_due {
-                self.write_head();
+            let head_seq = synced_head.as_ref().map_or(0, |h| h.seq);
+            if head_seq > marker_seq && head_due {
+                self.write_head(synced_head.as_ref());
+                marker_seq = head_seq;
                 last_head = Some(now);
-                head_dirty = false;
             }
             if shutdown {
-                if written == synced {
+                let d = lock(&self.shared.durable).clone();
+                if d.written == d.durable {
                     if let Err(e) = self.store.close() {
                         tracing::warn!(error = %e, "audit store not closed cleanly: the next open recovers from its journal");
                     }
@@ -431,87 +432,82 @@ impl Writer {
         }
     }
 
-    /// Chain, hash and store one batch. Returns the last seq stored.
-    fn commit(&mut self, batch: Vec<Pending>, force_summaries: bool) -> Result<u64, AuditError> {
-        let mut records = Vec::with_capacity(batch.len());
-        let (mut prev_seq, mut prev_hash) = match &self.head {
-            Some(h) => (h.seq, h.hash.clone()),
-            None => (0, crate::chain::ZERO_HASH.to_owned()),
-        };
-        let mut last_time = self.head.as_ref().map(|h| h.time);
-        for p in batch {
-            if p.seq != prev_seq + 1 {
-                // Cannot happen: the queue hands seqs out in order. Refuse
-                // rather than write a broken chain.
-                return Err(AuditError::Writer(format!(
-                    "seq {} does not follow {prev_seq}",
-                    p.seq
-                )));
+    /// Wait until there is something to do: records to commit (a demand, a
+    /// full batch, the commit delay), a sync due, a checkpoint, the head
+    /// marker, summaries, or shutdown.
+    fn sleep(&self, head_dirty: bool, last_head: Option<Instant>) -> Wake {
+        let summaries_due = lock(&self.shared.committer).summaries.due_at();
+        let mut q = lock(&self.shared.queue);
+        loop {
+            let now = Instant::now();
+            if q.shutdown || q.commit_due(self.config.batch_max, self.config.commit_delay, now) {
+                break;
             }
-            let time = p.time.to_string();
-            let (session, kind, body_json, hasher) = match p.item {
-                Item::Record {
-                    session,
-                    kind,
-                    body_json,
-                    hasher,
-                    effect,
-                } => {
-                    self.summaries.record(&session, p.seq, p.time, effect);
-                    (session, kind, body_json, hasher)
+            let sync_due = lock(&self.shared.durable).sync_at(
+                q.sync_demand,
+                q.head_now,
+                self.config.sync_delay,
+                now,
+            );
+            if sync_due.is_some_and(|t| now >= t) {
+                break;
+            }
+            // Summaries were read before the queue lock (lock order); a
+            // commit by a session since then also nudges us, and this
+            // bounds the staleness in any case.
+            let mut deadline =
+                (q.last_checkpoint + self.config.checkpoint_interval).min(now + SUMMARY_INTERVAL);
+            if let Some(t) = sync_due {
+                deadline = deadline.min(t);
+            }
+            if let Some(front) = q.items.front() {
+                // Records wait for a demand, a full batch or their delay.
+                deadline = deadline.min(front.queued + self.config.commit_delay);
+            } else {
+                if q.since_checkpoint > 0
+                    && q.failed.is_none()
+                    && now >= q.last_checkpoint + self.config.checkpoint_interval
+                {
+                    q.push(Item::Checkpoint { prune: None });
+                    break;
                 }
-                Item::Checkpoint { prune } => {
-                    let message = checkpoint_message(prev_seq, &prev_hash, prune.as_ref());
-                    let body = Body::Checkpoint(Checkpoint {
-                        head_seq: prev_seq,
-                        head_hash: prev_hash.clone(),
-                        signature: self.signer.sign_hex(&message),
-                        public_key: self.signer.public_hex().to_owned(),
-                        pruned_before: prune,
-                    })
-                    .to_json()?;
-                    let hasher = RecordHasher::new("", Kind::Checkpoint.as_str(), &body);
-                    (String::new(), Kind::Checkpoint, body, hasher)
+                // The head marker only ever names a synced record.
+                let head_due = last_head.map_or(now, |t| t + self.config.head_interval);
+                if head_dirty && now >= head_due {
+                    break;
                 }
-            };
-            let hash = hasher.finish(p.seq, &time, &prev_hash);
-            records.push(RawRecord {
-                seq: p.seq,
-                time,
-                session,
-                kind: kind.as_str().to_owned(),
-                body: body_json,
-                prev_hash: std::mem::replace(&mut prev_hash, hash.clone()),
-                hash,
-            });
-            prev_seq = p.seq;
-            last_time = Some(p.time);
+                if summaries_due.is_some_and(|t| now >= t) {
+                    break;
+                }
+                if head_dirty {
+                    deadline = deadline.min(head_due);
+                }
+                if let Some(t) = summaries_due {
+                    deadline = deadline.min(t);
+                }
+            }
+            q.writer_waiting = true;
+            q.writer_deadline = Some(deadline);
+            let timeout = deadline
+                .saturating_duration_since(now)
+                .max(Duration::from_micros(100));
+            q = self
+                .shared
+                .wake
+                .wait_timeout(q, timeout)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+            q.writer_waiting = false;
+            q.writer_deadline = None;
         }
-        let sessions = self.summaries.take_due(force_summaries);
-        self.store.append_batch(&records, &sessions)?;
-        if let Some(time) = last_time {
-            self.head = Some(ChainHead {
-                seq: prev_seq,
-                hash: prev_hash,
-                time,
-            });
+        Wake {
+            head_now: std::mem::take(&mut q.head_now),
+            sync_demand: q.sync_demand,
         }
-        Ok(prev_seq)
     }
 
-    /// Summary counters left over when no records come.
-    fn write_idle_summaries(&mut self, force: bool) {
-        let sessions = self.summaries.take_due(force);
-        if sessions.is_empty() {
-            return;
-        }
-        if let Err(e) = self.store.append_batch(&[], &sessions) {
-            tracing::warn!(error = %e, "audit session summaries not written");
-        }
-    }
-
-    fn write_head(&self) {
-        let Some(head) = &self.head else { return };
+    fn write_head(&self, head: Option<&ChainHead>) {
+        let Some(head) = head else { return };
         let marker = HeadMarker {
             seq: head.seq,
             hash: head.hash.clone(),
@@ -522,19 +518,5 @@ impl Writer {
             // The records are durable; only tail-truncation evidence lags.
             tracing::warn!(error = %e, seq = head.seq, "audit head marker not written");
         }
-    }
-
-    fn fail(&self, from: u64, error: &AuditError) {
-        tracing::error!(error = %error, seq = from, "audit store cannot write: failing closed");
-        let failure = Failure {
-            from,
-            reason: error.to_string(),
-        };
-        {
-            let mut q = lock(&self.shared.queue);
-            q.failed = Some(failure.clone());
-            q.items.clear();
-        }
-        self.shared.publish(|d| d.failed = Some(failure));
     }
 }

@@ -43,6 +43,31 @@ fn open_log(gw: &Gateway) -> AuditLog {
     AuditLog::open_read_only(&gw.dir.path().join("data")).unwrap()
 }
 
+/// A gateway, and a connection string for identity `writer` that owns a
+/// new table (`definition`: name and columns).
+fn writer_gateway(pg: &PgServer, definition: &str) -> (Gateway, String) {
+    let gw = gateway(pg);
+    let key = gw.create_key("writer", "agents");
+    let conn = gw.conn_str("writer", &key, "app");
+    let table = definition.split(' ').next().unwrap();
+    pg.psql(
+        "app",
+        &format!("create table {definition}; alter table {table} owner to scram_user;"),
+    );
+    (gw, conn)
+}
+
+/// The gateway's log, after checking it verifies.
+fn verified_log(gw: &Gateway) -> AuditLog {
+    let log = open_log(gw);
+    let report = log.verify(&|_, _| {}).unwrap();
+    assert!(
+        report.problem.is_none(),
+        "the log does not verify after SIGKILL: {report:?}"
+    );
+    log
+}
+
 fn all_records(log: &AuditLog) -> Vec<Record> {
     let mut all = Vec::new();
     loop {
@@ -158,13 +183,7 @@ async fn each_execution_of_a_prepared_statement_is_recorded_with_its_parameters(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_sigkill_every_row_that_reached_the_database_has_its_record() {
     let pg = PgServer::start();
-    let mut gw = gateway(&pg);
-    let key = gw.create_key("writer", "agents");
-    let conn = gw.conn_str("writer", &key, "app");
-    pg.psql(
-        "app",
-        "create table crash_rows (id int primary key); alter table crash_rows owner to scram_user;",
-    );
+    let (mut gw, conn) = writer_gateway(&pg, "crash_rows (id int primary key)");
 
     // Four clients insert as fast as they can; the gateway dies mid-stream.
     let mut writers = Vec::new();
@@ -199,12 +218,7 @@ async fn after_a_sigkill_every_row_that_reached_the_database_has_its_record() {
         "the writers made too little progress: {}",
         rows.len()
     );
-    let log = open_log(&gw);
-    let report = log.verify(&|_, _| {}).unwrap();
-    assert!(
-        report.problem.is_none(),
-        "the log does not verify after SIGKILL: {report:?}"
-    );
+    let log = verified_log(&gw);
     let mut recorded = std::collections::HashSet::new();
     for r in all_records(&log) {
         if let Body::Statement(s) = &r.body {
@@ -260,13 +274,7 @@ async fn transactions(conn: String, w: i32) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_sigkill_mid_transaction_every_row_and_every_result_a_client_saw_has_its_record() {
     let pg = PgServer::start();
-    let mut gw = gateway(&pg);
-    let key = gw.create_key("writer", "agents");
-    let conn = gw.conn_str("writer", &key, "app");
-    pg.psql(
-        "app",
-        "create table crash_tx (id int primary key, w int); alter table crash_tx owner to scram_user;",
-    );
+    let (mut gw, conn) = writer_gateway(&pg, "crash_tx (id int primary key, w int)");
     let clients: Vec<_> = (0..4)
         .map(|w| tokio::spawn(transactions(conn.clone(), w)))
         .collect();
@@ -289,12 +297,7 @@ async fn after_a_sigkill_mid_transaction_every_row_and_every_result_a_client_saw
         rows.len(),
         results.len()
     );
-    let log = open_log(&gw);
-    let report = log.verify(&|_, _| {}).unwrap();
-    assert!(
-        report.problem.is_none(),
-        "the log does not verify after SIGKILL: {report:?}"
-    );
+    let log = verified_log(&gw);
     // Per row: its insert's session and seq; per session: its COMMITs.
     let mut inserts = std::collections::HashMap::new();
     let mut commits: std::collections::HashMap<String, Vec<u64>> = Default::default();

@@ -7,17 +7,17 @@ mod read;
 pub use prune::PruneReport;
 
 use crate::chain::RecordHasher;
+use crate::committer::Committer;
 use crate::error::AuditError;
 use crate::keys::{read_public_key, Signer};
 use crate::record::{Body, Kind};
 use crate::store::{AuditStore, SqliteStore};
 use crate::summary::{SessionEffect, Summaries};
-use crate::time::Timestamp;
 use crate::writer::{lock, Item, Level, Shared, Writer, WriterConfig};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Tunables of the audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,17 +129,19 @@ impl AuditLog {
         signer: Signer,
         config: AuditConfig,
     ) -> Result<AuditLog, AuditError> {
-        let head = store.head()?;
-        let next_seq = head.as_ref().map_or(1, |h| h.seq + 1);
-        let last_time = head
-            .as_ref()
-            .map_or(Timestamp::from_unix_micros(0), |h| h.time);
-        let shared = Arc::new(Shared::new(next_seq, last_time));
+        let signer = Arc::new(signer);
+        let shared = Arc::new(Shared::new(Committer {
+            store: store.clone(),
+            signer: signer.clone(),
+            head: store.head()?,
+            summaries: Summaries::new(),
+            batch_max: config.batch_max.max(1),
+        }));
         let public_key = Some(signer.public_hex().to_owned());
         let writer = Writer {
             shared: shared.clone(),
             store: store.clone(),
-            signer: Arc::new(signer),
+            signer,
             config: WriterConfig {
                 batch_max: config.batch_max.max(1),
                 commit_delay: config.commit_delay,
@@ -147,8 +149,6 @@ impl AuditLog {
                 checkpoint_interval: config.checkpoint_interval,
                 head_interval: config.head_interval,
             },
-            head,
-            summaries: Summaries::new(),
         };
         let handle = std::thread::Builder::new()
             .name("sluice-audit-writer".into())
@@ -220,10 +220,16 @@ impl AuditLog {
             if q.since_checkpoint >= self.inner.config.checkpoint_every.max(1) {
                 q.push(Item::Checkpoint { prune: None });
             }
-            // The writer sleeps until a demand or the first record's delay:
-            // it must learn of that delay, and of a full batch.
-            let wake = q.items.len() == 1 || q.items.len() >= self.inner.config.batch_max;
-            (seq, wake && std::mem::take(&mut q.writer_waiting))
+            // The writer must commit this within the commit delay if nobody
+            // waits for it (a waiting session usually commits it first), and
+            // must learn of a full batch at once.
+            let by = if q.items.len() >= self.inner.config.batch_max {
+                Instant::now()
+            } else {
+                Instant::now() + self.inner.config.commit_delay
+            };
+            let sleeps_past = q.writer_deadline.is_none_or(|t| t > by);
+            (seq, sleeps_past && std::mem::take(&mut q.writer_waiting))
         };
         if wake {
             shared.wake.notify_one();
@@ -261,7 +267,7 @@ impl AuditLog {
         let shared = self.shared()?;
         self.check_known(shared, seq)?;
         if now {
-            shared.demand(seq, level);
+            self.hurry(shared, seq, level);
         }
         let mut rx = shared.durable_tx.subscribe();
         loop {
@@ -278,8 +284,19 @@ impl AuditLog {
     /// Asks for every record up to `seq` to reach `level` now rather than
     /// after the commit (and sync) delay.
     pub fn demand(&self, seq: u64, level: Level) -> Result<(), AuditError> {
-        self.shared()?.demand(seq, level);
+        let shared = self.shared()?;
+        self.hurry(shared, seq, level);
         Ok(())
+    }
+
+    /// Writes the queue here when nobody else is writing it (a few µs of
+    /// one `write`, no thread wake-up); the writer thread is asked only for
+    /// what this cannot do: a sync, or a write someone else is busy with.
+    fn hurry(&self, shared: &Shared, seq: u64, level: Level) {
+        let written = shared.write_now(seq, self.inner.config.sync_delay);
+        if !written || level == Level::Synced {
+            shared.demand(seq, level);
+        }
     }
 
     /// Blocking form of [`durable`](Self::durable) for threads outside tokio.

@@ -24,6 +24,7 @@ use crate::store::ChainHead;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub const JOURNAL_FILE: &str = "audit.journal";
 
@@ -32,7 +33,8 @@ pub const JOURNAL_FILE: &str = "audit.journal";
 pub(crate) const ROTATE_BYTES: u64 = 64 * 1024 * 1024;
 
 pub(crate) struct Journal {
-    file: File,
+    /// Shared with [`Syncer`]s, so a sync does not hold up appends.
+    file: Arc<File>,
     path: PathBuf,
     /// (device, inode) at open: a journal unlinked under us would silently
     /// lose what it is told to keep.
@@ -52,7 +54,7 @@ impl Journal {
         let len = file.metadata().map_err(io)?.len();
         let id = file_id(&path).map_err(io)?;
         Ok(Journal {
-            file,
+            file: Arc::new(file),
             path,
             id,
             len,
@@ -72,21 +74,19 @@ impl Journal {
         for r in records {
             encode(r, &mut out);
         }
-        self.file
+        (&*self.file)
             .write_all(&out)
             .map_err(|e| AuditError::io(&self.path, e))?;
         self.len += out.len() as u64;
         Ok(())
     }
 
-    /// Every record appended so far survives a power loss.
-    pub(crate) fn sync(&self) -> Result<(), AuditError> {
-        self.file
-            .sync_data()
-            .map_err(|e| AuditError::io(&self.path, e))?;
-        match file_id(&self.path) {
-            Ok(id) if id == self.id => Ok(()),
-            _ => Err(AuditError::DatabaseMoved(self.path.clone())),
+    /// A handle that syncs this journal without holding it.
+    pub(crate) fn syncer(&self) -> Syncer {
+        Syncer {
+            file: self.file.clone(),
+            path: self.path.clone(),
+            id: self.id,
         }
     }
 
@@ -98,6 +98,27 @@ impl Journal {
         self.file.sync_all().map_err(io)?;
         self.len = 0;
         Ok(())
+    }
+}
+
+/// Syncs the journal while appends go on: fdatasync covers every write
+/// that returned before it was called.
+pub(crate) struct Syncer {
+    file: Arc<File>,
+    path: PathBuf,
+    id: (u64, u64),
+}
+
+impl Syncer {
+    /// Every record appended before this call survives a power loss.
+    pub(crate) fn sync(&self) -> Result<(), AuditError> {
+        self.file
+            .sync_data()
+            .map_err(|e| AuditError::io(&self.path, e))?;
+        match file_id(&self.path) {
+            Ok(id) if id == self.id => Ok(()),
+            _ => Err(AuditError::DatabaseMoved(self.path.clone())),
+        }
     }
 }
 

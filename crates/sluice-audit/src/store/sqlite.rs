@@ -428,20 +428,43 @@ impl AuditStore for SqliteStore {
     }
 
     fn sync(&self) -> Result<(), AuditError> {
-        self.journaled()?.journal.sync()?;
+        // Appends go on meanwhile: the journal's lock is not held.
+        let syncer = self.journaled()?.journal.syncer();
+        syncer.sync()?;
         // After the sync: a removal of the database must not pass as durable.
         self.check_file()
     }
 
     fn maintain(&self) -> Result<(), AuditError> {
-        let mut j = self.journaled()?;
-        if j.records.is_empty() && j.sessions.is_empty() {
-            return Ok(());
+        // Indexed without the journal's lock, so appends go on meanwhile.
+        // What is indexed may include records appended after the last sync:
+        // the database is an index, and the journal keeps them until the
+        // database has synced them too.
+        let (records, sessions) = {
+            let mut j = self.journaled()?;
+            (
+                std::mem::take(&mut j.records),
+                std::mem::take(&mut j.sessions),
+            )
+        };
+        if !(records.is_empty() && sessions.is_empty()) {
+            if let Err(e) = self.index(&records, &sessions) {
+                // Put them back in order, so a retry indexes them.
+                let mut j = self.journaled()?;
+                let later = std::mem::replace(&mut j.records, records);
+                j.records.extend(later);
+                let later = std::mem::replace(&mut j.sessions, sessions);
+                j.sessions.extend(later);
+                return Err(e);
+            }
         }
-        self.index(&j.records, &j.sessions)?;
-        j.records.clear();
-        j.sessions.clear();
+        let mut j = self.journaled()?;
         if j.journal.len() > journal::ROTATE_BYTES {
+            // Rare (once per ROTATE_BYTES): appends wait for the few records
+            // that came meanwhile and one WAL sync, then start afresh.
+            self.index(&j.records, &j.sessions)?;
+            j.records.clear();
+            j.sessions.clear();
             self.sync_wal()?;
             j.journal.reset()?;
         }
