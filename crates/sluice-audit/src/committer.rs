@@ -179,11 +179,20 @@ impl Shared {
             from,
             reason: error.to_string(),
         };
+        // Two threads can fail the log (a session's write, the writer's
+        // sync): the lowest seq stays the failure point.
+        let lower = |f: &Option<Failure>| f.as_ref().is_none_or(|f| from < f.from);
         {
             let mut q = lock(&self.queue);
-            q.failed = Some(failure.clone());
+            if lower(&q.failed) {
+                q.failed = Some(failure.clone());
+            }
             q.items.clear();
         }
-        self.publish(|d| d.failed = Some(failure));
+        self.publish(|d| {
+            if lower(&d.failed) {
+                d.failed = Some(failure);
+            }
+        });
     }
 }

@@ -78,8 +78,9 @@ pub(crate) struct Queue {
     pub since_checkpoint: u64,
     /// ...and when that was.
     pub last_checkpoint: Instant,
-    /// Write the head marker right after the next commit (flush).
-    pub head_now: bool,
+    /// A flush waits for this seq: commit and sync it at once, and write
+    /// the head marker before reporting it synced (0: none).
+    pub head_at: u64,
     /// Sessions started and not yet ended by this process: prune keeps them.
     pub open_sessions: HashMap<String, u64>,
     /// The highest seq someone waits to see written: the writer commits as
@@ -118,7 +119,7 @@ impl Queue {
             return false;
         };
         self.shutdown
-            || self.head_now
+            || self.head_at > 0
             || self.demand >= front.seq
             || self.items.len() >= batch_max
             || now >= front.queued + commit_delay
@@ -154,9 +155,11 @@ pub(crate) struct DurableState {
 
 impl DurableState {
     /// When the writer must sync: at once when someone waits for a sync
-    /// (`sync_demand`) or a flush (`urgent`), else `sync_delay` after the
-    /// first unsynced write; never after a failure (nothing more may be
-    /// called durable, and nothing is retried).
+    /// (`sync_demand`, a flush's seq included) or at shutdown (`urgent`),
+    /// else `sync_delay` after the first unsynced write. After a failed
+    /// sync never again (nothing written since the last sync may be called
+    /// durable, and nothing is retried); after a failed write, what was
+    /// written before it is still synced, so its waiters get an answer.
     pub(crate) fn sync_at(
         &self,
         sync_demand: u64,
@@ -164,7 +167,11 @@ impl DurableState {
         sync_delay: Duration,
         now: Instant,
     ) -> Option<Instant> {
-        if self.failed.is_some() || self.written <= self.durable {
+        let sync_failed = self
+            .failed
+            .as_ref()
+            .is_some_and(|f| f.from <= self.durable + 1);
+        if sync_failed || self.written <= self.durable {
             return None;
         }
         if sync_demand > self.durable || urgent {
@@ -238,7 +245,7 @@ impl Shared {
                 writer_deadline: None,
                 since_checkpoint: 0,
                 last_checkpoint: Instant::now(),
-                head_now: false,
+                head_at: 0,
                 open_sessions: HashMap::new(),
                 demand: 0,
                 sync_demand: 0,
@@ -324,6 +331,8 @@ pub(crate) struct WriterConfig {
 }
 
 pub(crate) struct Writer {
+    /// The chain's head when the log was opened (already synced).
+    pub head: Option<ChainHead>,
     pub shared: Arc<Shared>,
     pub store: Arc<dyn AuditStore>,
     pub signer: Arc<Signer>,
@@ -339,17 +348,19 @@ impl Drop for StopGuard {
     }
 }
 
-/// What woke the writer, taken from the queue under its lock.
+/// What woke the writer, read from the queue under its lock.
 struct Wake {
-    head_now: bool,
+    /// The highest seq someone waits to see synced, a flush's included.
     sync_demand: u64,
+    /// A flush waits (for the head marker too).
+    flush: bool,
 }
 
 impl Writer {
     pub(crate) fn run(self) {
         let _guard = StopGuard(self.shared.clone());
         // The last synced record, and the one the head marker names.
-        let mut synced_head = lock(&self.shared.committer).head.clone();
+        let mut synced_head = self.head.clone();
         let mut marker_seq = synced_head.as_ref().map_or(0, |h| h.seq);
         let mut last_head = None::<Instant>;
         loop {
@@ -359,15 +370,17 @@ impl Writer {
             );
             let shutdown = {
                 let mut c = lock(&self.shared.committer);
-                let force = wake.head_now || lock(&self.shared.queue).shutdown;
+                let force = wake.flush || lock(&self.shared.queue).shutdown;
                 let committed = self
                     .shared
                     .commit_queued(&mut c, force, self.config.sync_delay);
                 let q = lock(&self.shared.queue);
                 let shutdown = q.shutdown && q.items.is_empty();
                 drop(q);
-                if !committed {
-                    c.write_idle_summaries(shutdown);
+                // A session may have committed a flush's records without
+                // forcing the summaries: they go now.
+                if !committed || force {
+                    c.write_idle_summaries(force);
                 }
                 shutdown
             };
@@ -379,22 +392,19 @@ impl Writer {
                     tracing::warn!(error = %e, "audit session summaries not written");
                 }
             }
-            let sync_at = d.sync_at(
-                wake.sync_demand,
-                wake.head_now || shutdown,
-                self.config.sync_delay,
-                now,
-            );
+            let sync_at = d.sync_at(wake.sync_demand, shutdown, self.config.sync_delay, now);
             if sync_at.is_some_and(|t| now >= t) {
                 // Everything up to this head is written: the sync covers it.
                 let target = lock(&self.shared.committer).head.clone();
-                // Readers see a record once it is reported synced.
+                // Readers see every record reported synced (and maybe more).
                 match self.store.sync().and_then(|()| self.store.maintain()) {
                     Ok(()) => {
                         let seq = target.as_ref().map_or(0, |h| h.seq);
                         synced_head = target;
-                        // A flush returns only with the head marker written.
-                        if wake.head_now || shutdown {
+                        // A flush returns only with the head marker written;
+                        // read now, so one asked for during the sync counts.
+                        let flush_at = lock(&self.shared.queue).head_at;
+                        if shutdown || (flush_at > 0 && flush_at <= seq) {
                             self.write_head(synced_head.as_ref());
                             marker_seq = seq;
                             last_head = Some(now);
@@ -411,7 +421,7 @@ impl Writer {
             }
             // The periodic rewrite happens after waking the waiters, so its
             // fsyncs add no latency to them.
-            let head_due = wake.head_now
+            let head_due = wake.flush
                 || shutdown
                 || last_head.is_none_or(|t| now >= t + self.config.head_interval);
             let head_seq = synced_head.as_ref().map_or(0, |h| h.seq);
@@ -419,6 +429,14 @@ impl Writer {
                 self.write_head(synced_head.as_ref());
                 marker_seq = head_seq;
                 last_head = Some(now);
+            }
+            {
+                // A flush is done once the marker names its seq; after a
+                // failure it never will be.
+                let mut q = lock(&self.shared.queue);
+                if q.head_at <= marker_seq || q.failed.is_some() {
+                    q.head_at = 0;
+                }
             }
             if shutdown {
                 let d = lock(&self.shared.durable).clone();
@@ -433,8 +451,8 @@ impl Writer {
     }
 
     /// Wait until there is something to do: records to commit (a demand, a
-    /// full batch, the commit delay), a sync due, a checkpoint, the head
-    /// marker, summaries, or shutdown.
+    /// flush, a full batch, the commit delay), a sync due, a checkpoint,
+    /// the head marker, summaries, or shutdown.
     fn sleep(&self, head_dirty: bool, last_head: Option<Instant>) -> Wake {
         let summaries_due = lock(&self.shared.committer).summaries.due_at();
         let mut q = lock(&self.shared.queue);
@@ -444,8 +462,8 @@ impl Writer {
                 break;
             }
             let sync_due = lock(&self.shared.durable).sync_at(
-                q.sync_demand,
-                q.head_now,
+                q.sync_demand.max(q.head_at),
+                false,
                 self.config.sync_delay,
                 now,
             );
@@ -455,8 +473,15 @@ impl Writer {
             // Summaries were read before the queue lock (lock order); a
             // commit by a session since then also nudges us, and this
             // bounds the staleness in any case.
-            let mut deadline =
-                (q.last_checkpoint + self.config.checkpoint_interval).min(now + SUMMARY_INTERVAL);
+            let mut deadline = now + SUMMARY_INTERVAL;
+            if q.since_checkpoint > 0 && q.failed.is_none() {
+                let checkpoint_due = q.last_checkpoint + self.config.checkpoint_interval;
+                if now >= checkpoint_due {
+                    q.push(Item::Checkpoint { prune: None });
+                    break;
+                }
+                deadline = deadline.min(checkpoint_due);
+            }
             if let Some(t) = sync_due {
                 deadline = deadline.min(t);
             }
@@ -464,15 +489,12 @@ impl Writer {
                 // Records wait for a demand, a full batch or their delay.
                 deadline = deadline.min(front.queued + self.config.commit_delay);
             } else {
-                if q.since_checkpoint > 0
-                    && q.failed.is_none()
-                    && now >= q.last_checkpoint + self.config.checkpoint_interval
-                {
-                    q.push(Item::Checkpoint { prune: None });
-                    break;
-                }
                 // The head marker only ever names a synced record.
-                let head_due = last_head.map_or(now, |t| t + self.config.head_interval);
+                let head_due = if q.head_at > 0 {
+                    now
+                } else {
+                    last_head.map_or(now, |t| t + self.config.head_interval)
+                };
                 if head_dirty && now >= head_due {
                     break;
                 }
@@ -501,8 +523,8 @@ impl Writer {
             q.writer_deadline = None;
         }
         Wake {
-            head_now: std::mem::take(&mut q.head_now),
-            sync_demand: q.sync_demand,
+            sync_demand: q.sync_demand.max(q.head_at),
+            flush: q.head_at > 0,
         }
     }
 

@@ -8,18 +8,32 @@ mod common;
 use common::*;
 use sluice_audit::store::*;
 use sluice_audit::*;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-/// The SQLite store, with `sync` held until the test lets it go.
-struct HeldSync {
+/// The SQLite store, with `sync` held until the test lets it go (when
+/// `hold`), and writes that fail once `fail_writes` is set.
+struct Controlled {
     inner: SqliteStore,
+    hold: bool,
     /// (a sync is waiting, released)
     state: Mutex<(bool, bool)>,
     changed: Condvar,
+    fail_writes: AtomicBool,
 }
 
-impl HeldSync {
+impl Controlled {
+    fn open(dir: &std::path::Path, hold: bool) -> Arc<Controlled> {
+        Arc::new(Controlled {
+            inner: SqliteStore::open(dir).unwrap(),
+            hold,
+            state: Mutex::new((false, false)),
+            changed: Condvar::new(),
+            fail_writes: AtomicBool::new(false),
+        })
+    }
+
     fn wait_until_syncing(&self) {
         let mut s = self.state.lock().unwrap();
         while !s.0 {
@@ -33,7 +47,7 @@ impl HeldSync {
     }
 }
 
-impl AuditStore for HeldSync {
+impl AuditStore for Controlled {
     fn head(&self) -> Result<Option<ChainHead>, AuditError> {
         self.inner.head()
     }
@@ -41,9 +55,15 @@ impl AuditStore for HeldSync {
         self.inner.first_seq()
     }
     fn append_batch(&self, r: &[RawRecord], s: &[SessionUpdate]) -> Result<(), AuditError> {
+        if self.fail_writes.load(Ordering::SeqCst) {
+            return Err(AuditError::Writer("the disk is full (test)".into()));
+        }
         self.inner.append_batch(r, s)
     }
     fn sync(&self) -> Result<(), AuditError> {
+        if !self.hold {
+            return self.inner.sync();
+        }
         let mut s = self.state.lock().unwrap();
         s.0 = true;
         self.changed.notify_all();
@@ -96,11 +116,7 @@ impl AuditStore for HeldSync {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_is_written_while_the_writer_is_stuck_in_a_sync_and_synced_only_after_it() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(HeldSync {
-        inner: SqliteStore::open(dir.path()).unwrap(),
-        state: Mutex::new((false, false)),
-        changed: Condvar::new(),
-    });
+    let store = Controlled::open(dir.path(), true);
     let signer = keys::Signer::load_or_create(dir.path()).unwrap();
     let log = AuditLog::with_store(store.clone(), signer, config()).unwrap();
     let session = new_session_id();
@@ -139,4 +155,36 @@ async fn a_record_is_written_while_the_writer_is_stuck_in_a_sync_and_synced_only
     let report = log.verify(&|_, _| {}).unwrap();
     assert!(report.problem.is_none(), "{report:?}");
     assert!(log.records_after(0, 10).unwrap().len() >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_failed_write_what_was_written_before_it_is_still_synced_and_later_records_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Controlled::open(dir.path(), false);
+    let signer = keys::Signer::load_or_create(dir.path()).unwrap();
+    let config = AuditConfig {
+        // Nothing is synced unless someone waits for it.
+        sync_delay: Duration::from_secs(3600),
+        ..config()
+    };
+    let log = AuditLog::with_store(store.clone(), signer, config).unwrap();
+    let session = new_session_id();
+    let first = log.append(&session, statement("SELECT 1", true)).unwrap();
+    log.reach(first, Level::Written, true).await.unwrap();
+    assert_eq!(log.durable_seq(), 0);
+
+    store.fail_writes.store(true, Ordering::SeqCst);
+    let second = log.append(&session, statement("SELECT 2", true)).unwrap();
+    let e = log.reach(second, Level::Written, true).await.unwrap_err();
+    assert!(matches!(e, AuditError::NotDurable { .. }), "{e:?}");
+
+    let synced = tokio::time::timeout(
+        Duration::from_secs(10),
+        log.reach(first, Level::Synced, true),
+    )
+    .await
+    .expect("a record written before the failure must still get its sync");
+    synced.unwrap();
+    assert!(log.durable_seq() >= first);
+    assert!(log.append(&session, statement("SELECT 3", true)).is_err());
 }

@@ -130,15 +130,17 @@ impl AuditLog {
         config: AuditConfig,
     ) -> Result<AuditLog, AuditError> {
         let signer = Arc::new(signer);
+        let head = store.head()?;
         let shared = Arc::new(Shared::new(Committer {
             store: store.clone(),
             signer: signer.clone(),
-            head: store.head()?,
+            head: head.clone(),
             summaries: Summaries::new(),
             batch_max: config.batch_max.max(1),
         }));
         let public_key = Some(signer.public_hex().to_owned());
         let writer = Writer {
+            head,
             shared: shared.clone(),
             store: store.clone(),
             signer,
@@ -342,12 +344,12 @@ impl AuditLog {
             if q.shutdown {
                 return Ok(None);
             }
-            q.head_now = true;
             let seq = if q.since_checkpoint > 0 {
                 q.push(Item::Checkpoint { prune: None })
             } else {
                 q.next_seq - 1
             };
+            q.head_at = q.head_at.max(seq);
             (seq, true)
         };
         if wake {

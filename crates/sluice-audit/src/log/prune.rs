@@ -78,8 +78,12 @@ impl AuditLog {
                     reason: f.reason.clone(),
                 });
             }
-            q.head_now = true;
-            q.push(Item::Checkpoint { prune: Some(mark) })
+            if q.shutdown {
+                return Err(AuditError::NotWritable("closed"));
+            }
+            let seq = q.push(Item::Checkpoint { prune: Some(mark) });
+            q.head_at = q.head_at.max(seq);
+            seq
         };
         shared.wake.notify_one();
         shared.wait_for(checkpoint_seq, crate::writer::Level::Synced)?;

@@ -196,7 +196,13 @@ impl SqliteStore {
             tracing::warn!(bytes = torn, kept = %aside.display(), "audit journal ended in a cut-off write (a crash mid-append); its bytes were kept aside");
         }
         if path.exists() {
-            Journal::open(&self.dir)?.reset()?;
+            let mut journal = Journal::open(&self.dir)?;
+            if journal.len() > 0 {
+                // The database may hold it all in a WAL never synced (a
+                // crash after indexing): sync before the journal goes.
+                self.sync_wal()?;
+            }
+            journal.reset()?;
         }
         Ok(())
     }
