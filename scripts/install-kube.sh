@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Makes a real kube-apiserver (and etcd) available for the Kubernetes tests,
+# on Debian 12 as root, offline apart from the Debian mirror:
+#
+#   scripts/install-kube.sh        # prints the directory holding kube-apiserver
+#
+# No Debian package ships kube-apiserver, but bookworm's `kubernetes`
+# source package builds it with Debian's Go 1.19 and its vendored modules
+# (no module proxy needed). The build (about 4 minutes on 2 cores) is cached
+# in ${SLUICE_CACHE:-~/.cache/sluice}/kube, outside the repository, so only
+# the first run on a machine pays for it. etcd comes from `etcd-server`.
+set -euo pipefail
+
+CACHE=${SLUICE_CACHE:-$HOME/.cache/sluice}/kube
+BIN=$CACHE/bin
+log() { printf '[install-kube] %s\n' "$*" >&2; }
+
+if [[ -x $BIN/kube-apiserver ]] && "$BIN/kube-apiserver" --version >/dev/null 2>&1 &&
+    command -v etcd >/dev/null 2>&1; then
+    echo "$BIN"
+    exit 0
+fi
+[[ $EUID -eq 0 ]] || { log "run as root (apt-get), or put kube-apiserver in $BIN yourself"; exit 1; }
+
+export DEBIAN_FRONTEND=noninteractive
+SRC_LIST=/etc/apt/sources.list.d/sluice-deb-src.sources
+if ! grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ && ! grep -qs '^deb-src' /etc/apt/sources.list; then
+    log "adding a deb-src entry for bookworm ($SRC_LIST)"
+    cat >"$SRC_LIST" <<'EOF'
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: bookworm
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+fi
+log "installing golang-1.19-go, etcd-server and the source tools"
+apt-get update -q >&2
+apt-get install -y -q --no-install-recommends golang-1.19-go etcd-server dpkg-dev make rsync >&2
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/sluice-kube-build.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+log "fetching the kubernetes source package into $WORK"
+(cd "$WORK" && apt-get source -q --download-only kubernetes >&2 && dpkg-source -x --no-check ./*.dsc src >&2)
+
+log "building kube-apiserver (GOFLAGS=-mod=vendor GOPROXY=off, Go 1.19)"
+(
+    cd "$WORK/src"
+    export PATH=/usr/lib/go-1.19/bin:$PATH GOFLAGS=-mod=vendor GOPROXY=off GOCACHE=$CACHE/go-build
+    make WHAT=cmd/kube-apiserver >&2
+)
+mkdir -p "$BIN"
+install -m 0755 "$WORK/src/_output/bin/kube-apiserver" "$BIN/kube-apiserver"
+"$BIN/kube-apiserver" --version >&2
+command -v etcd >/dev/null 2>&1 || { log "etcd not found after installing etcd-server"; exit 1; }
+echo "$BIN"
