@@ -55,6 +55,12 @@ pub enum AuditError {
     #[error("seq {seq} was never appended (next seq is {next})")]
     UnknownSeq { seq: u64, next: u64 },
 
+    /// One record's body is larger than the log stores (the journal frames
+    /// and SQLite both have a size limit): refused at append, so the
+    /// command it records is refused and the log stays healthy.
+    #[error("audit record of {bytes} bytes is larger than the {max}-byte limit of one record")]
+    RecordTooLarge { bytes: usize, max: usize },
+
     /// Checkpoints are written by the log itself, never appended by callers.
     #[error("checkpoint records are written by the audit log itself")]
     ReservedKind,

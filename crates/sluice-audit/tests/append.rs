@@ -216,6 +216,32 @@ fn response_content_is_capped_at_append() {
     }
 }
 
+#[test]
+fn a_record_over_the_size_limit_is_refused_and_the_log_stays_healthy() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(
+        dir.path(),
+        AuditConfig {
+            max_record_bytes: 4096,
+            ..config()
+        },
+    )
+    .unwrap();
+    let id = new_session_id();
+    // Control characters are escaped six bytes each in the JSON body.
+    let huge = format!("SELECT '{}'", "\u{1}".repeat(1000));
+    match log.append(&id, statement(&huge, true)) {
+        Err(AuditError::RecordTooLarge { bytes, max: 4096 }) => assert!(bytes > 4096),
+        other => panic!("{other:?}"),
+    }
+    log.health().unwrap();
+    let seq = log.append(&id, statement("SELECT 1", true)).unwrap();
+    log.wait_durable(seq).unwrap();
+    log.flush().unwrap();
+    let report = log.verify(&|_, _| {}).unwrap();
+    assert!(report.problem.is_none(), "{report:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_that_cannot_write_fails_closed() {
     let dir = tempfile::tempdir().unwrap();

@@ -31,12 +31,20 @@ pub(crate) struct Recorder {
 }
 
 pub(crate) fn unrecorded(e: &AuditError) -> PgErrorReply {
-    error!(error = %e, "audit log write failed: refusing statements (fail closed)");
-    PgErrorReply::error(
+    let reply = PgErrorReply::error(
         IO_ERROR,
         "Sluice could not record this statement in its audit log, so it was not run",
+    );
+    if let AuditError::RecordTooLarge { bytes, max } = e {
+        error!(error = %e, "statement refused: its audit record is too large");
+        return reply.with_hint(format!(
+            "Its audit record would be {bytes} bytes, over the limit of {max}: send it in smaller statements."
+        ));
+    }
+    error!(error = %e, "audit log write failed: refusing statements (fail closed)");
+    reply.with_hint(
+        "The gateway log has the cause; statements run again once the audit log can write.",
     )
-    .with_hint("The gateway log has the cause; statements run again once the audit log can write.")
 }
 
 /// A bound parameter as the audit log writes it (and approvers see it).

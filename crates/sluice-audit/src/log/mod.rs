@@ -19,6 +19,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// The hard ceiling of [`AuditConfig::max_record_bytes`]: below SQLite's
+/// default limit on one value (1e9 bytes), and so below a journal frame's
+/// u32 length.
+const MAX_RECORD_BYTES: usize = 900_000_000;
+
 /// Tunables of the audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditConfig {
@@ -36,6 +41,12 @@ pub struct AuditConfig {
     /// Longest a record waits for its commit when nobody waits for it
     /// (see [`AuditLog::durable_lazy`]); a wait commits at once.
     pub commit_delay: Duration,
+    /// Largest body one record may have. Statement texts can be as long as
+    /// the gateway's message limit, and a body holds them JSON-escaped (up
+    /// to six bytes per byte); the journal's frames (u32 lengths) and
+    /// SQLite (1e9 bytes per value) cannot store everything, so a larger
+    /// record is refused at append rather than failing the whole log later.
+    pub max_record_bytes: usize,
     /// Longest a written record waits for its sync (fsync) when nobody
     /// waits for it to survive a power loss; a [`Level::Synced`] wait syncs
     /// at once. One sync serves every record written before it.
@@ -51,6 +62,7 @@ impl Default for AuditConfig {
             head_interval: Duration::from_millis(200),
             response_content_cap: 64 * 1024,
             commit_delay: Duration::from_millis(20),
+            max_record_bytes: 256 * 1024 * 1024,
             sync_delay: Duration::from_millis(5),
         }
     }
@@ -187,6 +199,13 @@ impl AuditLog {
         }
         let kind = body.kind();
         let body_json = body.to_json()?;
+        let max = self.inner.config.max_record_bytes.min(MAX_RECORD_BYTES);
+        if body_json.len() > max {
+            return Err(AuditError::RecordTooLarge {
+                bytes: body_json.len(),
+                max,
+            });
+        }
         // Hashed here, on the appender's thread: the writer only finishes it.
         let hasher = RecordHasher::new(session, kind.as_str(), &body_json);
         let effect = SessionEffect::of(&body);
