@@ -95,7 +95,7 @@ fi
 echo
 echo "### Idle sessions"
 echo
-echo "$IDLE_CONNECTIONS sessions opened (each logs in and runs \`SELECT 1\` once, tokio-postgres, \`crates/sluice/examples/idle_clients.rs\`), then held idle; the proxy's RSS before and with them open. Through Sluice each session holds two sockets (client and upstream), so one process holds at most half its open-files limit ($(ulimit -n) here, the hard limit, which Sluice raises its soft limit to at start): the default of 9,000 is what fits, 10,000 would need more than 20,000."
+echo "$IDLE_CONNECTIONS sessions opened (each logs in and runs \`SELECT 1\` once, tokio-postgres, \`crates/sluice/examples/idle_clients.rs\`), then held idle; the proxy's RSS before and with them open. Through Sluice each session holds two sockets (client and upstream), so one process holds at most half its open-files limit ($(ulimit -n) here, the hard limit, which Sluice raises its soft limit to at start): 10,000 would need more than 20,000."
 echo
 idle_report
 echo

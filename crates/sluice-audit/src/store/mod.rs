@@ -133,9 +133,10 @@ pub trait AuditStore: Send + Sync {
     /// stable storage has nothing to do.
     fn sync(&self) -> Result<(), AuditError>;
 
-    /// Work no waiter needs done, run by the writer right after it
-    /// reports a sync (the SQLite store indexes the journal here). An error
-    /// fails the log.
+    /// Work no waiter needs done, run by the writer thread after each sync
+    /// (before reporting it, so readers see every record reported synced)
+    /// and when idle; the SQLite store indexes the journal here. Appends
+    /// may run concurrently. An error after a sync fails the log.
     fn maintain(&self) -> Result<(), AuditError> {
         Ok(())
     }
