@@ -15,8 +15,12 @@ use crate::record::{Body, Checkpoint, Kind, RawRecord};
 use crate::store::{AuditStore, ChainHead};
 use crate::summary::Summaries;
 use crate::writer::{lock, Failure, Item, Pending, Shared};
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
+
+/// How often `write_now` tries for a busy committer before it leaves the
+/// write to the writer thread (each try after the first yields the CPU).
+const BRIEF_TRIES: usize = 64;
 
 pub(crate) struct Committer {
     pub store: Arc<dyn AuditStore>,
@@ -154,15 +158,20 @@ impl Shared {
     }
 
     /// On the caller's thread: write what is queued until `seq` is written.
-    /// The committer is held only for a hash and a `write` (the writer
-    /// fsyncs and indexes without it), so waiting for it here is shorter
-    /// than waking another thread to do the same. False when the log has
+    /// The committer is usually held only for a hash and a `write` of a few
+    /// records (the writer fsyncs and indexes without it), so waiting a
+    /// moment for it here is cheaper than waking another thread. But one
+    /// record can be hundreds of MB (a huge statement): then the holder is
+    /// not waited for on this (runtime) thread, and false sends the caller
+    /// to the writer thread and an async wait. False also once the log has
     /// failed.
     pub(crate) fn write_now(&self, seq: u64, sync_delay: Duration) -> bool {
         if lock(&self.durable).written >= seq {
             return true;
         }
-        let mut c = lock(&self.committer);
+        let Some(mut c) = self.committer_briefly() else {
+            return false;
+        };
         loop {
             if lock(&self.durable).written >= seq {
                 return true;
@@ -171,6 +180,18 @@ impl Shared {
                 return lock(&self.durable).written >= seq;
             }
         }
+    }
+
+    /// The committer, if whoever holds it lets go within a few yields.
+    fn committer_briefly(&self) -> Option<MutexGuard<'_, Committer>> {
+        for _ in 0..BRIEF_TRIES {
+            match self.committer.try_lock() {
+                Ok(c) => return Some(c),
+                Err(TryLockError::Poisoned(p)) => return Some(p.into_inner()),
+                Err(TryLockError::WouldBlock) => std::thread::yield_now(),
+            }
+        }
+        None
     }
 
     pub(crate) fn fail(&self, from: u64, error: &AuditError) {

@@ -310,9 +310,10 @@ impl AuditLog {
         Ok(())
     }
 
-    /// Writes the queue here when nobody else is writing it (a few µs of
-    /// one `write`, no thread wake-up); the writer thread is asked only for
-    /// what this cannot do: a sync, or a write someone else is busy with.
+    /// Writes the queue on this thread (a few µs: one `write`, after
+    /// whoever holds the committer finishes theirs), so no thread is woken
+    /// for it; the writer thread is asked only for what this cannot do: a
+    /// sync (or anything, once the log has failed).
     fn hurry(&self, shared: &Shared, seq: u64, level: Level) {
         let written = shared.write_now(seq, self.inner.config.sync_delay);
         if !written || level == Level::Synced {
