@@ -41,6 +41,7 @@ fn statement(i: u64) -> StatementRecord {
             defines_code: false,
             unproven: None,
             field_names: Vec::new(),
+            kubernetes: None,
         }],
         decision: Decision::allow(vec![PolicyRef {
             id: "devs-write-accounts".into(),

@@ -15,6 +15,10 @@ pub enum CommandOrigin {
     Execute,
     /// A `FunctionCall` message: calls a function by OID, no SQL text at all.
     FunctionCall,
+    /// An HTTP request (Kubernetes, S3): `text` is its request line,
+    /// `METHOD path?query`, and the one parameter, when there is one, its
+    /// body as recorded (masked).
+    Http,
 }
 
 /// A bound parameter as the client sent it.

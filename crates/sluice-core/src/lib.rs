@@ -4,11 +4,15 @@
 
 mod command;
 mod identity;
+mod kube;
+mod refusal;
 pub mod routines;
 mod statement;
 
 pub use command::{Command, CommandOrigin, Decision, Outcome, Param, PolicyRef};
 pub use identity::{Identity, ResourceId};
+pub use kube::{ConnectRequest, KubeRequest};
+pub use refusal::{Refusal, RefusalKind};
 pub use statement::{Action, Statement, Unproven};
 
 /// Cuts `s` to at most `max` bytes without splitting a character; true

@@ -1,3 +1,4 @@
+use crate::KubeRequest;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -41,10 +42,30 @@ pub enum Action {
     /// EXPLAIN without ANALYZE (EXPLAIN ANALYZE is the statement it runs).
     Explain,
     Unknown,
+    // Kubernetes: the API server's own verbs (`update` and `delete` above
+    // serve both protocols).
+    /// Read one object.
+    Get,
+    /// Read a collection (a name-less GET).
+    List,
+    /// Stream changes (`?watch=` or the `/watch/` prefix).
+    Watch,
+    Create,
+    Patch,
+    /// A name-less DELETE: every object the selectors match.
+    DeleteCollection,
+    /// `pods/exec`, and `nodes/proxy` (which reaches the kubelet's exec).
+    Exec,
+    Attach,
+    PortForward,
+    /// `services/proxy`, `pods/proxy`: any request to what runs behind.
+    Proxy,
+    /// Discovery and non-resource URLs (`/api`, `/apis`, `/version`, ...).
+    Discover,
 }
 
 impl Action {
-    pub const ALL: [Action; 21] = [
+    pub const ALL: [Action; 32] = [
         Action::Select,
         Action::Insert,
         Action::Update,
@@ -66,6 +87,17 @@ impl Action {
         Action::Prepare,
         Action::Explain,
         Action::Unknown,
+        Action::Get,
+        Action::List,
+        Action::Watch,
+        Action::Create,
+        Action::Patch,
+        Action::DeleteCollection,
+        Action::Exec,
+        Action::Attach,
+        Action::PortForward,
+        Action::Proxy,
+        Action::Discover,
     ];
 
     /// The policy-language name (`Action::"copy_out"`).
@@ -92,7 +124,36 @@ impl Action {
             Action::Prepare => "prepare",
             Action::Explain => "explain",
             Action::Unknown => "unknown",
+            Action::Get => "get",
+            Action::List => "list",
+            Action::Watch => "watch",
+            Action::Create => "create",
+            Action::Patch => "patch",
+            Action::DeleteCollection => "deletecollection",
+            Action::Exec => "exec",
+            Action::Attach => "attach",
+            Action::PortForward => "portforward",
+            Action::Proxy => "proxy",
+            Action::Discover => "discover",
         }
+    }
+
+    /// One of the Kubernetes verbs that SQL does not share.
+    pub fn is_kubernetes(self) -> bool {
+        matches!(
+            self,
+            Action::Get
+                | Action::List
+                | Action::Watch
+                | Action::Create
+                | Action::Patch
+                | Action::DeleteCollection
+                | Action::Exec
+                | Action::Attach
+                | Action::PortForward
+                | Action::Proxy
+                | Action::Discover
+        )
     }
 
     pub fn from_name(name: &str) -> Option<Action> {
@@ -159,6 +220,10 @@ pub struct Statement {
     /// them like calls.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub field_names: Vec<String>,
+    /// A Kubernetes API request, as the API server reads it (the SQL
+    /// fields above then say nothing: no tables, no calls).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<KubeRequest>,
 }
 
 /// What a statement is once its remaining calls are shown to only read.
@@ -190,6 +255,20 @@ impl Statement {
             defines_code: true,
             unproven: None,
             field_names: Vec::new(),
+            kubernetes: None,
+        }
+    }
+
+    /// A request of another protocol than SQL, already understood: its
+    /// action, its exact request line, and nothing SQL-specific.
+    pub fn request(action: Action, text: impl Into<String>) -> Self {
+        Statement {
+            action,
+            error: None,
+            calls_volatile: false,
+            defines_code: false,
+            has_where: true,
+            ..Statement::unknown(text, "")
         }
     }
 }

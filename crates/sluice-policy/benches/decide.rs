@@ -59,6 +59,7 @@ fn stmt(action: Action, text: &str, tables: &[&str], has_where: bool) -> Stateme
         defines_code: false,
         unproven: None,
         field_names: Vec::new(),
+        kubernetes: None,
         error: None,
     }
 }

@@ -320,7 +320,49 @@ pub(crate) fn context(
     if let Some(addr) = client_addr.filter(|_| used.client_addr) {
         pairs.push(("client_addr".to_string(), addr.clone()));
     }
+    if let Some(kube) = &statement.kubernetes {
+        kube_context(kube, &mut pairs);
+    }
     Context::from_pairs(pairs).map_err(|e| e.to_string())
+}
+
+/// The Kubernetes attributes of a request (always built: a Kubernetes
+/// request is decided once, not at pgbench rates).
+fn kube_context(kube: &sluice_core::KubeRequest, pairs: &mut Vec<(String, RestrictedExpression)>) {
+    let mut text = |name: &str, value: &str| {
+        pairs.push((
+            name.to_string(),
+            RestrictedExpression::new_string(value.to_owned()),
+        ))
+    };
+    if !kube.resource_request {
+        text("path", &kube.path);
+        return;
+    }
+    text("api_group", &kube.api_group);
+    text("api_version", &kube.api_version);
+    text("k8s_resource", &kube.resource);
+    if let Some(ns) = &kube.namespace {
+        text("namespace", ns);
+    }
+    if let Some(sub) = &kube.subresource {
+        text("subresource", sub);
+    }
+    if let Some(name) = &kube.name {
+        text("name", name);
+    }
+    if let Some(connect) = &kube.connect {
+        if let Some(c) = &connect.container {
+            text("container", c);
+        }
+        if !connect.command.is_empty() {
+            text("command", &connect.command.join(" "));
+        }
+    }
+    pairs.push((
+        "dry_run".to_string(),
+        RestrictedExpression::new_bool(kube.dry_run),
+    ));
 }
 
 /// Everything `decide` needs besides the scope.

@@ -21,6 +21,7 @@ fn stmt(action: Action) -> Statement {
         defines_code: false,
         unproven: None,
         field_names: Vec::new(),
+        kubernetes: None,
         error: None,
     }
 }

@@ -107,6 +107,7 @@ pub(crate) fn session_context(scope: &Scope) -> Result<Context, String> {
         defines_code: false,
         unproven: None,
         field_names: Vec::new(),
+        kubernetes: None,
     };
     crate::decide::context(
         &empty,

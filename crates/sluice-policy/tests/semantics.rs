@@ -157,14 +157,27 @@ fn action_groups() -> R {
         @id("read") permit(principal, action in Action::"read", resource);
         @id("write") @review("dba") permit(principal, action in Action::"write", resource);
         @id("schema") forbid(principal, action in Action::"schema", resource);
+        @id("connect") forbid(principal, action in Action::"connect", resource);
         "#,
     )?;
     let expect = |a: Action| match a {
-        Action::Select | Action::CopyOut | Action::Explain => Some("read"),
-        Action::Insert | Action::Update | Action::Delete | Action::Merge | Action::CopyIn => {
-            Some("write")
-        }
+        Action::Select
+        | Action::CopyOut
+        | Action::Explain
+        | Action::Get
+        | Action::List
+        | Action::Watch
+        | Action::Discover => Some("read"),
+        Action::Insert
+        | Action::Update
+        | Action::Delete
+        | Action::Merge
+        | Action::CopyIn
+        | Action::Create
+        | Action::Patch
+        | Action::DeleteCollection => Some("write"),
         Action::Ddl | Action::Drop | Action::Truncate | Action::Grant => Some("schema"),
+        Action::Exec | Action::Attach | Action::PortForward | Action::Proxy => Some("connect"),
         _ => None,
     };
     for a in Action::ALL {

@@ -163,6 +163,7 @@ impl Analysis {
             locks_rows: self.locks_rows,
             defines_code: self.defines_code,
             field_names: self.field_names.clone(),
+            kubernetes: None,
             unproven: self.unproven_for(action),
         }
     }

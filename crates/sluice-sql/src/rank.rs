@@ -35,7 +35,20 @@ pub fn rank(action: Action) -> u8 {
         Action::Procedural => 17,
         Action::Role => 18,
         Action::Admin => 19,
-        Action::Unknown => 20,
+        // Never the classification of SQL; ranked only to keep the order
+        // total, below `unknown`.
+        Action::Get => 20,
+        Action::List => 21,
+        Action::Watch => 22,
+        Action::Discover => 23,
+        Action::Create => 24,
+        Action::Patch => 25,
+        Action::DeleteCollection => 26,
+        Action::Proxy => 27,
+        Action::PortForward => 28,
+        Action::Attach => 29,
+        Action::Exec => 30,
+        Action::Unknown => 31,
     }
 }
 

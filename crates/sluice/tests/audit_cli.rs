@@ -38,6 +38,7 @@ fn classified(action: Action, text: &str) -> Statement {
         defines_code: false,
         unproven: None,
         field_names: Vec::new(),
+        kubernetes: None,
     }
 }
 

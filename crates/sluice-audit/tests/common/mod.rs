@@ -38,6 +38,7 @@ pub fn statement(text: &str, allow: bool) -> StatementRecord {
             defines_code: false,
             unproven: None,
             field_names: Vec::new(),
+            kubernetes: None,
         }],
         decision: if allow {
             Decision::allow(policies)

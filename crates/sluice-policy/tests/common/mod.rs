@@ -26,6 +26,7 @@ pub fn stmt(action: Action, text: &str) -> Statement {
         defines_code: false,
         unproven: None,
         field_names: Vec::new(),
+        kubernetes: None,
         error: None,
     }
 }

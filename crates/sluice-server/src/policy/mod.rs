@@ -421,6 +421,10 @@ impl PolicyGate {
                 "",
                 "fast-path function call (no SQL text)",
             )],
+            CommandOrigin::Http => vec![Statement::unknown(
+                &command.text,
+                "an HTTP request on a PostgreSQL session",
+            )],
             CommandOrigin::Execute if command.text.is_empty() => vec![Statement::unknown(
                 "",
                 "Execute of a portal Sluice did not see bound",

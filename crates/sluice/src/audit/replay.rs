@@ -134,6 +134,7 @@ fn origin_name(origin: CommandOrigin) -> &'static str {
         CommandOrigin::Parse => "extended protocol (parse)",
         CommandOrigin::Execute => "extended protocol",
         CommandOrigin::FunctionCall => "function call",
+        CommandOrigin::Http => "http",
     }
 }
 
