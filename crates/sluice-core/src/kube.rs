@@ -2,7 +2,7 @@ use serde::{Deserialize, Serialize};
 
 /// A Kubernetes API request as the API server itself reads it (its
 /// request-info parser): what policy decides on and the audit log keeps.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct KubeRequest {
     /// `false` for discovery and non-resource URLs (`/version`, `/api`),
     /// whose only attribute is the path.
@@ -39,7 +39,7 @@ pub struct KubeRequest {
 
 /// The parameters of a connect subresource (`pods/exec`, `pods/attach`,
 /// `pods/portforward`), from its query string.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ConnectRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,

@@ -40,6 +40,8 @@ pub mod sqlstate {
     /// Sluice's own: the statement needs an approval that does not exist
     /// yet (deferred mode); the message and hint name the request.
     pub const APPROVAL_REQUIRED: &str = "SL001";
+    /// The audit store could not write.
+    pub const IO_ERROR: &str = "58030";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +58,31 @@ impl Severity {
             Severity::Error => "ERROR",
             Severity::Fatal => "FATAL",
             Severity::Notice => "NOTICE",
+        }
+    }
+}
+
+/// The SQLSTATE a refusal of the shared pipeline is rendered with.
+pub fn refusal_sqlstate(kind: sluice_core::RefusalKind) -> &'static str {
+    use sluice_core::RefusalKind as K;
+    match kind {
+        K::Denied | K::ApprovalRefused => sqlstate::INSUFFICIENT_PRIVILEGE,
+        K::ApprovalRequired => sqlstate::APPROVAL_REQUIRED,
+        K::ApprovalEnded => sqlstate::QUERY_CANCELED,
+        K::Unrecorded => sqlstate::IO_ERROR,
+        K::Unsupported => sqlstate::FEATURE_NOT_SUPPORTED,
+        K::Internal => sqlstate::INTERNAL_ERROR,
+    }
+}
+
+impl From<sluice_core::Refusal> for PgErrorReply {
+    fn from(r: sluice_core::Refusal) -> Self {
+        PgErrorReply {
+            severity: Severity::Error,
+            code: refusal_sqlstate(r.kind),
+            message: r.message,
+            detail: r.detail,
+            hint: r.hint,
         }
     }
 }
@@ -96,6 +123,14 @@ impl PgErrorReply {
             severity: Severity::Notice,
             ..Self::error(code, message)
         }
+    }
+
+    /// The same text as a NOTICE (SQLSTATE `01000`): told to the client
+    /// while its statement goes on (held for approval, say).
+    pub fn into_notice(mut self) -> Self {
+        self.severity = Severity::Notice;
+        self.code = sqlstate::WARNING;
+        self
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {

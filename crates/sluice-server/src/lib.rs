@@ -5,9 +5,8 @@ pub mod admin;
 pub mod approvals;
 pub mod config;
 pub mod masking;
+mod pipeline;
 pub mod policy;
-mod record;
-mod review;
 pub mod runtime;
 pub mod tls;
 

@@ -1,14 +1,14 @@
 //! A session's decisions, made once per statement shape.
 
-use sluice_core::{Action, Decision, Statement};
+use sluice_core::{Action, Decision, KubeRequest, Statement};
 use sluice_policy::{PolicySet, Scope};
 use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Decisions already made in this session, valid for one policy set.
-pub(super) struct DecisionCache {
-    pub(super) policies: Arc<PolicySet>,
-    pub(super) entries: HashMap<DecisionKey, Decision>,
+pub(crate) struct DecisionCache {
+    policies: Arc<PolicySet>,
+    entries: HashMap<DecisionKey, Decision>,
 }
 
 /// Bounds a session's cache: a client sending endless distinct shapes
@@ -27,12 +27,20 @@ pub(super) struct DecisionKey {
     locks_rows: bool,
     error: Option<String>,
     text: Option<String>,
+    kubernetes: Option<KubeRequest>,
 }
 
 impl DecisionCache {
+    pub(crate) fn new(policies: Arc<PolicySet>) -> Self {
+        DecisionCache {
+            policies,
+            entries: HashMap::new(),
+        }
+    }
+
     /// The decision for `statement` under the current policies, evaluated
     /// only the first time this session sees its shape.
-    pub(super) fn decide(
+    pub(crate) fn decide(
         &mut self,
         current: Arc<PolicySet>,
         scope: &Scope,
@@ -51,6 +59,7 @@ impl DecisionCache {
             locks_rows: statement.locks_rows,
             error: statement.error.clone(),
             text: self.policies.reads_sql().then(|| statement.text.clone()),
+            kubernetes: statement.kubernetes.clone(),
         };
         if let Some(d) = self.entries.get(&key) {
             return d.clone();

@@ -5,28 +5,27 @@
 
 use crate::approvals::ApprovalService;
 use crate::config::{AuditSettings, Config, ConfigError};
-use crate::record::{durability, Commit, Durability, Recorder};
-use crate::review::ReviewStep;
+use crate::pipeline::record::{durability, Answer, Commit, Durability, Recorder};
+use crate::pipeline::review::ReviewStep;
+use crate::pipeline::{Front, Pending, Pipeline, SessionMeta};
 use arc_swap::ArcSwap;
 use sluice_audit::AuditLog;
-use sluice_core::{Action, Command, CommandOrigin, Decision, Outcome, Statement};
+use sluice_core::{Action, Command, CommandOrigin, Refusal, Statement};
 use sluice_pg::{
-    answers, sqlstate, Gate, GateFactory, MaskRules, PgErrorReply, Response, SessionInfo,
-    UnitContext, Verdict,
+    answers, sqlstate, Durable, Gate, GateFactory, MaskRules, PgErrorReply, Response,
+    SessionInfo, UnitContext, Verdict,
 };
-use sluice_policy::{PolicySet, RequestContext, ResourceInfo, Scope, Unmask};
+use sluice_policy::{PolicySet, ResourceInfo};
 use sluice_sql::{Classifier, ClassifierConfig, SessionState, SqlSession};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use tracing::{error, info, warn};
+use tracing::info;
 
 mod cache;
 mod catalog;
-mod refusal;
 
-use cache::DecisionCache;
+pub(crate) use cache::DecisionCache;
 use catalog::{CatalogView, Verdicts};
-use refusal::{outcome_name, policy_ids, refusal};
 
 /// Loads the policies the config names. No `[policy]` section means no
 /// policy, and no policy permits anything.
@@ -58,12 +57,12 @@ pub fn resource_infos(config: &Config) -> HashMap<String, ResourceInfo> {
 #[derive(Clone)]
 pub struct PolicyGates {
     classifier: Arc<Classifier>,
-    policies: Arc<ArcSwap<PolicySet>>,
-    resources: Arc<HashMap<String, ResourceInfo>>,
-    audit: Option<(AuditLog, AuditSettings)>,
-    approvals: Option<ApprovalService>,
+    pub(crate) policies: Arc<ArcSwap<PolicySet>>,
+    pub(crate) resources: Arc<HashMap<String, ResourceInfo>>,
+    pub(crate) audit: Option<(AuditLog, AuditSettings)>,
+    pub(crate) approvals: Option<ApprovalService>,
     /// Masking rules per resource (none: masking off).
-    masks: Arc<HashMap<String, MaskRules>>,
+    pub(crate) masks: Arc<HashMap<String, MaskRules>>,
     verdicts: Verdicts,
 }
 
@@ -112,60 +111,34 @@ impl GateFactory for PolicyGates {
     type Gate = PolicyGate;
 
     fn open(&self, session: &SessionInfo<'_>) -> PolicyGate {
-        let resource = self
-            .resources
-            .get(session.resource.as_str())
-            .cloned()
-            .unwrap_or_else(|| ResourceInfo {
-                name: session.resource.0.clone(),
-                ..ResourceInfo::default()
-            });
-        let ctx = RequestContext {
-            client_addr: Some(session.peer.ip()),
+        let meta = SessionMeta {
+            identity: session.identity,
+            resource: session.resource.as_str(),
+            peer: session.peer,
+            tls: session.tls,
+            application_name: session.application_name,
         };
-        let policies = self.policies.load_full();
-        let scope = policies.scope(session.identity, &resource, &ctx);
-        let unmasked_by = match policies.may_unmask(&scope) {
-            Unmask::Unmasked { policy } if self.masks.contains_key(&resource.name) => {
-                info!(policy = %policy.id, "unmasked session: policy lets it see raw values");
-                Some(policy.id)
-            }
-            _ => None,
-        };
-        let mask = match unmasked_by {
-            Some(_) => None,
-            None => self.masks.get(&resource.name).cloned(),
-        };
+        let (pipeline, mask) = self.pipeline(&meta, Front::Sql);
         PolicyGate {
-            scope,
-            shared: self.clone(),
+            classifier: self.classifier.clone(),
+            pipeline,
             sql: SqlSession::default(),
             mask,
-            catalog: CatalogView::new(&resource.name, &self.verdicts),
-            recorder: self
-                .audit
-                .clone()
-                .map(|(log, settings)| Recorder::start(log, settings, session, unmasked_by)),
+            catalog: CatalogView::new(session.resource.as_str(), &self.verdicts),
             awaiting: VecDeque::new(),
             state: SessionState::at_startup(session.parameters),
             outside_transaction: false,
-            pending_approval: None,
-            decisions: DecisionCache {
-                policies,
-                entries: HashMap::new(),
-            },
         }
     }
 }
 
-/// One session's gate: its policy scope and its SQL-level prepared
-/// statements (so `EXECUTE name` is judged by what was prepared).
+/// One session's gate: the SQL front's view of the shared pipeline, with
+/// what only SQL has — its SQL-level prepared statements (so `EXECUTE name`
+/// is judged by what was prepared), transaction state and catalog.
 pub struct PolicyGate {
-    shared: PolicyGates,
-    scope: Scope,
+    classifier: Arc<Classifier>,
+    pipeline: Pipeline,
     sql: SqlSession,
-    decisions: DecisionCache,
-    recorder: Option<Recorder>,
     /// Statement records of the commands that ran, in order, waiting for
     /// their responses (`None`: ran unrecorded under `fail_open_reads`).
     awaiting: VecDeque<(Option<u64>, bool)>,
@@ -173,8 +146,6 @@ pub struct PolicyGate {
     state: SessionState,
     /// The unit being decided runs certainly outside a transaction block.
     outside_transaction: bool,
-    /// The approval request the session's held unit waits for.
-    pending_approval: Option<String>,
     /// How this session's results are masked (`None`: raw values).
     mask: Option<MaskRules>,
     /// The resource's catalog: names for masking, functions for proving
@@ -182,16 +153,12 @@ pub struct PolicyGate {
     catalog: CatalogView,
 }
 
-impl PolicyGate {
-    fn withdraw_request(&self, id: &str, reason: &str) {
-        if let Some(service) = &self.shared.approvals {
-            match service.store.withdraw(id, Some(reason.to_owned())) {
-                Ok(_) => info!(request = %id, reason, "approval request withdrawn"),
-                Err(e) => warn!(request = %id, error = %e, "approval request not withdrawn"),
-            }
-        }
-    }
+/// The pipeline's wait, as the PostgreSQL session awaits it.
+fn pg(pending: Pending) -> Durable {
+    Box::pin(async move { pending.await.map_err(PgErrorReply::from) })
+}
 
+impl PolicyGate {
     /// Holds the unit until the catalog is read again and the COPY's tables
     /// are judged on it (and its records are durable).
     fn recheck_copy(&self, tables: Vec<String>, recorded: Option<u64>) -> Verdict {
@@ -204,10 +171,7 @@ impl PolicyGate {
                 ),
             };
         };
-        let durable = match (self.recorder.as_ref(), recorded) {
-            (Some(recorder), Some(seq)) => Some(recorder.before_forwarding(seq)),
-            _ => None,
-        };
+        let durable = self.pipeline.before_forwarding(recorded);
         Verdict::ForwardWhenDurable(Box::pin(async move {
             let catalog = refresh().await;
             match crate::masking::copy_verdict(&mask.masker, Some(&catalog), &tables) {
@@ -221,7 +185,7 @@ impl PolicyGate {
                 }
             }
             match durable {
-                Some(d) => d.await,
+                Some(d) => d.await.map_err(PgErrorReply::from),
                 None => Ok(()),
             }
         }))
@@ -236,34 +200,19 @@ impl PolicyGate {
         &mut self,
         at: usize,
         command: &Command,
-        policies: &Arc<PolicySet>,
         needs: &mut UnitNeeds,
     ) -> Result<(), PgErrorReply> {
         let statements = self.statements(command);
-        // Across the statements of one query string the strictest wins.
-        let mut strictest: Option<(Decision, usize)> = None;
-        for (i, statement) in statements.iter().enumerate() {
-            let decision = self
-                .decisions
-                .decide(policies.clone(), &self.scope, statement);
-            if strictest
-                .as_ref()
-                .is_none_or(|(d, _)| decision.strictness() > d.strictness())
-            {
-                strictest = Some((decision, i));
-            }
-        }
-        let (decision, culprit) = strictest.unwrap_or_else(|| (Decision::allow(Vec::new()), 0));
-        let review = matches!(decision.outcome, Outcome::Review { .. });
-        let approvals = self.shared.approvals.clone().filter(|_| review);
+        let (decision, culprit) = self.pipeline.decide(&statements);
+        let review = self.pipeline.reviews(&decision);
         // A Parse runs nothing: review happens at its Execute, with the
         // parameters the approval is bound to.
-        if approvals.is_some() && command.origin == CommandOrigin::Parse {
+        if review && command.origin == CommandOrigin::Parse {
             return Ok(());
         }
         let mut approval = None;
         let mut refused = None;
-        if approvals.is_some() && self.runs_sql_prepared(command, &statements) {
+        if review && self.runs_sql_prepared(command, &statements) {
             // An approval binds to the text the client sends; `EXECUTE name`
             // does not show what it runs, and the name can be prepared again.
             refused = Some(PgErrorReply::error(
@@ -271,24 +220,22 @@ impl PolicyGate {
                 "a statement that needs approval cannot run through SQL-level EXECUTE",
             )
             .with_hint("Send the statement itself (parameters through the extended protocol are fine): the approval is bound to its exact text."));
-        } else if let Some(service) = &approvals {
+        } else if review {
             let session_state = self.state.describe();
-            let asker = crate::review::Asker {
-                identity: self.scope.identity(),
-                resource: &self.scope.resource().name,
-                session_state: &session_state,
-            };
-            match crate::review::review(service, &asker, command, &statements, &decision) {
-                ReviewStep::Approved(r) => approval = Some(r),
-                ReviewStep::Refuse { reply, request } => {
+            match self
+                .pipeline
+                .review(command, &statements, &decision, &session_state)
+            {
+                Some(ReviewStep::Approved(r)) => approval = Some(r),
+                Some(ReviewStep::Refuse { reply, request }) => {
                     approval = request;
-                    refused = Some(reply);
+                    refused = Some(reply.into());
                 }
-                ReviewStep::Hold {
+                Some(ReviewStep::Hold {
                     request,
                     fingerprint,
                     notice,
-                } => {
+                }) => {
                     if needs.hold.is_some() {
                         refused = Some(
                             PgErrorReply::error(
@@ -305,29 +252,22 @@ impl PolicyGate {
                     }
                     approval = Some(request);
                 }
+                None => {}
             }
         }
-        if refused.is_none() && (decision.is_allow() || approvals.is_some()) {
+        if refused.is_none() && (decision.is_allow() || review) {
             refused = self.copy_check(&statements, needs);
         }
-        let runs = refused.is_none() && (decision.is_allow() || approvals.is_some());
+        let runs = refused.is_none() && (decision.is_allow() || review);
         // A Parse runs nothing: what runs is recorded per Execute (with its
         // parameters). A refused Parse is recorded as such.
         let mut seq = None;
         if command.origin != CommandOrigin::Parse || !runs {
-            if let Some(recorder) = self.recorder.as_mut() {
-                match recorder.statement(command, &statements, &decision, approval) {
-                    Ok(s) => seq = Some(s),
-                    Err(_)
-                        if recorder.fail_open_reads()
-                            && runs
-                            && statements.iter().all(|s| durability(s).is_read_like()) =>
-                    {
-                        error!(sql = %command.text, "audit log cannot write: read forwarded UNRECORDED (fail_open_reads)");
-                    }
-                    Err(reply) => return Err(reply),
-                }
-            }
+            let read_like = runs && statements.iter().all(|s| durability(s).is_read_like());
+            seq = self
+                .pipeline
+                .record(command, &statements, &decision, approval, read_like)
+                .map_err(PgErrorReply::from)?;
         }
         needs.recorded = seq.or(needs.recorded);
         if runs {
@@ -352,7 +292,7 @@ impl PolicyGate {
                     changes_state |= self.state.ran(statement, !outside);
                 }
             }
-            if answers(command) && self.recorder.is_some() {
+            if answers(command) && self.pipeline.recorder.is_some() {
                 self.awaiting.push_back((seq, changes_state));
             }
             return Ok(());
@@ -360,15 +300,7 @@ impl PolicyGate {
         let reply = refused.unwrap_or_else(|| {
             let unknown = Statement::unknown("", "no statement");
             let statement = statements.get(culprit).unwrap_or(&unknown);
-            warn!(
-                action = %statement.action,
-                outcome = outcome_name(&decision.outcome),
-                policies = %policy_ids(&decision),
-                sql = %statement.text,
-                at,
-                "statement refused"
-            );
-            refusal(&decision, statement, self.scope.resource())
+            self.pipeline.refusal(&decision, statement).into()
         });
         needs.refused = Some(reply);
         Ok(())
@@ -407,7 +339,7 @@ impl PolicyGate {
         if command.text.is_empty() {
             return false;
         }
-        let own = self.shared.classifier.classify(&command.text);
+        let own = self.classifier.classify(&command.text);
         own.iter().zip(resolved).any(|(own, resolved)| {
             own.action == Action::Prepare && resolved.action != Action::Prepare
         })
@@ -430,8 +362,8 @@ impl PolicyGate {
                 "Execute of a portal Sluice did not see bound",
             )],
             CommandOrigin::SimpleQuery | CommandOrigin::Parse | CommandOrigin::Execute => {
-                let classified = self.shared.classifier.classify(&command.text);
-                let mut statements = self.sql.resolve(&self.shared.classifier, &classified);
+                let classified = self.classifier.classify(&command.text);
+                let mut statements = self.sql.resolve(&self.classifier, &classified);
                 for statement in &mut statements {
                     self.catalog.resolve(statement);
                 }
@@ -452,7 +384,7 @@ struct UnitNeeds {
     ends_or_starts_transaction: bool,
     /// A command of the unit waits for approval: request id, fingerprint,
     /// what the client is told meanwhile.
-    hold: Option<(String, sluice_approvals::Fingerprint, PgErrorReply)>,
+    hold: Option<(String, sluice_approvals::Fingerprint, Refusal)>,
     /// The held command's index, and the responses awaited before it.
     hold_at: (usize, usize),
     /// The command just decided may not run: what the client is told.
@@ -464,7 +396,6 @@ struct UnitNeeds {
 
 impl Gate for PolicyGate {
     fn decide(&mut self, commands: &[Command], unit: &UnitContext) -> Verdict {
-        let policies = self.shared.policies.load_full();
         // A Parse runs nothing: a lone Execute (with its Parse) is alone.
         self.outside_transaction = unit.outside_transaction
             && commands
@@ -478,7 +409,7 @@ impl Gate for PolicyGate {
             ..UnitNeeds::default()
         };
         for (at, command) in commands.iter().enumerate() {
-            if let Err(reply) = self.decide_one(at, command, &policies, &mut needs) {
+            if let Err(reply) = self.decide_one(at, command, &mut needs) {
                 self.awaiting.truncate(awaiting_before);
                 return Verdict::Deny { at: 0, reply };
             }
@@ -488,7 +419,7 @@ impl Gate for PolicyGate {
                 // request is withdrawn.
                 let at = match needs.hold.take() {
                     Some((request, _, _)) => {
-                        self.withdraw_request(
+                        self.pipeline.withdraw_request(
                             &request,
                             "a later statement of its batch was refused",
                         );
@@ -499,31 +430,22 @@ impl Gate for PolicyGate {
                 };
                 // The commands before this one run: their records first.
                 if let (true, Some(recorder), Some(seq)) =
-                    (at > 0, self.recorder.as_ref(), needs.recorded)
+                    (at > 0, self.pipeline.recorder.as_ref(), needs.recorded)
                 {
                     if let Err(unrecorded) = recorder.wait(seq) {
                         self.awaiting.truncate(awaiting_before);
                         return Verdict::Deny {
                             at: 0,
-                            reply: unrecorded,
+                            reply: unrecorded.into(),
                         };
                     }
                 }
                 return Verdict::Deny { at, reply };
             }
         }
-        if let (Some((request, fingerprint, notice)), Some(service)) =
-            (needs.hold.take(), self.shared.approvals.clone())
-        {
-            self.pending_approval = Some(request.clone());
-            let until = crate::review::wait(crate::review::Wait {
-                service,
-                request_id: request.clone(),
-                fingerprint,
-                requester: self.scope.identity().name.clone(),
-                resource: self.scope.resource().name.clone(),
-                audit: self.recorder.as_ref().map(Recorder::audit_parts),
-            });
+        if let Some((request, fingerprint, notice)) = needs.hold.take() {
+            let until = pg(self.pipeline.hold(request.clone(), fingerprint));
+            let notice = PgErrorReply::from(notice).into_notice();
             return Verdict::HoldForApproval {
                 notice,
                 until,
@@ -533,21 +455,24 @@ impl Gate for PolicyGate {
         if !needs.copy_recheck.is_empty() {
             return self.recheck_copy(std::mem::take(&mut needs.copy_recheck), needs.recorded);
         }
-        let (Some(recorder), Some(seq)) = (self.recorder.as_ref(), needs.recorded) else {
-            return Verdict::Forward;
-        };
+        let p = &self.pipeline;
+        let seq = needs.recorded;
         // Inside a transaction block a data change waits for COMMIT, unless
         // the unit itself may end the block (ROLLBACK; UPDATE ...).
         let deferred_to_commit = unit.in_transaction && !needs.ends_or_starts_transaction;
-        if needs.wait || (needs.transactional && !deferred_to_commit) {
-            Verdict::ForwardWhenDurable(recorder.before_forwarding(seq))
+        let verdict = if needs.wait || (needs.transactional && !deferred_to_commit) {
+            p.before_forwarding(seq).map(|d| Verdict::ForwardWhenDurable(pg(d)))
         } else if needs.transactional {
-            Verdict::ForwardHoldingData(recorder.before_results(seq, Commit::Lazy, false))
+            p.before_results(seq, Commit::Lazy, false)
+                .map(|d| Verdict::ForwardHoldingData(pg(d)))
         } else if needs.all_reads {
-            Verdict::ForwardHoldingResults(recorder.before_results(seq, Commit::Now, true))
+            p.before_results(seq, Commit::Now, true)
+                .map(|d| Verdict::ForwardHoldingResults(pg(d)))
         } else {
-            Verdict::ForwardHoldingData(recorder.before_results(seq, Commit::Lazy, true))
-        }
+            p.before_results(seq, Commit::Lazy, true)
+                .map(|d| Verdict::ForwardHoldingData(pg(d)))
+        };
+        verdict.unwrap_or(Verdict::Forward)
     }
 
     fn mask_rules(&self) -> Option<MaskRules> {
@@ -567,7 +492,7 @@ impl Gate for PolicyGate {
     }
 
     fn responses(&self) -> Option<usize> {
-        self.recorder.as_ref().map(Recorder::content_cap)
+        self.pipeline.recorder.as_ref().map(Recorder::content_cap)
     }
 
     fn on_response(&mut self, response: Response) {
@@ -575,26 +500,41 @@ impl Gate for PolicyGate {
         if changed_state && matches!(response.completion, sluice_pg::Completion::Error { .. }) {
             self.state.failed();
         }
-        if let (Some(recorder), Some(seq)) = (self.recorder.as_mut(), seq) {
-            recorder.response(seq, response);
-        }
+        self.pipeline.respond(seq, answer(response));
     }
 
     fn withdraw(&mut self, reason: &str) {
-        if let Some(id) = self.pending_approval.take() {
-            self.withdraw_request(&id, reason);
-        }
+        self.pipeline.withdraw(reason);
     }
 
     fn expedite(&mut self) {
-        if let Some(recorder) = self.recorder.as_ref() {
+        if let Some(recorder) = self.pipeline.recorder.as_ref() {
             recorder.expedite();
         }
     }
 
     fn on_end(&mut self, reason: &str) {
-        if let Some(recorder) = self.recorder.as_mut() {
-            recorder.end(reason);
-        }
+        self.pipeline.end(reason);
+    }
+}
+
+/// A PostgreSQL response in the audit log's words.
+fn answer(response: Response) -> Answer {
+    use sluice_audit::ResponseStatus;
+    use sluice_pg::Completion;
+    let status = match response.completion {
+        Completion::Tags(tags) => ResponseStatus::CommandTag(tags),
+        Completion::Error { sqlstate, message } => ResponseStatus::Error { sqlstate, message },
+        Completion::Empty => ResponseStatus::Empty,
+        Completion::Suspended => ResponseStatus::Suspended,
+        Completion::Skipped => ResponseStatus::Skipped,
+    };
+    Answer {
+        status,
+        rows: response.rows,
+        bytes: response.bytes,
+        duration: response.duration,
+        content: response.content,
+        truncated: response.truncated,
     }
 }

@@ -3,15 +3,17 @@
 //! statement until a human decides (`wait`) or refuse it with the request
 //! id so the client re-runs it later (`deferred`).
 
+use super::record::encode_param_value;
+use super::Pending;
 use crate::approvals::ApprovalService;
 use crate::config::ApprovalMode;
-use crate::record::encode_param_value;
 use sluice_approvals::{
     fingerprint_in, ApprovalError, Fingerprint, ListFilter, Mode, NewRequest, Outcome, Status,
 };
 use sluice_audit::{ApprovalRef, AuditLog};
-use sluice_core::{Command, Decision, Identity, Outcome as PolicyOutcome, Statement};
-use sluice_pg::{sqlstate, Durable, PgErrorReply};
+use sluice_core::{
+    Command, Decision, Identity, Outcome as PolicyOutcome, Refusal, RefusalKind, Statement,
+};
 use tracing::{info, warn};
 
 /// How one reviewed command proceeds.
@@ -21,23 +23,27 @@ pub(crate) enum ReviewStep {
     Approved(ApprovalRef),
     /// Refused now (deferred mode, or the approval could not be used).
     Refuse {
-        reply: PgErrorReply,
+        reply: Refusal,
         request: Option<ApprovalRef>,
     },
-    /// Held until decided (wait mode).
+    /// Held until decided (wait mode); `notice` is what the client may be
+    /// told meanwhile.
     Hold {
         request: ApprovalRef,
         fingerprint: Fingerprint,
-        notice: PgErrorReply,
+        notice: Refusal,
     },
 }
 
-/// Who asks, for what, where, and under which session state (see
-/// [`sluice_sql::SessionState::describe`]).
+/// Who asks, for what, where, and what else the approval is bound to: for
+/// SQL the session state (see [`sluice_sql::SessionState::describe`]), for
+/// an HTTP request its body's digest.
 pub(crate) struct Asker<'a> {
     pub identity: &'a Identity,
     pub resource: &'a str,
     pub session_state: &'a str,
+    /// What the client calls the command in messages: "statement", "request".
+    pub noun: &'static str,
 }
 
 pub(crate) fn review(
@@ -52,9 +58,7 @@ pub(crate) fn review(
         quorum,
     } = &decision.outcome
     else {
-        return refuse(internal(
-            "review of a statement policy did not send to review",
-        ));
+        return refuse(internal("review of a command policy did not send to review"));
     };
     let fp = fingerprint_in(
         asker.session_state,
@@ -78,7 +82,7 @@ pub(crate) fn review(
         Ok(None) => {}
         Err(e) => {
             service.record_refusal("-", &asker.identity.name, "grant", &e.to_string());
-            return refuse(unusable(&e));
+            return refuse(unusable(&e, asker.noun));
         }
     }
     // An approval for the same text under other settings does not count:
@@ -87,7 +91,7 @@ pub(crate) fn review(
     let mode = service.mode(&asker.identity.name, asker.resource);
     if mode == ApprovalMode::Deferred {
         if let Some(id) = pending_request(service, &fp, asker) {
-            return deferred(service, id, approver_group, *quorum, mismatch);
+            return deferred(service, asker.noun, id, approver_group, *quorum, mismatch);
         }
     }
     let first = decision.policies.first();
@@ -117,20 +121,28 @@ pub(crate) fn review(
     };
     let request = match service.store.create(new) {
         Ok(r) => r,
-        Err(e) => return refuse(store_failed(&e)),
+        Err(e) => return refuse(store_failed(&e, asker.noun)),
     };
     info!(request = %request.id, mode = ?mode, group = %approver_group, "approval requested");
     match mode {
-        ApprovalMode::Deferred => deferred(service, request.id, approver_group, *quorum, mismatch),
+        ApprovalMode::Deferred => deferred(
+            service,
+            asker.noun,
+            request.id,
+            approver_group,
+            *quorum,
+            mismatch,
+        ),
         ApprovalMode::Wait => {
             let why = request
                 .reason
                 .as_deref()
                 .map_or_else(String::new, |r| format!(": {r}"));
-            let notice = PgErrorReply::notice(
-                sqlstate::WARNING,
+            let notice = Refusal::new(
+                RefusalKind::ApprovalRequired,
                 format!(
-                    "statement held for approval: request {} (policy \"{}\"{why}); waiting up to {} s",
+                    "{} held for approval: request {} (policy \"{}\"{why}); waiting up to {} s",
+                    asker.noun,
                     request.id,
                     request.policy_id,
                     service.wait_timeout.as_secs()
@@ -223,21 +235,22 @@ fn with_mismatch(detail: String, mismatch: Option<&str>) -> String {
 
 fn deferred(
     service: &ApprovalService,
+    noun: &str,
     id: String,
     group: &str,
     quorum: u32,
     mismatch: Option<String>,
 ) -> ReviewStep {
-    let reply = PgErrorReply::error(
-        sqlstate::APPROVAL_REQUIRED,
-        format!("statement requires approval: request {id} is pending"),
+    let reply = Refusal::new(
+        RefusalKind::ApprovalRequired,
+        format!("{noun} requires approval: request {id} is pending"),
     )
     .with_detail(with_mismatch(
         format!("approvals needed: {quorum} from group \"{group}\""),
         mismatch.as_deref(),
     ))
     .with_hint(format!(
-        "Re-run the same statement (same text and parameters) once request {id} is approved: it then runs exactly once. {}",
+        "Re-run the same {noun} (exactly the same) once request {id} is approved: it then runs exactly once. {}",
         service.how_to_approve(&id)
     ));
     ReviewStep::Refuse {
@@ -253,34 +266,34 @@ fn pending_ref(request_id: String) -> ApprovalRef {
     }
 }
 
-fn refuse(reply: PgErrorReply) -> ReviewStep {
+fn refuse(reply: Refusal) -> ReviewStep {
     ReviewStep::Refuse {
         reply,
         request: None,
     }
 }
 
-fn internal(message: &str) -> PgErrorReply {
-    PgErrorReply::error(sqlstate::INTERNAL_ERROR, message.to_owned())
+fn internal(message: &str) -> Refusal {
+    Refusal::new(RefusalKind::Internal, message.to_owned())
 }
 
-fn store_failed(e: &ApprovalError) -> PgErrorReply {
-    warn!(error = %e, "approval store failed: refusing the statement");
-    PgErrorReply::error(
-        sqlstate::INSUFFICIENT_PRIVILEGE,
-        "statement requires approval, but the approval store cannot be used, so it was not run",
+fn store_failed(e: &ApprovalError, noun: &str) -> Refusal {
+    warn!(error = %e, "approval store failed: refusing the {noun}");
+    Refusal::new(
+        RefusalKind::ApprovalRefused,
+        format!("{noun} requires approval, but the approval store cannot be used, so it was not run"),
     )
     .with_hint("The gateway log has the cause.")
 }
 
 /// An approval exists but may not be used (tampered, expired...).
-fn unusable(e: &ApprovalError) -> PgErrorReply {
-    warn!(error = %e, "an approval for this statement was refused");
-    PgErrorReply::error(
-        sqlstate::INSUFFICIENT_PRIVILEGE,
-        format!("the approval for this statement cannot be used: {e}"),
+fn unusable(e: &ApprovalError, noun: &str) -> Refusal {
+    warn!(error = %e, "an approval for this {noun} was refused");
+    Refusal::new(
+        RefusalKind::ApprovalRefused,
+        format!("the approval for this {noun} cannot be used: {e}"),
     )
-    .with_hint("The statement did not run. Ask for a new approval.")
+    .with_hint(format!("The {noun} did not run. Ask for a new approval."))
 }
 
 /// Everything the wait needs, owned (the future outlives the gate call).
@@ -290,6 +303,7 @@ pub(crate) struct Wait {
     pub fingerprint: Fingerprint,
     pub requester: String,
     pub resource: String,
+    pub noun: &'static str,
     /// The session's audit log and id: the approval is recorded there,
     /// durably, before the statement is forwarded.
     pub audit: Option<(AuditLog, String)>,
@@ -297,47 +311,48 @@ pub(crate) struct Wait {
 
 /// Resolves when the statement may run (approved, grant used, recorded),
 /// or with the error the client gets instead.
-pub(crate) fn wait(w: Wait) -> Durable {
+pub(crate) fn wait(w: Wait) -> Pending {
     Box::pin(async move {
         let id = w.request_id.clone();
+        let noun = w.noun;
         let outcome = w
             .service
             .store
             .wait(&id)
             .await
-            .map_err(|e| store_failed(&e))?;
+            .map_err(|e| store_failed(&e, noun))?;
         match outcome {
             Outcome::Approved => {}
             Outcome::Denied { by, reason } => {
-                return Err(PgErrorReply::error(
-                    sqlstate::INSUFFICIENT_PRIVILEGE,
-                    format!("statement denied by {by} (request {id}): {reason}"),
+                return Err(Refusal::new(
+                    RefusalKind::ApprovalRefused,
+                    format!("{noun} denied by {by} (request {id}): {reason}"),
                 )
-                .with_hint("The statement did not reach the database."));
+                .with_hint(format!("The {noun} did not reach the target.")));
             }
             Outcome::Expired => {
-                return Err(PgErrorReply::error(
-                    sqlstate::QUERY_CANCELED,
+                return Err(Refusal::new(
+                    RefusalKind::ApprovalEnded,
                     format!(
-                        "approval request {id} timed out after {} s: the statement did not run",
+                        "approval request {id} timed out after {} s: the {noun} did not run",
                         w.service.wait_timeout.as_secs()
                     ),
                 )
                 .with_hint("Nobody approved it in time. Ask an approver, then run it again."));
             }
             Outcome::Withdrawn { reason } => {
-                return Err(PgErrorReply::error(
-                    sqlstate::QUERY_CANCELED,
+                return Err(Refusal::new(
+                    RefusalKind::ApprovalEnded,
                     format!(
-                        "approval request {id} was withdrawn{}: the statement did not run",
+                        "approval request {id} was withdrawn{}: the {noun} did not run",
                         reason.map_or_else(String::new, |r| format!(" ({r})"))
                     ),
                 ));
             }
             Outcome::Consumed => {
-                return Err(PgErrorReply::error(
-                    sqlstate::INSUFFICIENT_PRIVILEGE,
-                    format!("the approval of request {id} was already used: the statement did not run here"),
+                return Err(Refusal::new(
+                    RefusalKind::ApprovalRefused,
+                    format!("the approval of request {id} was already used: the {noun} did not run here"),
                 ));
             }
         }
@@ -349,7 +364,7 @@ pub(crate) fn wait(w: Wait) -> Durable {
         })
         .await
         .map_err(|_| internal("the approval check did not finish"))?
-        .map_err(|e| unusable(&e))?;
+        .map_err(|e| unusable(&e, noun))?;
         info!(request = %id, approvers = ?grant.approvers, "approved statement released");
         if let Some((log, session)) = w.audit {
             let event = sluice_audit::ApprovalEvent {
@@ -360,10 +375,10 @@ pub(crate) fn wait(w: Wait) -> Durable {
             };
             let seq = log
                 .append(&session, event)
-                .map_err(|e| crate::record::unrecorded(&e))?;
+                .map_err(|e| super::record::unrecorded(&e))?;
             log.durable(seq)
                 .await
-                .map_err(|e| crate::record::unrecorded(&e))?;
+                .map_err(|e| super::record::unrecorded(&e))?;
         }
         Ok(())
     })

@@ -1,10 +1,10 @@
-//! What the client is told when a statement does not run.
+//! What the client is told when policy does not let a command run.
 
-use sluice_core::{Action, Decision, Outcome, Statement};
-use sluice_pg::{sqlstate, PgErrorReply};
+use super::Front;
+use sluice_core::{Action, Decision, Outcome, Refusal, RefusalKind, Statement};
 use sluice_policy::ResourceInfo;
 
-pub(super) fn outcome_name(outcome: &Outcome) -> &'static str {
+pub(crate) fn outcome_name(outcome: &Outcome) -> &'static str {
     match outcome {
         Outcome::Allow => "allow",
         Outcome::Review { .. } => "review",
@@ -12,7 +12,7 @@ pub(super) fn outcome_name(outcome: &Outcome) -> &'static str {
     }
 }
 
-pub(super) fn policy_ids(decision: &Decision) -> String {
+pub(crate) fn policy_ids(decision: &Decision) -> String {
     decision
         .policies
         .iter()
@@ -21,12 +21,13 @@ pub(super) fn policy_ids(decision: &Decision) -> String {
         .join(", ")
 }
 
-/// What the client is told when a statement does not run.
+/// What the client is told when a command does not run.
 pub(super) fn refusal(
     decision: &Decision,
     statement: &Statement,
     resource: &ResourceInfo,
-) -> PgErrorReply {
+    front: Front,
+) -> Refusal {
     let first = decision.policies.first();
     let id = first.map_or(sluice_policy::DEFAULT_DENY_ID, |p| p.id.as_str());
     let reason = first.and_then(|p| p.reason.clone()).unwrap_or_else(|| {
@@ -44,18 +45,22 @@ pub(super) fn refusal(
     if decision.policies.len() > 1 {
         detail.push_str(&format!("; policies: {}", policy_ids(decision)));
     }
+    let noun = front.noun();
     match &decision.outcome {
-        Outcome::Review { approver_group, quorum } => PgErrorReply::error(
-            sqlstate::INSUFFICIENT_PRIVILEGE,
-            format!("statement requires review by \"{approver_group}\" (policy \"{id}\"): {reason}"),
+        Outcome::Review { approver_group, quorum } => Refusal::new(
+            RefusalKind::Denied,
+            format!("{noun} requires review by \"{approver_group}\" (policy \"{id}\"): {reason}"),
         )
         .with_detail(format!("{detail}; approvals needed: {quorum}"))
         .with_hint("This gateway holds no approvals (no approval store); ask an approver to run it, or for a policy that permits it."),
-        _ => PgErrorReply::error(sqlstate::INSUFFICIENT_PRIVILEGE, format!("denied by policy \"{id}\": {reason}"))
+        _ => Refusal::new(RefusalKind::Denied, format!("denied by policy \"{id}\": {reason}"))
             .with_detail(detail)
-            .with_hint(format!(
-                "The statement did not reach the database. `sluice policy check --identity <you> --resource {} \"<sql>\"` shows why.",
-                resource.name
-            )),
+            .with_hint(match front {
+                Front::Sql => format!(
+                    "The statement did not reach the database. `sluice policy check --identity <you> --resource {} \"<sql>\"` shows why.",
+                    resource.name
+                ),
+                Front::Kubernetes => "The request did not reach the API server.".to_owned(),
+            }),
     }
 }

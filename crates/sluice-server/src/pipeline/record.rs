@@ -9,13 +9,10 @@ use sluice_audit::{
     encode_param, ApprovalRef, AuditError, AuditLog, Level, ResponseRecord, ResponseStatus,
     SessionEnd, SessionStart, StatementRecord,
 };
-use sluice_core::{Action, Command, Decision, Param, Statement};
-use sluice_pg::{Completion, Durable, PgErrorReply, Response, SessionInfo};
-use std::time::Instant;
+use super::{Pending, SessionMeta};
+use sluice_core::{Action, Command, Decision, Param, Refusal, RefusalKind, Statement};
+use std::time::{Duration, Instant};
 use tracing::error;
-
-/// SQLSTATE `io_error`: the audit store could not write.
-const IO_ERROR: &str = "58030";
 
 /// One session's writer into the audit log.
 pub(crate) struct Recorder {
@@ -30,9 +27,9 @@ pub(crate) struct Recorder {
     last_seq: u64,
 }
 
-pub(crate) fn unrecorded(e: &AuditError) -> PgErrorReply {
-    let reply = PgErrorReply::error(
-        IO_ERROR,
+pub(crate) fn unrecorded(e: &AuditError) -> Refusal {
+    let reply = Refusal::new(
+        RefusalKind::Unrecorded,
         "Sluice could not record this statement in its audit log, so it was not run",
     );
     if let AuditError::RecordTooLarge { bytes, max } = e {
@@ -107,28 +104,30 @@ pub(crate) enum Commit {
     Lazy,
 }
 
-/// The audit status of a completion.
-fn status(completion: Completion) -> ResponseStatus {
-    match completion {
-        Completion::Tags(tags) => ResponseStatus::CommandTag(tags),
-        Completion::Error { sqlstate, message } => ResponseStatus::Error { sqlstate, message },
-        Completion::Empty => ResponseStatus::Empty,
-        Completion::Suspended => ResponseStatus::Suspended,
-        Completion::Skipped => ResponseStatus::Skipped,
-    }
+/// What came back for one command, in the audit log's words: every front
+/// turns its protocol's response into this.
+pub(crate) struct Answer {
+    pub status: ResponseStatus,
+    /// Rows (SQL), objects or events (HTTP).
+    pub rows: u64,
+    pub bytes: u64,
+    pub duration: Duration,
+    /// As the client received it (masked), cut at the content cap.
+    pub content: String,
+    pub truncated: bool,
 }
 
 impl Recorder {
     pub(crate) fn start(
         log: AuditLog,
         settings: AuditSettings,
-        info: &SessionInfo<'_>,
+        info: &SessionMeta<'_>,
         unmasked_by: Option<String>,
     ) -> Recorder {
         let session = sluice_audit::new_session_id();
         let mut start = SessionStart::new(
             info.identity,
-            info.resource.as_str(),
+            info.resource,
             info.peer.to_string(),
             info.tls,
             info.application_name.map(str::to_owned),
@@ -158,7 +157,7 @@ impl Recorder {
         statements: &[Statement],
         decision: &Decision,
         approval: Option<ApprovalRef>,
-    ) -> Result<u64, PgErrorReply> {
+    ) -> Result<u64, Refusal> {
         self.statements += 1;
         let record = StatementRecord {
             text: command.text.clone(),
@@ -178,7 +177,7 @@ impl Recorder {
 
     /// Resolves once record `seq` (and all before it) survives a power loss
     /// (fsync): what a unit waits for before it is forwarded.
-    pub(crate) fn before_forwarding(&self, seq: u64) -> Durable {
+    pub(crate) fn before_forwarding(&self, seq: u64) -> Pending {
         self.reach(seq, Level::Synced, Commit::Now, false)
     }
 
@@ -190,7 +189,7 @@ impl Recorder {
     /// asks through [`Recorder::expedite`] when data is waiting).
     /// `read_like`: under `fail_open_reads` a record that cannot be made
     /// durable lets the unit through, and says so.
-    pub(crate) fn before_results(&self, seq: u64, commit: Commit, read_like: bool) -> Durable {
+    pub(crate) fn before_results(&self, seq: u64, commit: Commit, read_like: bool) -> Pending {
         self.reach(seq, self.results_level(), commit, read_like)
     }
 
@@ -201,7 +200,7 @@ impl Recorder {
         }
     }
 
-    fn reach(&self, seq: u64, level: Level, commit: Commit, read_like: bool) -> Durable {
+    fn reach(&self, seq: u64, level: Level, commit: Commit, read_like: bool) -> Pending {
         let log = self.log.clone();
         let fail_open = read_like && self.settings.fail_open_reads;
         Box::pin(async move {
@@ -240,12 +239,12 @@ impl Recorder {
     }
 
     /// Appends what came back for statement record `seq`.
-    pub(crate) fn response(&mut self, seq: u64, response: Response) {
+    pub(crate) fn response(&mut self, seq: u64, response: Answer) {
         self.rows += response.rows;
         self.bytes += response.bytes;
         let record = ResponseRecord {
             statement_seq: seq,
-            status: status(response.completion),
+            status: response.status,
             rows: response.rows,
             bytes: response.bytes,
             duration_us: u64::try_from(response.duration.as_micros()).unwrap_or(u64::MAX),
@@ -259,7 +258,7 @@ impl Recorder {
 
     /// Blocks until `seq` is durable: only for the rare refusal that lets a
     /// recorded prefix of a batch run.
-    pub(crate) fn wait(&self, seq: u64) -> Result<(), PgErrorReply> {
+    pub(crate) fn wait(&self, seq: u64) -> Result<(), Refusal> {
         self.log.wait_durable(seq).map_err(|e| unrecorded(&e))
     }
 

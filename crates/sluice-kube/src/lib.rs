@@ -1,0 +1,23 @@
+//! The Kubernetes API front: kubectl and client-go talk to Sluice as to an
+//! API server. Each request is read as the API server reads it
+//! ([`info::understand`]), decided through a [`gate::KubeGate`] (the
+//! shared enforcement pipeline lives in `sluice-server`), forwarded with
+//! Sluice's own credentials, and its response relayed masked and recorded.
+//!
+//! The path of one request: [`listener::serve`] accepts, `proxy::handle`
+//! runs the phases in order.
+
+mod body;
+pub mod gate;
+pub mod headers;
+pub mod info;
+pub mod listener;
+pub mod mask;
+mod proxy;
+mod query;
+pub mod status;
+pub mod upstream;
+
+pub use gate::{Answer, Ask, KubeGate, KubeGates, Pending, SessionInfo, Ticket, Verdict};
+pub use listener::{serve, KubeFront, Limits};
+pub use upstream::{Credential, Upstream};

@@ -1,0 +1,269 @@
+//! The Kubernetes listener: accepts connections (TLS with ALPN h2 and
+//! http/1.1, or plain HTTP on loopback), serves each with hyper, and keeps
+//! one gate per identity per connection, ended with the connection.
+
+use crate::gate::{KubeGate, KubeGates, SessionInfo};
+use crate::proxy;
+use crate::upstream::Upstream;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use sha2::{Digest, Sha256};
+use sluice_core::Identity;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{debug, error, info, warn};
+
+/// Bounds on what a client may send and Sluice will hold.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_request_bytes: usize,
+    /// Most bytes of one JSON document held to mask it whole.
+    pub max_response_bytes: usize,
+    /// For the request line and headers (slowloris).
+    pub header_timeout: Duration,
+    /// For the whole request body.
+    pub body_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_request_bytes: 8 << 20,
+            max_response_bytes: 256 << 20,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What the request handler needs from the gateway.
+pub trait Front: Send + Sync + 'static {
+    type Gate: KubeGate;
+    fn gates(&self) -> &dyn KubeGates<Gate = Self::Gate>;
+    fn resource(&self) -> &str;
+    fn upstream(&self) -> &Upstream;
+    fn limits(&self) -> Limits;
+}
+
+/// One Kubernetes resource's front.
+pub struct KubeFront<G: KubeGates> {
+    pub gates: Arc<G>,
+    pub resource: String,
+    pub upstream: Upstream,
+    pub limits: Limits,
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl<G: KubeGates> Front for KubeFront<G> {
+    type Gate = G::Gate;
+    fn gates(&self) -> &dyn KubeGates<Gate = G::Gate> {
+        &*self.gates
+    }
+    fn resource(&self) -> &str {
+        &self.resource
+    }
+    fn upstream(&self) -> &Upstream {
+        &self.upstream
+    }
+    fn limits(&self) -> Limits {
+        self.limits
+    }
+}
+
+type Sessions<G> = HashMap<[u8; 32], (Identity, Arc<Mutex<G>>)>;
+
+/// A client connection: its peer and the sessions opened on it, one per
+/// key presented.
+pub struct Connection<G: KubeGate> {
+    pub peer: SocketAddr,
+    pub tls: bool,
+    sessions: Mutex<Sessions<G>>,
+}
+
+/// Bounds the sessions of one connection: a client cycling through keys
+/// gets refused rather than growing the map.
+const SESSIONS_PER_CONNECTION: usize = 16;
+
+impl<G: KubeGate> Connection<G> {
+    /// The identity `token` proves and its session's gate, opened on first
+    /// use; `None` for a token that proves nothing.
+    pub(crate) async fn session<F: Front<Gate = G>>(
+        &self,
+        front: &F,
+        token: &str,
+        user_agent: Option<&str>,
+    ) -> Option<(Identity, Arc<Mutex<G>>)> {
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some((id, gate)) = self.sessions.lock().ok()?.get(&key) {
+            return Some((id.clone(), gate.clone()));
+        }
+        let identity = tokio::task::block_in_place(|| front.gates().authenticate(token))?;
+        let gate = front.gates().open(&SessionInfo {
+            identity: &identity,
+            resource: front.resource(),
+            peer: self.peer,
+            tls: self.tls,
+            user_agent,
+        });
+        let gate = Arc::new(Mutex::new(gate));
+        let mut sessions = self.sessions.lock().ok()?;
+        if sessions.len() >= SESSIONS_PER_CONNECTION {
+            warn!(peer = %self.peer, "too many keys on one connection");
+            return None;
+        }
+        sessions.insert(key, (identity.clone(), gate.clone()));
+        Some((identity, gate))
+    }
+
+    fn end(&self, reason: &str) {
+        if let Ok(mut sessions) = self.sessions.lock() {
+            for (_, (_, gate)) in sessions.drain() {
+                if let Ok(mut g) = gate.lock() {
+                    g.on_end(reason);
+                }
+            }
+        }
+    }
+}
+
+/// Serves until `shutdown` turns true, then lets open connections finish
+/// their requests for `grace`.
+pub async fn serve<F: Front>(
+    front: Arc<F>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    if let Ok(addr) = listener.local_addr() {
+        match &tls {
+            Some(_) => info!(%addr, resource = front.resource(), "listening for Kubernetes clients (HTTPS, HTTP/2 and HTTP/1.1)"),
+            None => warn!(%addr, resource = front.resource(), "listening for Kubernetes clients over PLAIN HTTP (loopback, no [server] tls_cert)"),
+        }
+    }
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            () = stopping(&mut shutdown) => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    conns.spawn(connection(front.clone(), tls.clone(), tcp, peer, shutdown.clone()));
+                }
+                Err(e) => {
+                    error!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, async { while conns.join_next().await.is_some() {} })
+        .await
+        .is_err()
+    {
+        conns.abort_all();
+    }
+}
+
+async fn connection<F: Front>(
+    front: Arc<F>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let _ = tcp.set_nodelay(true);
+    let conn = Arc::new(Connection {
+        peer,
+        tls: tls.is_some(),
+        sessions: Mutex::new(HashMap::new()),
+    });
+    let limits = front.limits();
+    let service = {
+        let (front, conn) = (front.clone(), conn.clone());
+        service_fn(move |req| {
+            let (front, conn) = (front.clone(), conn.clone());
+            async move { Ok::<_, std::convert::Infallible>(proxy::handle(front, conn, req).await) }
+        })
+    };
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let result = match tls {
+        Some(acceptor) => {
+            let stream = match tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let served = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            drive(served, &mut shutdown).await
+        }
+        None => {
+            let served = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
+            drive(served, &mut shutdown).await
+        }
+    };
+    if let Err(e) = result {
+        debug!(%peer, error = %e, "connection ended with an error");
+    }
+    conn.end(if *shutdown.borrow() { "shutdown" } else { "client_disconnect" });
+}
+
+/// Serves a connection; on shutdown asks it to finish gracefully.
+async fn drive<C>(
+    served: C,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    C: std::future::Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>>
+        + GracefulShutdown,
+{
+    let mut served = std::pin::pin!(served);
+    tokio::select! {
+        r = served.as_mut() => r,
+        () = stopping(shutdown) => {
+            served.as_mut().graceful();
+            served.await
+        }
+    }
+}
+
+/// Resolves once shutdown starts (or its sender is gone).
+async fn stopping(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|s| *s).await;
+}
+
+/// hyper-util's connections that can be asked to finish.
+pub trait GracefulShutdown {
+    fn graceful(self: std::pin::Pin<&mut Self>);
+}
+
+impl<I, S, E> GracefulShutdown for hyper_util::server::conn::auto::UpgradeableConnection<'_, I, S, E>
+where
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::ResBody: hyper::body::Body + Send + 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, S::ResBody>,
+{
+    fn graceful(self: std::pin::Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
