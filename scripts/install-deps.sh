@@ -7,7 +7,8 @@
 # own throwaway servers on free ports).
 set -euo pipefail
 
-APT_PACKAGES=(postgresql postgresql-client pgbouncer clang libclang-dev python3-pip python3-venv)
+APT_PACKAGES=(postgresql postgresql-client pgbouncer clang libclang-dev python3-pip python3-venv
+    curl openssl etcd-server)
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
 
@@ -74,6 +75,15 @@ if ! "$PYTHON" -c 'import psycopg' >/dev/null 2>&1; then
 else
     log "psycopg present"
 fi
+
+# kubectl: the machine's own if it has one (a newer one), else Debian's 1.20.
+if ! command -v kubectl >/dev/null 2>&1; then
+    log "installing kubectl (kubernetes-client)"
+    "${SUDO[@]}" apt-get install -y -qq kubernetes-client
+fi
+# kube-apiserver for the Kubernetes tests: built once from Debian's source
+# package, cached outside the repository.
+"$(dirname "$0")/install-kube.sh" >/dev/null
 
 if ! command -v cargo >/dev/null 2>&1; then
     log "warning: cargo not found on PATH (the Rust toolchain is expected to be installed)"

@@ -13,10 +13,12 @@ set -euo pipefail
 
 CACHE=${SLUICE_CACHE:-$HOME/.cache/sluice}/kube
 BIN=$CACHE/bin
+# Bumped whenever the build changes, so a stale cached binary is rebuilt.
+BUILD_ID="kube-apiserver 1.20 + reflect2 1.0.2"
 log() { printf '[install-kube] %s\n' "$*" >&2; }
 
 if [[ -x $BIN/kube-apiserver ]] && "$BIN/kube-apiserver" --version >/dev/null 2>&1 &&
-    command -v etcd >/dev/null 2>&1; then
+    [[ $(cat "$BIN/BUILD_ID" 2>/dev/null) == "$BUILD_ID" ]] && command -v etcd >/dev/null 2>&1; then
     echo "$BIN"
     exit 0
 fi
@@ -36,12 +38,23 @@ EOF
 fi
 log "installing golang-1.19-go, etcd-server and the source tools"
 apt-get update -q >&2
-apt-get install -y -q --no-install-recommends golang-1.19-go etcd-server dpkg-dev make rsync >&2
+apt-get install -y -q --no-install-recommends golang-1.19-go etcd-server dpkg-dev make rsync \
+    golang-github-modern-go-reflect2-dev >&2
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/sluice-kube-build.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 log "fetching the kubernetes source package into $WORK"
 (cd "$WORK" && apt-get source -q --download-only kubernetes >&2 && dpkg-source -x --no-check ./*.dsc src >&2)
+
+# Kubernetes 1.20 vendors reflect2 1.0.1, whose map iteration faults under
+# Go >= 1.18 (the API server dies serialising the first map it returns);
+# 1.0.2 fixes exactly that with the same API. Debian packages 1.0.2.
+REFLECT2=/usr/share/gocode/src/github.com/modern-go/reflect2
+[[ -d $REFLECT2 ]] || { log "$REFLECT2 missing (golang-github-modern-go-reflect2-dev)"; exit 1; }
+log "replacing the vendored reflect2 1.0.1 with Debian's 1.0.2"
+rm -rf "$WORK/src/vendor/github.com/modern-go/reflect2"
+cp -r "$REFLECT2" "$WORK/src/vendor/github.com/modern-go/reflect2"
+rm -f "$WORK/src/vendor/github.com/modern-go/reflect2/go.mod" "$WORK/src/vendor/github.com/modern-go/reflect2/go.sum"
 
 log "building kube-apiserver (GOFLAGS=-mod=vendor GOPROXY=off, Go 1.19)"
 (
@@ -51,6 +64,7 @@ log "building kube-apiserver (GOFLAGS=-mod=vendor GOPROXY=off, Go 1.19)"
 )
 mkdir -p "$BIN"
 install -m 0755 "$WORK/src/_output/bin/kube-apiserver" "$BIN/kube-apiserver"
+echo "$BUILD_ID" >"$BIN/BUILD_ID"
 "$BIN/kube-apiserver" --version >&2
 command -v etcd >/dev/null 2>&1 || { log "etcd not found after installing etcd-server"; exit 1; }
 echo "$BIN"

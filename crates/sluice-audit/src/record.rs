@@ -115,6 +115,8 @@ pub enum ResponseStatus {
     Suspended,
     /// Never ran: an earlier message of its extended-protocol batch failed.
     Skipped,
+    /// An HTTP response (Kubernetes, S3): its status code.
+    Http { status: u16 },
 }
 
 /// `response`: what came back for a statement, after masking.

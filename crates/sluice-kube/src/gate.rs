@@ -39,8 +39,14 @@ pub enum Verdict {
         durable: Option<Pending>,
     },
     /// Held for approval: forward once `until` resolves.
-    Hold { ticket: Ticket, until: Pending },
-    Refuse { ticket: Ticket, refusal: Refusal },
+    Hold {
+        ticket: Ticket,
+        until: Pending,
+    },
+    Refuse {
+        ticket: Ticket,
+        refusal: Refusal,
+    },
 }
 
 /// What came back, for the response record.

@@ -44,7 +44,11 @@ pub fn drop_hop_by_hop(headers: &mut HeaderMap) {
         .map(|t| t.trim().to_ascii_lowercase())
         .filter(|t| !t.is_empty())
         .collect();
-    for name in HOP_BY_HOP.iter().copied().chain(named.iter().map(String::as_str)) {
+    for name in HOP_BY_HOP
+        .iter()
+        .copied()
+        .chain(named.iter().map(String::as_str))
+    {
         if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
             headers.remove(name);
         }
@@ -204,7 +208,10 @@ mod tests {
             ("host", "sluice"),
             ("accept-encoding", "gzip"),
             ("content-type", "application/json"),
-            ("sec-websocket-protocol", "base64url.bearer.authorization.k8s.io.c2VjcmV0, v5.channel.k8s.io"),
+            (
+                "sec-websocket-protocol",
+                "base64url.bearer.authorization.k8s.io.c2VjcmV0, v5.channel.k8s.io",
+            ),
         ]))
         .unwrap();
         let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
@@ -214,7 +221,12 @@ mod tests {
 
     #[test]
     fn impersonation_headers_are_refused_in_any_case() {
-        for name in ["Impersonate-User", "impersonate-group", "Impersonate-Extra-scopes", "impersonate-uid"] {
+        for name in [
+            "Impersonate-User",
+            "impersonate-group",
+            "Impersonate-Extra-scopes",
+            "impersonate-uid",
+        ] {
             let r = inbound(map(&[(name, "x")]));
             assert!(matches!(r, Err(HeaderRefusal::Impersonation(_))), "{name}");
         }
@@ -222,9 +234,15 @@ mod tests {
 
     #[test]
     fn bearer_comes_from_authorization_or_the_websocket_subprotocol() {
-        assert_eq!(bearer(&map(&[("authorization", "Bearer slk_a")])).as_deref(), Some("slk_a"));
+        assert_eq!(
+            bearer(&map(&[("authorization", "Bearer slk_a")])).as_deref(),
+            Some("slk_a")
+        );
         assert_eq!(bearer(&map(&[("authorization", "Basic eA==")])), None);
-        let ws = map(&[("sec-websocket-protocol", "v5.channel.k8s.io, base64url.bearer.authorization.k8s.io.c2xrX2I")]);
+        let ws = map(&[(
+            "sec-websocket-protocol",
+            "v5.channel.k8s.io, base64url.bearer.authorization.k8s.io.c2xrX2I",
+        )]);
         assert_eq!(bearer(&ws).as_deref(), Some("slk_b"));
     }
 
@@ -235,8 +253,14 @@ mod tests {
             a("application/json;as=Table;v=v1;g=meta.k8s.io,application/json").unwrap(),
             "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
         );
-        assert_eq!(a("application/vnd.kubernetes.protobuf, application/json").unwrap(), "application/json");
-        assert_eq!(a("application/vnd.kubernetes.protobuf, */*").unwrap(), "application/json");
+        assert_eq!(
+            a("application/vnd.kubernetes.protobuf, application/json").unwrap(),
+            "application/json"
+        );
+        assert_eq!(
+            a("application/vnd.kubernetes.protobuf, */*").unwrap(),
+            "application/json"
+        );
         assert_eq!(accept(None).unwrap(), "application/json");
         assert!(a("application/vnd.kubernetes.protobuf").is_err());
         assert!(a("application/yaml").is_err());

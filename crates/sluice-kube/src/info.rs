@@ -134,10 +134,7 @@ pub fn understand(method: &str, path: &str, query: Option<&str>) -> Result<Under
     request.label_selector = query.first("labelSelector").map(str::to_owned);
     request.field_selector = query.first("fieldSelector").map(str::to_owned);
     let action = action_of(&verb, &request);
-    if matches!(
-        action,
-        Action::Exec | Action::Attach | Action::PortForward
-    ) {
+    if matches!(action, Action::Exec | Action::Attach | Action::PortForward) {
         request.connect = Some(ConnectRequest {
             container: query.first("container").map(str::to_owned),
             command: query.all("command"),
@@ -205,5 +202,6 @@ fn check_path(path: &str) -> Result<(), BadTarget> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
 #[path = "info_tests.rs"]
 mod tests;

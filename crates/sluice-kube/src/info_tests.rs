@@ -37,8 +37,18 @@ fn a_named_get_in_a_namespace_is_a_get_of_that_object() {
 
 #[test]
 fn a_nameless_get_is_list_and_watch_follows_the_first_watch_value() {
-    assert_eq!(read("GET", "/api/v1/namespaces/a/pods").action, Action::List);
-    for on in ["watch=1", "watch=true", "watch=", "watch", "watch=yes", "watch=1&watch=0"] {
+    assert_eq!(
+        read("GET", "/api/v1/namespaces/a/pods").action,
+        Action::List
+    );
+    for on in [
+        "watch=1",
+        "watch=true",
+        "watch=",
+        "watch",
+        "watch=yes",
+        "watch=1&watch=0",
+    ] {
         let u = read("GET", &format!("/api/v1/pods?{on}"));
         assert_eq!(u.action, Action::Watch, "{on}");
     }
@@ -61,10 +71,16 @@ fn a_field_selector_on_metadata_name_names_the_object_as_go_sorts_it() {
     );
     assert_eq!(u.action, Action::Watch);
     assert_eq!(u.request.name.as_deref(), Some("db"));
-    let u = read("GET", "/api/v1/secrets?fieldSelector=metadata.name%3Db,metadata.name%3Da");
+    let u = read(
+        "GET",
+        "/api/v1/secrets?fieldSelector=metadata.name%3Db,metadata.name%3Da",
+    );
     assert_eq!(u.request.name.as_deref(), Some("a"));
     // Sorted as bytes, `==z` comes before `=a`.
-    let u = read("GET", "/api/v1/secrets?fieldSelector=metadata.name%3D%3Dz,metadata.name%3Da");
+    let u = read(
+        "GET",
+        "/api/v1/secrets?fieldSelector=metadata.name%3D%3Dz,metadata.name%3Da",
+    );
     assert_eq!(u.request.name.as_deref(), Some("z"));
     for unnamed in [
         "fieldSelector=metadata.name!%3Ddb",
@@ -77,14 +93,20 @@ fn a_field_selector_on_metadata_name_names_the_object_as_go_sorts_it() {
         assert_eq!(u.request.name, None, "{unnamed}");
         assert_eq!(u.action, Action::List);
     }
-    let u = read("GET", "/api/v1/secrets?fieldSelector=metadata.name%3Da%5C%2Cb");
+    let u = read(
+        "GET",
+        "/api/v1/secrets?fieldSelector=metadata.name%3Da%5C%2Cb",
+    );
     assert_eq!(u.request.name.as_deref(), Some("a,b"));
 }
 
 #[test]
 fn methods_map_to_the_api_servers_verbs() {
     let t = "/api/v1/namespaces/a/pods/p";
-    assert_eq!(read("POST", "/api/v1/namespaces/a/pods").action, Action::Create);
+    assert_eq!(
+        read("POST", "/api/v1/namespaces/a/pods").action,
+        Action::Create
+    );
     assert_eq!(read("PUT", t).action, Action::Update);
     assert_eq!(read("PATCH", t).action, Action::Patch);
     assert_eq!(read("DELETE", t).action, Action::Delete);
@@ -108,14 +130,29 @@ fn connect_subresources_are_their_own_actions_with_their_parameters() {
     assert_eq!(c.command, ["sh", "-c", "id"]);
     assert_eq!(c.container.as_deref(), Some("c"));
     assert!(c.stdin && !c.tty);
-    assert_eq!(read("GET", "/api/v1/namespaces/a/pods/p/exec?command=id").action, Action::Exec);
-    assert_eq!(read("POST", "/api/v1/namespaces/a/pods/p/attach").action, Action::Attach);
+    assert_eq!(
+        read("GET", "/api/v1/namespaces/a/pods/p/exec?command=id").action,
+        Action::Exec
+    );
+    assert_eq!(
+        read("POST", "/api/v1/namespaces/a/pods/p/attach").action,
+        Action::Attach
+    );
     let u = read("POST", "/api/v1/namespaces/a/pods/p/portforward?ports=80");
     assert_eq!(u.action, Action::PortForward);
     assert_eq!(u.request.connect.unwrap().ports, ["80"]);
-    assert_eq!(read("GET", "/api/v1/nodes/n/proxy/run/a/p/c").action, Action::Exec);
-    assert_eq!(read("GET", "/api/v1/proxy/nodes/n/exec").action, Action::Exec);
-    assert_eq!(read("GET", "/api/v1/namespaces/a/services/s/proxy/x").action, Action::Proxy);
+    assert_eq!(
+        read("GET", "/api/v1/nodes/n/proxy/run/a/p/c").action,
+        Action::Exec
+    );
+    assert_eq!(
+        read("GET", "/api/v1/proxy/nodes/n/exec").action,
+        Action::Exec
+    );
+    assert_eq!(
+        read("GET", "/api/v1/namespaces/a/services/s/proxy/x").action,
+        Action::Proxy
+    );
     let u = read("GET", "/api/v1/proxy/namespaces/a/services/s/x/y");
     assert_eq!(u.action, Action::Proxy);
     assert_eq!(u.request.subresource, None);
@@ -136,7 +173,18 @@ fn namespace_objects_and_their_subresources_keep_the_namespace() {
 
 #[test]
 fn discovery_and_non_resource_urls_are_discover_only_when_read() {
-    for p in ["/", "/api", "/apis", "/api/v1", "/apis/apps", "/apis/apps/v1", "/version", "/healthz", "/openapi/v2", "/foo/bar/baz"] {
+    for p in [
+        "/",
+        "/api",
+        "/apis",
+        "/api/v1",
+        "/apis/apps",
+        "/apis/apps/v1",
+        "/version",
+        "/healthz",
+        "/openapi/v2",
+        "/foo/bar/baz",
+    ] {
         let u = read("GET", p);
         assert_eq!(u.action, Action::Discover, "{p}");
         assert!(!u.request.resource_request);
@@ -171,5 +219,9 @@ fn dry_run_is_only_the_value_the_api_server_accepts() {
     assert!(read("DELETE", &format!("{t}?dryRun=All")).request.dry_run);
     assert!(!read("DELETE", t).request.dry_run);
     assert!(!read("DELETE", &format!("{t}?dryRun=all")).request.dry_run);
-    assert!(!read("DELETE", &format!("{t}?dryRun=All&dryRun=x")).request.dry_run);
+    assert!(
+        !read("DELETE", &format!("{t}?dryRun=All&dryRun=x"))
+            .request
+            .dry_run
+    );
 }

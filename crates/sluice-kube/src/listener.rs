@@ -142,8 +142,12 @@ pub async fn serve<F: Front>(
 ) {
     if let Ok(addr) = listener.local_addr() {
         match &tls {
-            Some(_) => info!(%addr, resource = front.resource(), "listening for Kubernetes clients (HTTPS, HTTP/2 and HTTP/1.1)"),
-            None => warn!(%addr, resource = front.resource(), "listening for Kubernetes clients over PLAIN HTTP (loopback, no [server] tls_cert)"),
+            Some(_) => {
+                info!(%addr, resource = front.resource(), "listening for Kubernetes clients (HTTPS, HTTP/2 and HTTP/1.1)")
+            }
+            None => {
+                warn!(%addr, resource = front.resource(), "listening for Kubernetes clients over PLAIN HTTP (loopback, no [server] tls_cert)")
+            }
         }
     }
     let mut conns = JoinSet::new();
@@ -200,17 +204,18 @@ async fn connection<F: Front>(
     builder.http2().timer(TokioTimer::new());
     let result = match tls {
         Some(acceptor) => {
-            let stream = match tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
+            let stream =
+                match tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
             let served = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             drive(served, &mut shutdown).await
         }
@@ -222,7 +227,11 @@ async fn connection<F: Front>(
     if let Err(e) = result {
         debug!(%peer, error = %e, "connection ended with an error");
     }
-    conn.end(if *shutdown.borrow() { "shutdown" } else { "client_disconnect" });
+    conn.end(if *shutdown.borrow() {
+        "shutdown"
+    } else {
+        "client_disconnect"
+    });
 }
 
 /// Serves a connection; on shutdown asks it to finish gracefully.
@@ -254,7 +263,8 @@ pub trait GracefulShutdown {
     fn graceful(self: std::pin::Pin<&mut Self>);
 }
 
-impl<I, S, E> GracefulShutdown for hyper_util::server::conn::auto::UpgradeableConnection<'_, I, S, E>
+impl<I, S, E> GracefulShutdown
+    for hyper_util::server::conn::auto::UpgradeableConnection<'_, I, S, E>
 where
     S: hyper::service::HttpService<hyper::body::Incoming>,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,

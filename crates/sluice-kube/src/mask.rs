@@ -149,12 +149,16 @@ mod tests {
         assert!(!applied.contains("hunter2"), "{applied}");
         assert_eq!(v["metadata"]["name"], "db");
 
-        let list = r#"{"kind":"SecretList","items":[{"metadata":{"name":"a"},"data":{"k":"c2VjcmV0"}}]}"#;
+        let list =
+            r#"{"kind":"SecretList","items":[{"metadata":{"name":"a"},"data":{"k":"c2VjcmV0"}}]}"#;
         assert_eq!(masked(list, false)["items"][0]["data"]["k"], enc.as_str());
         let event = format!(r#"{{"type":"ADDED","object":{secret}}}"#);
         assert_eq!(masked(&event, false)["object"]["data"]["pw"], enc.as_str());
         let table = format!(r#"{{"kind":"Table","rows":[{{"cells":["db"],"object":{secret}}}]}}"#);
-        assert_eq!(masked(&table, false)["rows"][0]["object"]["data"]["pw"], enc.as_str());
+        assert_eq!(
+            masked(&table, false)["rows"][0]["object"]["data"]["pw"],
+            enc.as_str()
+        );
         let kindless = r#"{"metadata":{"name":"a"},"data":{"k":"c2VjcmV0"}}"#;
         assert_eq!(masked(kindless, true)["data"]["k"], enc.as_str());
         assert_eq!(masked(kindless, false)["data"]["k"], "c2VjcmV0");
@@ -164,14 +168,21 @@ mod tests {
     fn tokens_and_detected_credentials_are_hidden_everywhere() {
         let token = r#"{"kind":"TokenRequest","status":{"token":"abc.def.ghi"}}"#;
         assert_ne!(masked(token, false)["status"]["token"], "abc.def.ghi");
-        let cm = r#"{"kind":"ConfigMap","data":{"note":"mail alice@example.com","password":"pw1"}}"#;
+        let cm =
+            r#"{"kind":"ConfigMap","data":{"note":"mail alice@example.com","password":"pw1"}}"#;
         let v = masked(cm, false);
-        assert!(!v["data"]["note"].as_str().unwrap().contains("alice@example.com"));
+        assert!(!v["data"]["note"]
+            .as_str()
+            .unwrap()
+            .contains("alice@example.com"));
         assert_ne!(v["data"]["password"], "pw1");
     }
 
     #[test]
     fn a_secrets_response_that_is_not_json_shows_nothing() {
-        assert_eq!(document(&masker(), b"not json hunter2", true), MASKED.as_bytes());
+        assert_eq!(
+            document(&masker(), b"not json hunter2", true),
+            MASKED.as_bytes()
+        );
     }
 }

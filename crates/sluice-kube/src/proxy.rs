@@ -40,7 +40,13 @@ fn refusal_response(r: &Refusal) -> Response<ProxyBody> {
 }
 
 /// Records a response Sluice wrote itself.
-fn answer_now<G: KubeGate>(gate: &Mutex<G>, ticket: Ticket, code: StatusCode, started: Instant, text: &str) {
+fn answer_now<G: KubeGate>(
+    gate: &Mutex<G>,
+    ticket: Ticket,
+    code: StatusCode,
+    started: Instant,
+    text: &str,
+) {
     if let Ok(mut g) = gate.lock() {
         let cap = g.content_cap();
         let mut content = text.to_owned();
@@ -116,11 +122,22 @@ pub(crate) async fn handle<F: Front>(
             return status_response(StatusCode::BAD_REQUEST, "BadRequest", &e.to_string());
         }
     };
-    let accept = headers::accept(parts.headers.get(header::ACCEPT));
-    let mut out_headers = match headers::inbound(parts.headers.clone()).and_then(|h| Ok((h, accept?))) {
+    // The OpenAPI schema is the API server's own description (no object
+    // data): kubectl asks for it as protobuf and gets it as asked.
+    let schema = understood.action == Action::Discover && path.starts_with("/openapi/");
+    let accept = match parts.headers.get(header::ACCEPT) {
+        Some(client) if schema => Ok(client.clone()),
+        client => headers::accept(client),
+    };
+    let mut out_headers = match headers::inbound(parts.headers.clone())
+        .and_then(|h| Ok((h, accept?)))
+    {
         Ok((mut h, accept)) => {
             h.insert(header::ACCEPT, accept);
-            h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+            h.insert(
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_static("identity"),
+            );
             h
         }
         Err(HeaderRefusal::Impersonation(name)) => {
@@ -135,23 +152,41 @@ pub(crate) async fn handle<F: Front>(
             return status_response(StatusCode::NOT_ACCEPTABLE, "NotAcceptable", &why);
         }
     };
-    let body = match tokio::time::timeout(limits.body_timeout, Limited::new(body, limits.max_request_bytes).collect()).await {
+    let body = match tokio::time::timeout(
+        limits.body_timeout,
+        Limited::new(body, limits.max_request_bytes).collect(),
+    )
+    .await
+    {
         Ok(Ok(b)) => b.to_bytes(),
-        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+        Ok(Err(e))
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
             return status_response(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "RequestEntityTooLarge",
-                &format!("the request body is over Sluice's limit of {} bytes", limits.max_request_bytes),
+                &format!(
+                    "the request body is over Sluice's limit of {} bytes",
+                    limits.max_request_bytes
+                ),
             );
         }
         Ok(Err(e)) => {
-            return status_response(StatusCode::BAD_REQUEST, "BadRequest", &format!("cannot read the request body: {e}"));
+            return status_response(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                &format!("cannot read the request body: {e}"),
+            );
         }
         Err(_) => {
             return status_response(
                 StatusCode::REQUEST_TIMEOUT,
                 "Timeout",
-                &format!("the request body did not arrive within {} s", limits.body_timeout.as_secs()),
+                &format!(
+                    "the request body did not arrive within {} s",
+                    limits.body_timeout.as_secs()
+                ),
             );
         }
     };
@@ -171,13 +206,23 @@ pub(crate) async fn handle<F: Front>(
     if !body.is_empty() {
         let digest = hex::encode(Sha256::digest(&body));
         command.params.push(Param::Text(
-            recorded_body(record_masker.as_deref(), &body, &content_type, &digest, understood.request.resource == "secrets").into_bytes(),
+            recorded_body(
+                record_masker.as_deref(),
+                &body,
+                &content_type,
+                &digest,
+                understood.request.resource == "secrets",
+            )
+            .into_bytes(),
         ));
         binding = format!("body sha256={digest}");
     }
     let mut statement = Statement::request(understood.action, command.text.clone());
     statement.kubernetes = Some(understood.request.clone());
-    let read_only = matches!(understood.action, Action::Get | Action::List | Action::Watch | Action::Discover);
+    let read_only = matches!(
+        understood.action,
+        Action::Get | Action::List | Action::Watch | Action::Discover
+    );
     let verdict = match gate.lock() {
         Ok(mut g) => g.decide(&Ask {
             command: &command,
@@ -203,7 +248,10 @@ pub(crate) async fn handle<F: Front>(
         }
         Verdict::Hold { ticket, until } => {
             log_info!(identity = %identity.name, %target, "kubernetes request held for approval");
-            let mut guard = HoldGuard { gate: gate.clone(), armed: true };
+            let mut guard = HoldGuard {
+                gate: gate.clone(),
+                armed: true,
+            };
             let waited = until.await;
             guard.armed = false;
             if let Err(refusal) = waited {
@@ -214,8 +262,10 @@ pub(crate) async fn handle<F: Front>(
             ticket
         }
     };
-    if matches!(understood.action, Action::Exec | Action::Attach | Action::PortForward)
-        || parts.headers.contains_key(header::UPGRADE)
+    if matches!(
+        understood.action,
+        Action::Exec | Action::Attach | Action::PortForward
+    ) || parts.headers.contains_key(header::UPGRADE)
     {
         let message = "exec, attach and port-forward streams through Sluice are not implemented yet: the request was decided and recorded, and not forwarded";
         let r = status_response(StatusCode::NOT_IMPLEMENTED, "NotImplemented", message);
@@ -231,7 +281,13 @@ pub(crate) async fn handle<F: Front>(
     *up.headers_mut() = out_headers;
     *up.uri_mut() = match uri.parse() {
         Ok(u) => u,
-        Err(_) => return status_response(StatusCode::BAD_REQUEST, "BadRequest", "the request target cannot be forwarded"),
+        Err(_) => {
+            return status_response(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                "the request target cannot be forwarded",
+            )
+        }
     };
     let response = match upstream.client.request(up).await {
         Ok(r) => r,
@@ -243,7 +299,11 @@ pub(crate) async fn handle<F: Front>(
             return r;
         }
     };
-    let masker = gate.lock().ok().and_then(|g| g.masker());
+    let masker = gate
+        .lock()
+        .ok()
+        .and_then(|g| g.masker())
+        .filter(|_| !schema);
     let shape = match shape_of(masker.as_deref(), &response, &understood) {
         Ok(s) => s,
         Err(message) => {
@@ -271,13 +331,26 @@ pub(crate) async fn handle<F: Front>(
 }
 
 fn internal() -> Response<ProxyBody> {
-    status_response(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "Sluice failed internally; the gateway log has the cause")
+    status_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "InternalError",
+        "Sluice failed internally; the gateway log has the cause",
+    )
 }
 
 /// What the audit log keeps of a request body: masked JSON, or for a body
 /// Sluice cannot mask (YAML apply patches, protobuf) its size and digest.
-fn recorded_body(masker: Option<&Masker>, body: &[u8], content_type: &str, digest: &str, secrets: bool) -> String {
-    let json = content_type.split(';').next().is_some_and(|m| m.trim().ends_with("json"));
+fn recorded_body(
+    masker: Option<&Masker>,
+    body: &[u8],
+    content_type: &str,
+    digest: &str,
+    secrets: bool,
+) -> String {
+    let json = content_type
+        .split(';')
+        .next()
+        .is_some_and(|m| m.trim().ends_with("json"));
     if json {
         if let Some(m) = masker {
             return String::from_utf8_lossy(&mask::document(m, body, secrets)).into_owned();
@@ -291,7 +364,11 @@ fn recorded_body(masker: Option<&Masker>, body: &[u8], content_type: &str, diges
 
 /// How the response is relayed; `Err` when it cannot be inspected and the
 /// identity's results are masked (fail closed).
-fn shape_of(masker: Option<&Masker>, response: &Response<Incoming>, u: &info::Understood) -> Result<Shape, String> {
+fn shape_of(
+    masker: Option<&Masker>,
+    response: &Response<Incoming>,
+    u: &info::Understood,
+) -> Result<Shape, String> {
     if masker.is_none() {
         return Ok(Shape::Raw);
     }
@@ -301,16 +378,31 @@ fn shape_of(masker: Option<&Masker>, response: &Response<Incoming>, u: &info::Un
             return Err(format!("the API server answered with Content-Encoding {enc:?}, which Sluice cannot inspect: not released"));
         }
     }
-    let ctype = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let media = ctype.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let ctype = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media = ctype
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     let secrets = u.request.resource == "secrets";
     if media == "application/json" {
-        return Ok(if u.action == Action::Watch { Shape::JsonLines { secrets } } else { Shape::Document { secrets } });
+        return Ok(if u.action == Action::Watch {
+            Shape::JsonLines { secrets }
+        } else {
+            Shape::Document { secrets }
+        });
     }
     if media == "text/plain" || (media.is_empty() && response.status() == StatusCode::NO_CONTENT) {
         return Ok(Shape::TextLines);
     }
-    if media.is_empty() && h.get(header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0") {
+    if media.is_empty()
+        && h.get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() == b"0")
+    {
         return Ok(Shape::TextLines);
     }
     Err(format!("the API server answered with Content-Type {ctype:?}, which Sluice cannot mask: not released"))
@@ -330,7 +422,11 @@ struct Relay<G: KubeGate> {
 }
 
 impl<G: KubeGate> Relay<G> {
-    async fn run(self, mut body: Incoming, tx: tokio::sync::mpsc::Sender<Result<Bytes, crate::body::BodyError>>) {
+    async fn run(
+        self,
+        mut body: Incoming,
+        tx: tokio::sync::mpsc::Sender<Result<Bytes, crate::body::BodyError>>,
+    ) {
         let mut content = Vec::new();
         let mut bytes = 0u64;
         let mut items = 0u64;
@@ -361,7 +457,9 @@ impl<G: KubeGate> Relay<G> {
                     break;
                 }
             };
-            let Ok(data) = frame.into_data() else { continue };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
             send.clear();
             match self.shape {
                 Shape::Raw => send.push(data.to_vec()),

@@ -114,8 +114,8 @@ fn split_term(term: &str) -> Option<(&str, &'static str, &str)> {
     for (i, _) in term.char_indices() {
         let rest = &term[i..];
         for op in ["!=", "==", "="] {
-            if rest.starts_with(op) {
-                return Some((&term[..i], op, &rest[op.len()..]));
+            if let Some(rhs) = rest.strip_prefix(op) {
+                return Some((&term[..i], op, rhs));
             }
         }
     }
@@ -159,7 +159,9 @@ fn unescape(s: &str) -> Result<String, BadTarget> {
                     .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
                     .and_then(|h| std::str::from_utf8(h).ok())
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or_else(|| BadTarget(format!("malformed escape in the query near {s:?}")))?;
+                    .ok_or_else(|| {
+                        BadTarget(format!("malformed escape in the query near {s:?}"))
+                    })?;
                 out.push(hex);
                 i += 2;
             }

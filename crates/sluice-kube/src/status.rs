@@ -47,8 +47,11 @@ mod tests {
 
     #[test]
     fn a_denial_is_a_403_status_that_names_the_policy() {
-        let r = Refusal::new(RefusalKind::Denied, "denied by policy \"no-delete\": no \"quotes\"\n")
-            .with_hint("The request did not reach the API server.");
+        let r = Refusal::new(
+            RefusalKind::Denied,
+            "denied by policy \"no-delete\": no \"quotes\"\n",
+        )
+        .with_hint("The request did not reach the API server.");
         let (code, body) = refusal(&r);
         assert_eq!(code, 403);
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();

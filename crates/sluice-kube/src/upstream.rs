@@ -46,7 +46,10 @@ impl Upstream {
             .parse()
             .map_err(|e: http::uri::InvalidUri| UpstreamError::Url(url.into(), e.to_string()))?;
         let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
-            return Err(UpstreamError::Url(url.into(), "needs a scheme and host".into()));
+            return Err(UpstreamError::Url(
+                url.into(),
+                "needs a scheme and host".into(),
+            ));
         };
         if uri.path() != "/" && !uri.path().is_empty() {
             return Err(UpstreamError::Url(

@@ -55,6 +55,8 @@ pub struct Prepared {
     #[cfg(unix)]
     hangup: tokio::signal::unix::Signal,
     listener: TcpListener,
+    /// The Kubernetes fronts and their listeners.
+    kube: Vec<(Arc<crate::kube::KubeFrontImpl>, TcpListener)>,
     /// The approval API's listener and what it serves.
     admin: Option<(TcpListener, Option<tokio_rustls::TlsAcceptor>, AdminState)>,
     shutdown: watch::Sender<ShutdownState>,
@@ -64,6 +66,14 @@ pub struct Prepared {
 impl Prepared {
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.listener.local_addr().ok()
+    }
+
+    /// Where each Kubernetes resource listens, by name.
+    pub fn kube_addrs(&self) -> Vec<(String, SocketAddr)> {
+        self.kube
+            .iter()
+            .filter_map(|(f, l)| Some((f.resource.clone(), l.local_addr().ok()?)))
+            .collect()
     }
 
     pub fn admin_addr(&self) -> Option<SocketAddr> {
@@ -82,7 +92,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, ServeError> {
         })?,
     );
     let mut resources = Vec::new();
-    for r in &config.resources {
+    for r in config.resources.iter().filter(|r| !r.is_kubernetes()) {
         let password = config.resource_password(r)?.map(Secret::new);
         let target = BackendTarget {
             host: r.host.clone(),
@@ -164,6 +174,15 @@ pub async fn prepare(config: &Config) -> Result<Prepared, ServeError> {
             addr: s.listen,
             source,
         })?;
+    let mut kube = Vec::new();
+    for r in config.resources.iter().filter(|r| r.is_kubernetes()) {
+        let front = crate::kube::front(config, r, &gates, keys.clone())?;
+        let Some(addr) = r.listen else { continue };
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })?;
+        kube.push((Arc::new(front), l));
+    }
     let admin = match s.admin_listen {
         Some(addr) => {
             let l = TcpListener::bind(addr)
@@ -175,6 +194,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, ServeError> {
         None => None,
     };
     Ok(Prepared {
+        kube,
         admin,
         gateway,
         audit,
@@ -192,6 +212,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, ServeError> {
 /// end at their next idle moment, and at the grace deadline all are closed.
 pub async fn serve(prepared: Prepared, stop: impl std::future::Future<Output = ()>) {
     let Prepared {
+        kube,
         admin,
         gateway,
         audit,
@@ -212,6 +233,20 @@ pub async fn serve(prepared: Prepared, stop: impl std::future::Future<Output = (
         }
         tokio::spawn(admin::serve(l, tls, state, shutdown.subscribe()))
     });
+    let (kube_stop, kube_stopping) = watch::channel(false);
+    let kube_tasks: Vec<_> = kube
+        .into_iter()
+        .map(|(front, l)| {
+            let tls = front.tls.clone();
+            tokio::spawn(sluice_kube::serve(
+                front,
+                tls,
+                l,
+                kube_stopping.clone(),
+                grace,
+            ))
+        })
+        .collect();
     #[cfg(unix)]
     let reloader = tokio::spawn(reload_on_hangup(hangup, config, gates));
     #[cfg(not(unix))]
@@ -241,6 +276,7 @@ pub async fn serve(prepared: Prepared, stop: impl std::future::Future<Output = (
         "shutting down: draining sessions"
     );
     let _ = shutdown.send(ShutdownState::Draining);
+    let _ = kube_stop.send(true);
     let drained = tokio::time::timeout(grace, async {
         while sessions.join_next().await.is_some() {}
     })
@@ -259,6 +295,9 @@ pub async fn serve(prepared: Prepared, stop: impl std::future::Future<Output = (
         {
             sessions.abort_all();
         }
+    }
+    for task in kube_tasks {
+        let _ = task.await;
     }
     #[cfg(unix)]
     reloader.abort();

@@ -9,6 +9,8 @@
 //!   dir, own port on 127.0.0.1, own unix socket dir) with a fixed set of roles
 //!   covering every password authentication method; dropping it stops the
 //!   server and deletes everything. Several servers can run at once.
+//! * [`KubeServer`] starts a throwaway etcd and kube-apiserver (static
+//!   tokens, RBAC, its own audit log).
 //! * [`make_tls_files`] writes a throwaway CA and a leaf certificate for a
 //!   Sluice listener.
 //!
@@ -32,10 +34,12 @@
 
 use std::net::TcpListener;
 
+mod kube;
 mod pg;
 mod sys;
 mod tls;
 
+pub use kube::{kube_bin_dir, KubeServer, KUBE_ADMIN_TOKEN, KUBE_SLUICE_TOKEN};
 pub use pg::{pg_bin_dir, PgOptions, PgServer};
 pub use tls::{make_tls_files, TlsFiles};
 

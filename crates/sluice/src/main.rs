@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 mod approvals;
 mod audit;
 mod keys;
+mod kubeconfig;
 mod policy;
 use sluice_server::{Config, LogFormat};
 use std::path::PathBuf;
@@ -48,6 +49,9 @@ enum Command {
         #[command(subcommand)]
         command: approvals::ApprovalsCommand,
     },
+    /// Print a kubeconfig for a Kubernetes resource, with a Sluice key
+    /// (from SLUICE_KEY) as the bearer token.
+    Kubeconfig(kubeconfig::KubeconfigArgs),
     /// Inspect, replay, export, verify and prune the audit log.
     Audit {
         #[command(subcommand)]
@@ -73,6 +77,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Policy { command } => policy::run(command),
         Command::Approvals { command } => approvals::run(command),
         Command::Audit { command } => audit::run(command),
+        Command::Kubeconfig(args) => kubeconfig::run(args),
     }
 }
 

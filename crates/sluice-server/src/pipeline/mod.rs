@@ -85,10 +85,7 @@ pub(crate) struct Pipeline {
 pub(crate) enum Step {
     /// Forward it once `durable` resolves (its record, and for an approved
     /// command the approval, are durable).
-    Run {
-        seq: Option<u64>,
-        approval: Option<ApprovalRef>,
-    },
+    Run { seq: Option<u64> },
     /// Waits for a human: tell the client `notice` (if the protocol can),
     /// forward once `until` resolves.
     Hold {
@@ -284,7 +281,7 @@ impl Pipeline {
             let until = self.hold(request, fingerprint);
             return Ok(Step::Hold { seq, notice, until });
         }
-        Ok(Step::Run { seq, approval })
+        Ok(Step::Run { seq })
     }
 
     /// Phase 4 for a held command: resolves once it is approved, its grant

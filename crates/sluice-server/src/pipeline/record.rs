@@ -4,12 +4,12 @@
 //! forwarded; a pure read is forwarded at once but its results wait).
 //! What came back is appended when the response is over.
 
+use super::{Pending, SessionMeta};
 use crate::config::{AuditSettings, ReadDurability};
 use sluice_audit::{
     encode_param, ApprovalRef, AuditError, AuditLog, Level, ResponseRecord, ResponseStatus,
     SessionEnd, SessionStart, StatementRecord,
 };
-use super::{Pending, SessionMeta};
 use sluice_core::{Action, Command, Decision, Param, Refusal, RefusalKind, Statement};
 use std::time::{Duration, Instant};
 use tracing::error;

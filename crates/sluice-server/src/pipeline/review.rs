@@ -58,7 +58,9 @@ pub(crate) fn review(
         quorum,
     } = &decision.outcome
     else {
-        return refuse(internal("review of a command policy did not send to review"));
+        return refuse(internal(
+            "review of a command policy did not send to review",
+        ));
     };
     let fp = fingerprint_in(
         asker.session_state,
@@ -281,7 +283,9 @@ fn store_failed(e: &ApprovalError, noun: &str) -> Refusal {
     warn!(error = %e, "approval store failed: refusing the {noun}");
     Refusal::new(
         RefusalKind::ApprovalRefused,
-        format!("{noun} requires approval, but the approval store cannot be used, so it was not run"),
+        format!(
+            "{noun} requires approval, but the approval store cannot be used, so it was not run"
+        ),
     )
     .with_hint("The gateway log has the cause.")
 }

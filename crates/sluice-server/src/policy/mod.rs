@@ -12,8 +12,8 @@ use arc_swap::ArcSwap;
 use sluice_audit::AuditLog;
 use sluice_core::{Action, Command, CommandOrigin, Refusal, Statement};
 use sluice_pg::{
-    answers, sqlstate, Durable, Gate, GateFactory, MaskRules, PgErrorReply, Response,
-    SessionInfo, UnitContext, Verdict,
+    answers, sqlstate, Durable, Gate, GateFactory, MaskRules, PgErrorReply, Response, SessionInfo,
+    UnitContext, Verdict,
 };
 use sluice_policy::{PolicySet, ResourceInfo};
 use sluice_sql::{Classifier, ClassifierConfig, SessionState, SqlSession};
@@ -461,7 +461,8 @@ impl Gate for PolicyGate {
         // the unit itself may end the block (ROLLBACK; UPDATE ...).
         let deferred_to_commit = unit.in_transaction && !needs.ends_or_starts_transaction;
         let verdict = if needs.wait || (needs.transactional && !deferred_to_commit) {
-            p.before_forwarding(seq).map(|d| Verdict::ForwardWhenDurable(pg(d)))
+            p.before_forwarding(seq)
+                .map(|d| Verdict::ForwardWhenDurable(pg(d)))
         } else if needs.transactional {
             p.before_results(seq, Commit::Lazy, false)
                 .map(|d| Verdict::ForwardHoldingData(pg(d)))

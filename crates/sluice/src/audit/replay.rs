@@ -292,7 +292,11 @@ impl Replay {
                 for line in s.text.lines() {
                     writeln!(out, "{pad}  {line}")?;
                 }
-                if !s.params.is_empty() {
+                if s.origin == CommandOrigin::Http {
+                    if let Some(Some(body)) = s.params.first() {
+                        writeln!(out, "{pad}body: {body}")?;
+                    }
+                } else if !s.params.is_empty() {
                     let params: Vec<String> = s
                         .params
                         .iter()
@@ -333,6 +337,7 @@ impl Replay {
                     ResponseStatus::Skipped => {
                         "(not run: an earlier message of the batch failed)".to_owned()
                     }
+                    ResponseStatus::Http { status } => format!("HTTP {status}"),
                 };
                 writeln!(
                     out,

@@ -1,0 +1,543 @@
+//! kubectl through Sluice in front of a real kube-apiserver (and etcd):
+//! decisions, refusals that never reach the API server (its own audit log
+//! is the ground truth), approvals, masking of Secrets in every form
+//! kubectl asks for, and the evasions the request-info rules close.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::Gateway;
+use sluice_testkit::{free_port, make_tls_files, KubeServer, KUBE_SLUICE_TOKEN};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+const POLICY: &str = r#"
+@id("agents-read")
+permit (principal in Group::"agents", action in Action::"read", resource);
+
+@id("agents-write-outside-kube-system")
+@reason("agents may change anything outside kube-system")
+permit (principal in Group::"agents", action in Action::"write", resource)
+unless { context has namespace && context.namespace == "kube-system" };
+
+@id("protected-stays")
+@reason("the object named protected is never deleted")
+forbid (principal, action in [Action::"delete", Action::"deletecollection"], resource)
+when { context has name && context.name == "protected" };
+
+@id("held-deletes-need-ops")
+@reason("deletes in namespace held need an operator")
+@review("ops")
+permit (principal in Group::"agents", action == Action::"delete", resource)
+when { context has namespace && context.namespace == "held" };
+
+@id("no-watch")
+@reason("this identity may not watch")
+forbid (principal in Group::"nowatch", action == Action::"watch", resource);
+
+@id("sre-unmask")
+permit (principal in Group::"sre", action == Action::"unmask", resource);
+@id("sre-read")
+permit (principal in Group::"sre", action in Action::"read", resource);
+"#;
+
+struct Fixture {
+    kube: KubeServer,
+    gw: Gateway,
+    port: u16,
+    admin_port: u16,
+    agent: String,
+    nowatch: String,
+    sre: String,
+    ops: String,
+    kubeconfig: PathBuf,
+    ca: PathBuf,
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let kube = KubeServer::start();
+        kube.kubectl_ok(&["create", "clusterrolebinding", "agents-admin", "--clusterrole=cluster-admin", "--group=agents", "--group=sre"]);
+        for ns in ["held", "masked"] {
+            kube.kubectl_ok(&["create", "namespace", ns]);
+        }
+        let port = free_port();
+        let admin_port = free_port();
+        let resource = format!(
+            "[[resource]]\nname = \"kube\"\nkind = \"kubernetes\"\nlisten = \"127.0.0.1:{port}\"\nurl = \"{}\"\nca_file = \"{}\"\ntoken_env = \"KUBE_TOKEN\"\ntags = {{ env = \"prod\" }}\n",
+            kube.url(),
+            kube.ca_path().display()
+        );
+        // kubectl sends no credentials over plain HTTP: the listener
+        // serves HTTPS.
+        let tls_dir = tempfile::tempdir().unwrap().keep();
+        let tls = make_tls_files(&tls_dir);
+        let mut gw = Gateway::configure_with_policy(
+            &format!(
+                "admin_listen = \"127.0.0.1:{admin_port}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"",
+                tls.cert.display(),
+                tls.key.display()
+            ),
+            &resource,
+            POLICY,
+        );
+        gw.start(&[("KUBE_TOKEN", KUBE_SLUICE_TOKEN)]);
+        let agent = gw.create_key("agent-1", "agents");
+        let nowatch = gw.create_key("agent-2", "agents,nowatch");
+        let sre = gw.create_key("sre-1", "sre");
+        let ops = gw.create_key("ops-1", "ops");
+        let out = Command::new(common::SLUICE)
+            .args(["kubeconfig", "--resource", "kube", "--config"])
+            .arg(&gw.config)
+            .arg("--ca-file")
+            .arg(&tls.ca)
+            .env("SLUICE_KEY", &agent)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let kubeconfig = gw.dir.path().join("agent.kubeconfig");
+        std::fs::write(&kubeconfig, &out.stdout).unwrap();
+        wait_listening(port);
+        Fixture { kube, gw, port, admin_port, agent, nowatch, sre, ops, kubeconfig, ca: tls.ca }
+    })
+}
+
+fn wait_listening(port: u16) {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the Kubernetes listener did not open"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// kubectl through Sluice with the agent's kubeconfig.
+fn kubectl(f: &Fixture, args: &[&str]) -> (bool, String, String) {
+    kubectl_as(f, &f.agent, args)
+}
+
+fn kubectl_as(f: &Fixture, key: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new("kubectl")
+        .arg(format!("--kubeconfig={}", f.kubeconfig.display()))
+        .arg(format!("--token={key}"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn ok(r: (bool, String, String)) -> String {
+    assert!(r.0, "kubectl failed: {}", r.2);
+    r.1
+}
+
+/// One request through curl, which sends the path exactly as given
+/// (`--path-as-is`): (status, body).
+fn curl(
+    f: &Fixture,
+    method: &str,
+    key: &str,
+    target: &str,
+    headers: &[&str],
+    body: Option<&std::path::Path>,
+) -> (u16, String) {
+    let out_file = tempfile::NamedTempFile::new().unwrap();
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--http1.1", "--path-as-is", "-X", method, "-o"])
+        .arg(out_file.path())
+        .args(["-w", "%{http_code}", "--cacert"])
+        .arg(&f.ca)
+        .arg("-H")
+        .arg(format!("Authorization: Bearer {key}"));
+    for h in headers {
+        cmd.arg("-H").arg(h);
+    }
+    if let Some(b) = body {
+        cmd.arg("--data-binary").arg(format!("@{}", b.display()));
+    }
+    let out = cmd
+        .arg(format!("https://127.0.0.1:{}{target}", f.port))
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("curl {target}: {}", String::from_utf8_lossy(&out.stderr)));
+    (
+        status,
+        std::fs::read_to_string(out_file.path()).unwrap_or_default(),
+    )
+}
+
+fn get(f: &Fixture, key: &str, target: &str, extra: &str) -> (u16, String) {
+    let headers: Vec<&str> = if extra.is_empty() {
+        Vec::new()
+    } else {
+        vec![extra]
+    };
+    curl(f, "GET", key, target, &headers, None)
+}
+
+/// Audit events of the API server for this request URI fragment.
+fn api_server_saw(f: &Fixture, verb: &str, uri_part: &str) -> bool {
+    f.kube
+        .audit_log()
+        .lines()
+        .any(|l| l.contains(&format!("\"verb\":\"{verb}\"")) && l.contains(uri_part))
+}
+
+#[test]
+fn kubectl_reads_and_writes_as_policy_permits_and_the_api_server_sees_the_impersonated_identity() {
+    let f = fixture();
+    ok(kubectl(
+        f,
+        &["create", "configmap", "plain", "--from-literal=k=v"],
+    ));
+    let out = ok(kubectl(
+        f,
+        &["get", "configmap", "plain", "-o", "jsonpath={.data.k}"],
+    ));
+    assert_eq!(out, "v");
+    let manifest = f.gw.dir.path().join("cm.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: applied\ndata:\n  a: \"1\"\n",
+    )
+    .unwrap();
+    ok(kubectl(f, &["apply", "-f", manifest.to_str().unwrap()]));
+    ok(kubectl(
+        f,
+        &[
+            "patch",
+            "configmap",
+            "applied",
+            "--type=merge",
+            "-p",
+            "{\"data\":{\"a\":\"2\"}}",
+        ],
+    ));
+    assert_eq!(
+        f.kube
+            .kubectl_ok(&["get", "cm", "applied", "-o", "jsonpath={.data.a}"]),
+        "2"
+    );
+    let tables = ok(kubectl(f, &["get", "configmaps"]));
+    assert!(
+        tables.contains("applied") && tables.contains("plain"),
+        "{tables}"
+    );
+    ok(kubectl(f, &["delete", "configmap", "applied"]));
+    assert!(!f.kube.kubectl(&["get", "cm", "applied"]).0);
+    // The API server saw Sluice's credential impersonating the agent.
+    let line = f
+        .kube
+        .audit_log()
+        .lines()
+        .find(|l| {
+            l.contains("\"verb\":\"create\"") && l.contains("/configmaps") && l.contains("agent-1")
+        })
+        .map(str::to_owned)
+        .unwrap_or_default();
+    assert!(line.contains("\"username\":\"sluice\""), "{line}");
+    assert!(
+        line.contains("\"impersonatedUser\":{\"username\":\"agent-1\""),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_denied_delete_never_reaches_the_api_server_and_kubectl_prints_the_policy() {
+    let f = fixture();
+    f.kube
+        .kubectl_ok(&["create", "configmap", "protected", "--from-literal=k=v"]);
+    let (okay, _, err) = kubectl(f, &["delete", "configmap", "protected"]);
+    assert!(!okay);
+    assert!(
+        err.contains("Forbidden") && err.contains("protected-stays"),
+        "{err}"
+    );
+    assert!(
+        f.kube.kubectl(&["get", "cm", "protected"]).0,
+        "the object is gone"
+    );
+    assert!(!api_server_saw(f, "delete", "/configmaps/protected"));
+    let (okay, _, err) = kubectl(f, &["-n", "kube-system", "create", "configmap", "nope"]);
+    assert!(!okay && err.contains("default-deny"), "{err}");
+    assert!(
+        !f.kube
+            .kubectl(&["-n", "kube-system", "get", "cm", "nope"])
+            .0
+    );
+}
+
+#[test]
+fn a_held_delete_runs_once_after_an_operator_approves_it() {
+    let f = fixture();
+    f.kube.kubectl_ok(&[
+        "-n",
+        "held",
+        "create",
+        "configmap",
+        "victim",
+        "--from-literal=k=v",
+    ]);
+    let kubeconfig = f.kubeconfig.clone();
+    let agent = f.agent.clone();
+    let waiting = std::thread::spawn(move || {
+        Command::new("kubectl")
+            .arg(format!("--kubeconfig={}", kubeconfig.display()))
+            .arg(format!("--token={agent}"))
+            .args(["-n", "held", "delete", "configmap", "victim"])
+            .output()
+            .unwrap()
+    });
+    let log =
+        f.gw.wait_log("held for approval: request apr_", Duration::from_secs(20));
+    let id = log
+        .split_whitespace()
+        .rev()
+        .find_map(|w| {
+            w.strip_prefix("apr_").map(|rest| {
+                format!(
+                    "apr_{}",
+                    rest.trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
+                )
+            })
+        })
+        .unwrap();
+    assert!(
+        f.kube.kubectl(&["-n", "held", "get", "cm", "victim"]).0,
+        "deleted before approval"
+    );
+    let out = Command::new(common::SLUICE)
+        .args([
+            "approvals",
+            "approve",
+            &id,
+            "--url",
+            &format!("https://127.0.0.1:{}", f.admin_port),
+        ])
+        .arg("--ca-file")
+        .arg(&f.ca)
+        .env("SLUICE_KEY", &f.ops)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done = waiting.join().unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert!(!f.kube.kubectl(&["-n", "held", "get", "cm", "victim"]).0);
+}
+
+#[test]
+fn secret_values_are_masked_in_json_yaml_tables_and_watch_but_not_for_an_unmasked_identity() {
+    let f = fixture();
+    f.kube.kubectl_ok(&[
+        "-n",
+        "masked",
+        "create",
+        "secret",
+        "generic",
+        "db",
+        "--from-literal=password=hunter2",
+    ]);
+    let raw_b64 = "aHVudGVyMg==";
+    for format in ["json", "yaml"] {
+        let out = ok(kubectl(
+            f,
+            &["-n", "masked", "get", "secret", "db", "-o", format],
+        ));
+        assert!(!out.contains(raw_b64) && !out.contains("hunter2"), "{out}");
+        assert!(out.contains("PG1hc2tlZD4="), "{out}");
+    }
+    let list = ok(kubectl(
+        f,
+        &["-n", "masked", "get", "secrets", "-o", "json"],
+    ));
+    assert!(!list.contains(raw_b64), "{list}");
+    let table = ok(kubectl(f, &["-n", "masked", "get", "secrets"]));
+    assert!(table.contains("db"), "{table}");
+    let out = Command::new("timeout")
+        .args([
+            "4",
+            "kubectl",
+            &format!("--kubeconfig={}", f.kubeconfig.display()),
+            "-n",
+            "masked",
+            "get",
+            "secrets",
+            "--watch",
+            "-o",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let watched = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        watched.contains("PG1hc2tlZD4=") && !watched.contains(raw_b64),
+        "{watched}"
+    );
+    let unmasked = ok(kubectl_as(
+        f,
+        &f.sre,
+        &[
+            "-n",
+            "masked",
+            "get",
+            "secret",
+            "db",
+            "-o",
+            "jsonpath={.data.password}",
+        ],
+    ));
+    assert_eq!(unmasked, raw_b64);
+}
+
+#[test]
+fn watch_is_decided_as_the_api_server_reads_it_by_query_or_prefix() {
+    let f = fixture();
+    let key = &f.nowatch;
+    assert_eq!(
+        get(f, key, "/api/v1/namespaces/default/configmaps", "").0,
+        200
+    );
+    assert_eq!(
+        get(f, key, "/api/v1/namespaces/default/configmaps?watch=0", "").0,
+        200
+    );
+    for watch in ["?watch=1", "?watch=", "?watch=yes", "?watch"] {
+        let (status, body) = get(
+            f,
+            key,
+            &format!("/api/v1/namespaces/default/configmaps{watch}"),
+            "",
+        );
+        assert_eq!(status, 403, "{watch}: {body}");
+        assert!(body.contains("no-watch"), "{body}");
+    }
+    assert_eq!(
+        get(f, key, "/api/v1/watch/namespaces/default/configmaps", "").0,
+        403
+    );
+}
+
+#[test]
+fn path_and_header_evasions_are_refused() {
+    let f = fixture();
+    let key = &f.agent;
+    for target in [
+        "/api/v1/namespaces/default/configmaps/../secrets",
+        "/api/v1/namespaces/default/./secrets",
+        "/api/v1//namespaces/default/secrets",
+        "/api/v1/namespaces/default/secrets%2Fx",
+        "/api/v1/namespaces/default/configmaps?watch=1;watch=0",
+    ] {
+        let (status, body) = get(f, key, target, "");
+        assert_eq!(status, 400, "{target}: {body}");
+    }
+    let (status, body) = get(
+        f,
+        key,
+        "/api/v1/namespaces/default/configmaps",
+        "Impersonate-User: admin",
+    );
+    assert_eq!(status, 403, "{body}");
+    let (status, _) = get(
+        f,
+        key,
+        "/api/v1/namespaces/default/configmaps",
+        "Connection: authorization",
+    );
+    assert_eq!(status, 200);
+    let (status, _) = get(
+        f,
+        "slk_nope_nope",
+        "/api/v1/namespaces/default/configmaps",
+        "",
+    );
+    assert_eq!(status, 401);
+    let (status, _) = get(
+        f,
+        key,
+        "/api/v1/namespaces/default/configmaps",
+        "Accept: application/vnd.kubernetes.protobuf",
+    );
+    assert_eq!(status, 406);
+    // The API server's own credential is not a Sluice key.
+    let (status, _) = get(
+        f,
+        KUBE_SLUICE_TOKEN,
+        "/api/v1/namespaces/default/configmaps",
+        "",
+    );
+    assert_eq!(status, 401);
+}
+
+#[test]
+fn bad_input_gets_a_clear_error() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.json");
+    std::fs::write(&big, format!("{{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{{\"name\":\"big\"}},\"data\":{{\"k\":\"{}\"}}}}", "x".repeat(9 << 20))).unwrap();
+    let json = "Content-Type: application/json";
+    let (status, reply) = curl(
+        f,
+        "POST",
+        &f.agent,
+        "/api/v1/namespaces/default/configmaps",
+        &[json],
+        Some(&big),
+    );
+    assert_eq!(status, 413, "{}", &reply[..reply.len().min(300)]);
+    assert!(reply.contains("RequestEntityTooLarge"), "{reply}");
+    let broken = dir.path().join("broken.json");
+    std::fs::write(&broken, "{\"kind\":[").unwrap();
+    let (status, reply) = curl(
+        f,
+        "POST",
+        &f.agent,
+        "/api/v1/namespaces/default/configmaps",
+        &[json],
+        Some(&broken),
+    );
+    assert_eq!(status, 400, "{reply}");
+    assert!(reply.contains("\"kind\":\"Status\""), "{reply}");
+}
+
+#[test]
+fn the_audit_log_replays_the_requests_with_their_decisions_and_verifies() {
+    let f = fixture();
+    let _ = kubectl(f, &["delete", "configmap", "protected"]);
+    ok(kubectl(f, &["get", "namespaces"]));
+    let out = f.gw.cli(&["audit", "replay"]);
+    let replay = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        replay.contains("DELETE /api/v1/namespaces/default/configmaps/protected"),
+        "{replay}"
+    );
+    assert!(replay.contains("protected-stays"), "{replay}");
+    assert!(replay.contains("GET /api/v1/namespaces"), "{replay}");
+    assert!(replay.contains("HTTP 200"), "{replay}");
+    let out = f.gw.cli(&["audit", "verify"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
