@@ -44,7 +44,7 @@ impl Body for ChannelBody {
 pub enum Shape {
     /// Passed as they come (no masking for this identity).
     Raw,
-    /// One JSON document, masked once it is whole.
+    /// One JSON document: a list item by item, anything else once whole.
     Document { secrets: bool },
     /// Newline-delimited JSON (watch events), each masked as it completes.
     JsonLines { secrets: bool },

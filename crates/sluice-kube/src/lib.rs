@@ -15,6 +15,7 @@ pub mod listener;
 pub mod mask;
 mod proxy;
 mod query;
+pub mod split;
 pub mod status;
 pub mod upstream;
 

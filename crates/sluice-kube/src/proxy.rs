@@ -4,6 +4,7 @@
 //! and recorded.
 
 use crate::body::{ChannelBody, Lines, Shape};
+use crate::split::{Piece, Splitter};
 use crate::gate::{Answer, Ask, KubeGate, Ticket, Verdict};
 use crate::headers::{self, HeaderRefusal};
 use crate::listener::{Connection, Front};
@@ -408,6 +409,35 @@ fn shape_of(
     Err(format!("the API server answered with Content-Type {ctype:?}, which Sluice cannot mask: not released"))
 }
 
+/// Masks one piece of a JSON document streamed by the splitter.
+fn mask_piece(m: &Masker, piece: Piece, list_of_secrets: &mut bool) -> Vec<u8> {
+    match piece {
+        Piece::Head(head) => {
+            *list_of_secrets |= memchr::memmem::find(&head, b"\"SecretList\"").is_some();
+            mask::text(m, &head)
+        }
+        Piece::Item(item) => mask::document(m, &item, *list_of_secrets),
+        Piece::Between(bytes) => mask::text(m, &bytes),
+        Piece::Whole(doc) => mask::document(m, &doc, *list_of_secrets),
+    }
+}
+
+/// Masks one line of a watch stream (a JSON event) or of a log.
+fn mask_line(m: &Masker, shape: Shape, secrets: bool, line: &[u8]) -> Vec<u8> {
+    if shape == Shape::TextLines {
+        return mask::text(m, line);
+    }
+    let (doc, newline) = match line.strip_suffix(b"\n") {
+        Some(doc) => (doc, true),
+        None => (line, false),
+    };
+    let mut out = mask::document(m, doc, secrets);
+    if newline {
+        out.push(b'\n');
+    }
+    out
+}
+
 /// Relays one response body: masks by shape, sends to the client, keeps
 /// what the record holds, and records the response when it ends.
 struct Relay<G: KubeGate> {
@@ -431,21 +461,15 @@ impl<G: KubeGate> Relay<G> {
         let mut bytes = 0u64;
         let mut items = 0u64;
         let mut lines = Lines::default();
-        let mut document = Vec::new();
+        let mut splitter = Splitter::default();
         let mut ended = "complete";
         let masker = self.masker.clone();
-        let mask_line = |line: &[u8]| -> Vec<u8> {
-            match (&masker, self.shape) {
-                (Some(m), Shape::JsonLines { secrets }) => {
-                    let trimmed = line.strip_suffix(b"\n").unwrap_or(line);
-                    let mut out = mask::document(m, trimmed, secrets);
-                    out.push(b'\n');
-                    out
-                }
-                (Some(m), _) => mask::text(m, line),
-                (None, _) => line.to_vec(),
-            }
-        };
+        let secrets = matches!(
+            self.shape,
+            Shape::Document { secrets: true } | Shape::JsonLines { secrets: true }
+        );
+        // Items of a SecretList carry no kind: its head says what they are.
+        let mut list_of_secrets = secrets;
         let mut send = Vec::new();
         loop {
             let frame = match body.frame().await {
@@ -457,25 +481,32 @@ impl<G: KubeGate> Relay<G> {
                     break;
                 }
             };
-            let Ok(data) = frame.into_data() else {
-                continue;
-            };
+            let Ok(data) = frame.into_data() else { continue };
             send.clear();
-            match self.shape {
-                Shape::Raw => send.push(data.to_vec()),
-                Shape::Document { .. } => {
-                    document.extend_from_slice(&data);
-                    if document.len() > self.max_document {
-                        let _ = tx.send(Err(crate::body::BodyError(format!("the response is over Sluice's limit of {} bytes for one masked document", self.max_document)))).await;
+            match (&masker, self.shape) {
+                (None, _) | (_, Shape::Raw) => send.push(data.to_vec()),
+                (Some(m), Shape::Document { .. }) => {
+                    for piece in splitter.push(&data) {
+                        if let Piece::Item(_) = piece {
+                            items += 1;
+                        }
+                        send.push(mask_piece(m, piece, &mut list_of_secrets));
+                    }
+                    if splitter.held() > self.max_document {
+                        let _ = tx
+                            .send(Err(crate::body::BodyError(format!(
+                                "one object of the response is over Sluice's limit of {} bytes for a masked document",
+                                self.max_document
+                            ))))
+                            .await;
                         ended = "too_large";
-                        document.clear();
                         break;
                     }
                 }
-                Shape::JsonLines { .. } | Shape::TextLines => {
+                (Some(m), Shape::JsonLines { .. } | Shape::TextLines) => {
                     for line in lines.push(&data) {
                         items += 1;
-                        send.push(mask_line(&line));
+                        send.push(mask_line(m, self.shape, secrets, &line));
                     }
                     if lines.pending() > self.max_document {
                         ended = "too_large";
@@ -489,15 +520,15 @@ impl<G: KubeGate> Relay<G> {
             }
         }
         if ended == "complete" {
-            if let (Shape::Document { secrets }, Some(m)) = (self.shape, &self.masker) {
-                if !document.is_empty() {
-                    items = 1;
-                    send.push(mask::document(m, &document, secrets));
+            if let Some(m) = &masker {
+                if let Some(piece) = splitter.finish() {
+                    items += 1;
+                    send.push(mask_piece(m, piece, &mut list_of_secrets));
                 }
-            }
-            if let Some(rest) = lines.finish() {
-                items += 1;
-                send.push(mask_line(&rest));
+                if let Some(rest) = lines.finish() {
+                    items += 1;
+                    send.push(mask_line(m, self.shape, secrets, &rest));
+                }
             }
             if !self.forward(&tx, &mut send, &mut content, &mut bytes).await {
                 ended = "client_gone";
