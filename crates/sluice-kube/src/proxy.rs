@@ -4,10 +4,10 @@
 //! and recorded.
 
 use crate::body::{ChannelBody, Lines, Shape};
-use crate::split::{Piece, Splitter};
 use crate::gate::{Answer, Ask, KubeGate, Ticket, Verdict};
 use crate::headers::{self, HeaderRefusal};
 use crate::listener::{Connection, Front};
+use crate::split::{Piece, Splitter};
 use crate::{info, mask, status};
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
@@ -481,7 +481,9 @@ impl<G: KubeGate> Relay<G> {
                     break;
                 }
             };
-            let Ok(data) = frame.into_data() else { continue };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
             send.clear();
             match (&masker, self.shape) {
                 (None, _) | (_, Shape::Raw) => send.push(data.to_vec()),

@@ -130,7 +130,10 @@ impl Splitter {
                             i = 0;
                             continue;
                         }
-                    } else if self.depth == 3 && self.phase == Phase::Items && self.element.is_none() {
+                    } else if self.depth == 3
+                        && self.phase == Phase::Items
+                        && self.element.is_none()
+                    {
                         if i > 0 {
                             let between: Vec<u8> = self.buf.drain(..i).collect();
                             pieces.push(Piece::Between(between));

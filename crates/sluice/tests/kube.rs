@@ -529,8 +529,13 @@ fn the_audit_log_replays_the_requests_with_their_decisions_and_verifies() {
     ok(kubectl_as(f, &key, &["get", "namespaces"]));
     let start = Instant::now();
     let replay = loop {
-        let out = f.gw.cli(&["audit", "sessions", "--identity", "agent-audited", "--json"]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out =
+            f.gw.cli(&["audit", "sessions", "--identity", "agent-audited", "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let sessions: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let mut replay = String::new();
         for s in sessions.as_array().unwrap() {
@@ -538,15 +543,24 @@ fn the_audit_log_replays_the_requests_with_their_decisions_and_verifies() {
             let out = f.gw.cli(&["audit", "replay", id]);
             replay.push_str(&String::from_utf8_lossy(&out.stdout));
         }
-        if replay.contains("HTTP 200") && replay.contains("protected-stays") || start.elapsed() > Duration::from_secs(10) {
+        if replay.contains("HTTP 200") && replay.contains("protected-stays")
+            || start.elapsed() > Duration::from_secs(10)
+        {
             break replay;
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert!(replay.contains("DELETE /api/v1/namespaces/default/configmaps/protected"), "{replay}");
+    assert!(
+        replay.contains("DELETE /api/v1/namespaces/default/configmaps/protected"),
+        "{replay}"
+    );
     assert!(replay.contains("protected-stays"), "{replay}");
     assert!(replay.contains("GET /api/v1/namespaces"), "{replay}");
     assert!(replay.contains("HTTP 200"), "{replay}");
     let out = f.gw.cli(&["audit", "verify"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
