@@ -23,6 +23,11 @@ OUTPUT=${OUTPUT:-BENCHMARKS.md}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/sluice-kube-bench.XXXXXX")
 PIDS=()
 cleanup() {
+    local rc=$?
+    if ((rc != 0)) && [[ -s $WORK/sluice.log ]]; then
+        log "Sluice's log:"
+        tail -20 "$WORK/sluice.log" >&2
+    fi
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$WORK"
@@ -31,7 +36,7 @@ trap cleanup EXIT
 
 scripts/install-kube.sh >/dev/null
 log "building (release)"
-cargo build -q --release -p sluice --example kube_load
+cargo build -q --release -p sluice --bins --example kube_load
 cargo build -q --release -p sluice-testkit --example kube_up
 SLUICE=target/release/sluice
 

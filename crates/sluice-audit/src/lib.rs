@@ -53,7 +53,8 @@ pub use error::AuditError;
 pub use log::{AuditConfig, AuditLog, PruneReport};
 pub use record::{
     encode_param, ApprovalEvent, ApprovalRef, Body, Checkpoint, Kind, PruneMark, RawRecord, Record,
-    ResponseRecord, ResponseStatus, SessionEnd, SessionStart, StatementRecord, BINARY_PARAM_PREFIX,
+    ResponseRecord, ResponseStatus, SessionEnd, SessionStart, StatementRecord, StreamRecord,
+    BINARY_PARAM_PREFIX,
 };
 pub use store::{AuditStore, ChainHead, HeadMarker, SessionFilter, SessionSummary, SqliteStore};
 pub use time::{new_session_id, Timestamp};

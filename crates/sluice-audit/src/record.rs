@@ -145,6 +145,34 @@ impl ResponseRecord {
     }
 }
 
+/// `stream`: bytes that passed on one stream of an interactive command
+/// (`kubectl exec`'s stdin, stdout, stderr; a port-forward's data), in
+/// order, output masked as the client received it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamRecord {
+    /// Seq of the `statement` record of the command the stream belongs to.
+    pub statement_seq: u64,
+    /// `stdin`, `stdout`, `stderr`, `error`, `resize`, `data`, ...
+    pub stream: String,
+    /// `in` (from the client) or `out` (to the client).
+    pub direction: String,
+    /// The bytes as text (invalid UTF-8 replaced), capped like response
+    /// content.
+    pub data: String,
+    pub bytes: u64,
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+impl StreamRecord {
+    /// Cut `data` to at most `cap` bytes on a character boundary.
+    pub fn cap_data(&mut self, cap: usize) {
+        if sluice_core::truncate_at_char_boundary(&mut self.data, cap) {
+            self.truncated = true;
+        }
+    }
+}
+
 /// `approval`: one event in the life of an approval request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApprovalEvent {
@@ -191,6 +219,7 @@ pub enum Kind {
     Response,
     Approval,
     Checkpoint,
+    Stream,
 }
 
 impl Kind {
@@ -202,6 +231,7 @@ impl Kind {
             Kind::Response => "response",
             Kind::Approval => "approval",
             Kind::Checkpoint => "checkpoint",
+            Kind::Stream => "stream",
         }
     }
 
@@ -213,6 +243,7 @@ impl Kind {
             Kind::Response,
             Kind::Approval,
             Kind::Checkpoint,
+            Kind::Stream,
         ]
         .into_iter()
         .find(|k| k.as_str() == name)
@@ -234,6 +265,7 @@ pub enum Body {
     Response(ResponseRecord),
     Approval(ApprovalEvent),
     Checkpoint(Checkpoint),
+    Stream(StreamRecord),
 }
 
 impl Body {
@@ -245,6 +277,7 @@ impl Body {
             Body::Response(_) => Kind::Response,
             Body::Approval(_) => Kind::Approval,
             Body::Checkpoint(_) => Kind::Checkpoint,
+            Body::Stream(_) => Kind::Stream,
         }
     }
 
@@ -257,6 +290,7 @@ impl Body {
             Body::Response(b) => serde_json::to_string(b),
             Body::Approval(b) => serde_json::to_string(b),
             Body::Checkpoint(b) => serde_json::to_string(b),
+            Body::Stream(b) => serde_json::to_string(b),
         }
     }
 
@@ -268,6 +302,7 @@ impl Body {
             Kind::Response => Body::Response(serde_json::from_str(json)?),
             Kind::Approval => Body::Approval(serde_json::from_str(json)?),
             Kind::Checkpoint => Body::Checkpoint(serde_json::from_str(json)?),
+            Kind::Stream => Body::Stream(serde_json::from_str(json)?),
         })
     }
 }
@@ -282,7 +317,8 @@ macro_rules! body_from {
     )*};
 }
 body_from!(SessionStart => SessionStart, SessionEnd => SessionEnd, StatementRecord => Statement,
-    ResponseRecord => Response, ApprovalEvent => Approval, Checkpoint => Checkpoint);
+    ResponseRecord => Response, ApprovalEvent => Approval, Checkpoint => Checkpoint,
+    StreamRecord => Stream);
 
 /// A record exactly as stored: every field as the text that was hashed. This
 /// is what verification and export work on, so they never depend on being

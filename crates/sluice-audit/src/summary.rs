@@ -44,7 +44,7 @@ impl SessionEffect {
             Body::SessionEnd(e) => SessionEffect::End {
                 reason: e.reason.clone(),
             },
-            Body::Approval(_) | Body::Checkpoint(_) => SessionEffect::None,
+            Body::Approval(_) | Body::Checkpoint(_) | Body::Stream(_) => SessionEffect::None,
         }
     }
 }

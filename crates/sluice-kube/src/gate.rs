@@ -81,8 +81,22 @@ pub trait KubeGate: Send + 'static {
     /// Most content bytes a response record keeps.
     fn content_cap(&self) -> usize;
     fn on_response(&mut self, ticket: Ticket, answer: Answer);
+    /// Bytes that passed on one stream of an exec, attach or port-forward
+    /// (`inbound`: from the client), as the client sent or received them.
+    /// For input, the returned wait resolves once its record lets it reach
+    /// the target.
+    fn on_stream(
+        &mut self,
+        ticket: Ticket,
+        stream: &str,
+        inbound: bool,
+        data: &[u8],
+    ) -> Option<Pending>;
     /// The client went away while its request waited for approval.
     fn withdraw(&mut self, reason: &str);
+    /// The connection that opened the session is over (`reason`). The
+    /// session itself ends when the gate is dropped: an exec stream may
+    /// outlive the connection it was decided on.
     fn on_end(&mut self, reason: &str);
 }
 

@@ -8,6 +8,7 @@
 //! runs the phases in order.
 
 mod body;
+pub mod connect;
 pub mod gate;
 pub mod headers;
 pub mod info;
@@ -15,6 +16,8 @@ pub mod listener;
 pub mod mask;
 mod proxy;
 mod query;
+mod relay;
+pub mod spdy;
 pub mod split;
 pub mod status;
 pub mod upstream;

@@ -48,6 +48,7 @@ pub trait Front: Send + Sync + 'static {
     fn resource(&self) -> &str;
     fn upstream(&self) -> &Upstream;
     fn limits(&self) -> Limits;
+    fn connects(&self) -> &crate::connect::ConnectCache<Arc<Mutex<Self::Gate>>>;
 }
 
 /// One Kubernetes resource's front.
@@ -57,6 +58,8 @@ pub struct KubeFront<G: KubeGates> {
     pub upstream: Upstream,
     pub limits: Limits,
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Connect decisions kept for the client's fallback attempt.
+    pub connects: crate::connect::ConnectCache<Arc<Mutex<G::Gate>>>,
 }
 
 impl<G: KubeGates> Front for KubeFront<G> {
@@ -73,15 +76,19 @@ impl<G: KubeGates> Front for KubeFront<G> {
     fn limits(&self) -> Limits {
         self.limits
     }
+    fn connects(&self) -> &crate::connect::ConnectCache<Arc<Mutex<G::Gate>>> {
+        &self.connects
+    }
 }
 
-type Sessions<G> = HashMap<[u8; 32], (Identity, Arc<Mutex<G>>)>;
+type Sessions<G> = HashMap<String, Arc<Mutex<G>>>;
 
 /// A client connection: its peer and the sessions opened on it, one per
 /// key presented.
 pub struct Connection<G: KubeGate> {
     pub peer: SocketAddr,
     pub tls: bool,
+    identities: Mutex<HashMap<[u8; 32], Identity>>,
     sessions: Mutex<Sessions<G>>,
 }
 
@@ -90,39 +97,48 @@ pub struct Connection<G: KubeGate> {
 const SESSIONS_PER_CONNECTION: usize = 16;
 
 impl<G: KubeGate> Connection<G> {
-    /// The identity `token` proves and its session's gate, opened on first
-    /// use; `None` for a token that proves nothing.
-    pub(crate) async fn session<F: Front<Gate = G>>(
-        &self,
-        front: &F,
-        token: &str,
-        user_agent: Option<&str>,
-    ) -> Option<(Identity, Arc<Mutex<G>>)> {
+    /// The identity `token` proves (checked once per connection); `None`
+    /// for a token that proves nothing.
+    pub(crate) fn identity<F: Front<Gate = G>>(&self, front: &F, token: &str) -> Option<Identity> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some((id, gate)) = self.sessions.lock().ok()?.get(&key) {
-            return Some((id.clone(), gate.clone()));
+        if let Some(id) = self.identities.lock().ok()?.get(&key) {
+            return Some(id.clone());
         }
         let identity = tokio::task::block_in_place(|| front.gates().authenticate(token))?;
-        let gate = front.gates().open(&SessionInfo {
-            identity: &identity,
+        let mut ids = self.identities.lock().ok()?;
+        if ids.len() >= SESSIONS_PER_CONNECTION {
+            warn!(peer = %self.peer, "too many keys on one connection");
+            return None;
+        }
+        ids.insert(key, identity.clone());
+        Some(identity)
+    }
+
+    /// The session of `identity` on this connection, opened on first use.
+    pub(crate) fn gate<F: Front<Gate = G>>(
+        &self,
+        front: &F,
+        identity: &Identity,
+        user_agent: Option<&str>,
+    ) -> Option<Arc<Mutex<G>>> {
+        let mut sessions = self.sessions.lock().ok()?;
+        if let Some(gate) = sessions.get(&identity.name) {
+            return Some(gate.clone());
+        }
+        let gate = Arc::new(Mutex::new(front.gates().open(&SessionInfo {
+            identity,
             resource: front.resource(),
             peer: self.peer,
             tls: self.tls,
             user_agent,
-        });
-        let gate = Arc::new(Mutex::new(gate));
-        let mut sessions = self.sessions.lock().ok()?;
-        if sessions.len() >= SESSIONS_PER_CONNECTION {
-            warn!(peer = %self.peer, "too many keys on one connection");
-            return None;
-        }
-        sessions.insert(key, (identity.clone(), gate.clone()));
-        Some((identity, gate))
+        })));
+        sessions.insert(identity.name.clone(), gate.clone());
+        Some(gate)
     }
 
     fn end(&self, reason: &str) {
         if let Ok(mut sessions) = self.sessions.lock() {
-            for (_, (_, gate)) in sessions.drain() {
+            for (_, gate) in sessions.drain() {
                 if let Ok(mut g) = gate.lock() {
                     g.on_end(reason);
                 }
@@ -186,6 +202,7 @@ async fn connection<F: Front>(
     let conn = Arc::new(Connection {
         peer,
         tls: tls.is_some(),
+        identities: Mutex::new(HashMap::new()),
         sessions: Mutex::new(HashMap::new()),
     });
     let limits = front.limits();

@@ -3,11 +3,11 @@
 //! for the record or the approval, forward, and relay the response masked
 //! and recorded.
 
-use crate::body::{ChannelBody, Lines, Shape};
+use crate::body::ChannelBody;
+use crate::connect::Prior;
 use crate::gate::{Answer, Ask, KubeGate, Ticket, Verdict};
 use crate::headers::{self, HeaderRefusal};
 use crate::listener::{Connection, Front};
-use crate::split::{Piece, Splitter};
 use crate::{info, mask, status};
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
@@ -23,7 +23,11 @@ use tracing::{info as log_info, warn};
 pub type ProxyBody = http_body_util::Either<Full<Bytes>, ChannelBody>;
 
 /// A response Sluice writes itself: a `Status`.
-fn status_response(code: StatusCode, reason: &str, message: &str) -> Response<ProxyBody> {
+pub(crate) fn status_response(
+    code: StatusCode,
+    reason: &str,
+    message: &str,
+) -> Response<ProxyBody> {
     let mut r = Response::new(http_body_util::Either::Left(Full::new(Bytes::from(
         status::body(code, reason, message),
     ))));
@@ -35,13 +39,13 @@ fn status_response(code: StatusCode, reason: &str, message: &str) -> Response<Pr
     r
 }
 
-fn refusal_response(r: &Refusal) -> Response<ProxyBody> {
+pub(crate) fn refusal_response(r: &Refusal) -> Response<ProxyBody> {
     let (code, reason) = status::code_of(r.kind);
     status_response(code, reason, &r.to_string())
 }
 
 /// Records a response Sluice wrote itself.
-fn answer_now<G: KubeGate>(
+pub(crate) fn answer_now<G: KubeGate>(
     gate: &Mutex<G>,
     ticket: Ticket,
     code: StatusCode,
@@ -101,7 +105,7 @@ pub(crate) async fn handle<F: Front>(
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let Some((identity, gate)) = conn.session(&*front, &token, user_agent.as_deref()).await else {
+    let Some(identity) = conn.identity(&*front, &token) else {
         warn!(peer = %conn.peer, "kubernetes request with an unknown or revoked key");
         return status_response(
             StatusCode::UNAUTHORIZED,
@@ -191,6 +195,25 @@ pub(crate) async fn handle<F: Front>(
             );
         }
     };
+    let connect = matches!(
+        understood.action,
+        Action::Exec | Action::Attach | Action::PortForward
+    );
+    // The client's fallback attempt of a connect command already decided.
+    let prior = if connect {
+        front.connects().take(&identity.name, &target)
+    } else {
+        None
+    };
+    // A fallback attempt continues the session its command was decided in.
+    let (prior, gate) = match prior {
+        Some(Prior::Allowed(ticket, gate)) => (Some(Prior::Allowed(ticket, ())), gate),
+        Some(Prior::Refused(r)) => return refusal_response(&r),
+        None => match conn.gate(&*front, &identity, user_agent.as_deref()) {
+            Some(g) => (None, g),
+            None => return internal(),
+        },
+    };
     // The command: the exact request line, the body as recorded.
     let (record_masker, cap) = match gate.lock() {
         Ok(g) => (g.record_masker(), g.content_cap()),
@@ -224,17 +247,32 @@ pub(crate) async fn handle<F: Front>(
         understood.action,
         Action::Get | Action::List | Action::Watch | Action::Discover
     );
-    let verdict = match gate.lock() {
-        Ok(mut g) => g.decide(&Ask {
-            command: &command,
-            statement: &statement,
-            binding: &binding,
-            read_only,
-        }),
-        Err(_) => return internal(),
+    let remember_refusal = |refusal: &Refusal| {
+        if connect {
+            front
+                .connects()
+                .remember(&identity.name, &target, Prior::Refused(refusal.clone()));
+        }
+    };
+    let verdict = match prior {
+        Some(Prior::Refused(refusal)) => return refusal_response(&refusal),
+        Some(Prior::Allowed(ticket, ())) => Verdict::Forward {
+            ticket,
+            durable: None,
+        },
+        None => match gate.lock() {
+            Ok(mut g) => g.decide(&Ask {
+                command: &command,
+                statement: &statement,
+                binding: &binding,
+                read_only,
+            }),
+            Err(_) => return internal(),
+        },
     };
     let ticket = match verdict {
         Verdict::Refuse { ticket, refusal } => {
+            remember_refusal(&refusal);
             let r = refusal_response(&refusal);
             answer_now(&gate, ticket, r.status(), started, &refusal.to_string());
             return r;
@@ -256,6 +294,7 @@ pub(crate) async fn handle<F: Front>(
             let waited = until.await;
             guard.armed = false;
             if let Err(refusal) = waited {
+                remember_refusal(&refusal);
                 let r = refusal_response(&refusal);
                 answer_now(&gate, ticket, r.status(), started, &refusal.to_string());
                 return r;
@@ -263,15 +302,22 @@ pub(crate) async fn handle<F: Front>(
             ticket
         }
     };
-    if matches!(
-        understood.action,
-        Action::Exec | Action::Attach | Action::PortForward
-    ) || parts.headers.contains_key(header::UPGRADE)
-    {
-        let message = "exec, attach and port-forward streams through Sluice are not implemented yet: the request was decided and recorded, and not forwarded";
-        let r = status_response(StatusCode::NOT_IMPLEMENTED, "NotImplemented", message);
-        answer_now(&gate, ticket, r.status(), started, message);
-        return r;
+    if connect || parts.headers.contains_key(header::UPGRADE) {
+        let masker = gate.lock().ok().and_then(|g| g.masker());
+        return crate::connect::forward(crate::connect::Forward {
+            front: &*front,
+            gate,
+            ticket,
+            parts,
+            headers: out_headers,
+            identity: &identity,
+            target: &target,
+            masker,
+            started,
+            understood: &understood,
+            cap,
+        })
+        .await;
     }
     // Forward: exactly the bytes of the target Sluice read.
     let upstream = front.upstream();
@@ -305,30 +351,20 @@ pub(crate) async fn handle<F: Front>(
         .ok()
         .and_then(|g| g.masker())
         .filter(|_| !schema);
-    let shape = match shape_of(masker.as_deref(), &response, &understood) {
-        Ok(s) => s,
-        Err(message) => {
-            warn!(identity = %identity.name, %target, "{message}");
-            let r = status_response(StatusCode::BAD_GATEWAY, "InternalError", &message);
-            answer_now(&gate, ticket, r.status(), started, &message);
-            return r;
-        }
-    };
-    let (mut rparts, rbody) = response.into_parts();
-    headers::outbound(&mut rparts.headers, shape != Shape::Raw);
-    let (tx, client_body) = ChannelBody::channel(8);
-    let relay = Relay {
-        shape,
-        masker,
-        cap,
-        max_document: limits.max_response_bytes,
-        gate,
-        ticket,
-        status: rparts.status.as_u16(),
-        started,
-    };
-    tokio::spawn(relay.run(rbody, tx));
-    Response::from_parts(rparts, http_body_util::Either::Right(client_body))
+    crate::relay::respond(
+        response,
+        crate::relay::Context {
+            masker,
+            understood: &understood,
+            cap,
+            max_document: limits.max_response_bytes,
+            gate,
+            ticket,
+            started,
+            identity: &identity.name,
+            target: &target,
+        },
+    )
 }
 
 fn internal() -> Response<ProxyBody> {
@@ -361,220 +397,4 @@ fn recorded_body(
         }
     }
     format!("[{} bytes of {content_type:?}, sha256 {digest}: not recorded, Sluice cannot mask this format]", body.len())
-}
-
-/// How the response is relayed; `Err` when it cannot be inspected and the
-/// identity's results are masked (fail closed).
-fn shape_of(
-    masker: Option<&Masker>,
-    response: &Response<Incoming>,
-    u: &info::Understood,
-) -> Result<Shape, String> {
-    if masker.is_none() {
-        return Ok(Shape::Raw);
-    }
-    let h = response.headers();
-    if let Some(enc) = h.get(header::CONTENT_ENCODING) {
-        if enc.as_bytes() != b"identity" {
-            return Err(format!("the API server answered with Content-Encoding {enc:?}, which Sluice cannot inspect: not released"));
-        }
-    }
-    let ctype = h
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let media = ctype
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    let secrets = u.request.resource == "secrets";
-    if media == "application/json" {
-        return Ok(if u.action == Action::Watch {
-            Shape::JsonLines { secrets }
-        } else {
-            Shape::Document { secrets }
-        });
-    }
-    if media == "text/plain" || (media.is_empty() && response.status() == StatusCode::NO_CONTENT) {
-        return Ok(Shape::TextLines);
-    }
-    if media.is_empty()
-        && h.get(header::CONTENT_LENGTH)
-            .is_some_and(|v| v.as_bytes() == b"0")
-    {
-        return Ok(Shape::TextLines);
-    }
-    Err(format!("the API server answered with Content-Type {ctype:?}, which Sluice cannot mask: not released"))
-}
-
-/// Masks one piece of a JSON document streamed by the splitter.
-fn mask_piece(m: &Masker, piece: Piece, list_of_secrets: &mut bool) -> Vec<u8> {
-    match piece {
-        Piece::Head(head) => {
-            *list_of_secrets |= memchr::memmem::find(&head, b"\"SecretList\"").is_some();
-            mask::text(m, &head)
-        }
-        Piece::Item(item) => mask::document(m, &item, *list_of_secrets),
-        Piece::Between(bytes) => mask::text(m, &bytes),
-        Piece::Whole(doc) => mask::document(m, &doc, *list_of_secrets),
-    }
-}
-
-/// Masks one line of a watch stream (a JSON event) or of a log.
-fn mask_line(m: &Masker, shape: Shape, secrets: bool, line: &[u8]) -> Vec<u8> {
-    if shape == Shape::TextLines {
-        return mask::text(m, line);
-    }
-    let (doc, newline) = match line.strip_suffix(b"\n") {
-        Some(doc) => (doc, true),
-        None => (line, false),
-    };
-    let mut out = mask::document(m, doc, secrets);
-    if newline {
-        out.push(b'\n');
-    }
-    out
-}
-
-/// Relays one response body: masks by shape, sends to the client, keeps
-/// what the record holds, and records the response when it ends.
-struct Relay<G: KubeGate> {
-    shape: Shape,
-    masker: Option<Arc<Masker>>,
-    cap: usize,
-    max_document: usize,
-    gate: Arc<Mutex<G>>,
-    ticket: Ticket,
-    status: u16,
-    started: Instant,
-}
-
-impl<G: KubeGate> Relay<G> {
-    async fn run(
-        self,
-        mut body: Incoming,
-        tx: tokio::sync::mpsc::Sender<Result<Bytes, crate::body::BodyError>>,
-    ) {
-        let mut content = Vec::new();
-        let mut bytes = 0u64;
-        let mut items = 0u64;
-        let mut lines = Lines::default();
-        let mut splitter = Splitter::default();
-        let mut ended = "complete";
-        let masker = self.masker.clone();
-        let secrets = matches!(
-            self.shape,
-            Shape::Document { secrets: true } | Shape::JsonLines { secrets: true }
-        );
-        // Items of a SecretList carry no kind: its head says what they are.
-        let mut list_of_secrets = secrets;
-        let mut send = Vec::new();
-        loop {
-            let frame = match body.frame().await {
-                None => break,
-                Some(Ok(f)) => f,
-                Some(Err(e)) => {
-                    warn!(error = %e, "the API server's response broke off");
-                    ended = "upstream_error";
-                    break;
-                }
-            };
-            let Ok(data) = frame.into_data() else {
-                continue;
-            };
-            send.clear();
-            match (&masker, self.shape) {
-                (None, _) | (_, Shape::Raw) => send.push(data.to_vec()),
-                (Some(m), Shape::Document { .. }) => {
-                    for piece in splitter.push(&data) {
-                        if let Piece::Item(_) = piece {
-                            items += 1;
-                        }
-                        send.push(mask_piece(m, piece, &mut list_of_secrets));
-                    }
-                    if splitter.held() > self.max_document {
-                        let _ = tx
-                            .send(Err(crate::body::BodyError(format!(
-                                "one object of the response is over Sluice's limit of {} bytes for a masked document",
-                                self.max_document
-                            ))))
-                            .await;
-                        ended = "too_large";
-                        break;
-                    }
-                }
-                (Some(m), Shape::JsonLines { .. } | Shape::TextLines) => {
-                    for line in lines.push(&data) {
-                        items += 1;
-                        send.push(mask_line(m, self.shape, secrets, &line));
-                    }
-                    if lines.pending() > self.max_document {
-                        ended = "too_large";
-                        break;
-                    }
-                }
-            }
-            if !self.forward(&tx, &mut send, &mut content, &mut bytes).await {
-                ended = "client_gone";
-                break;
-            }
-        }
-        if ended == "complete" {
-            if let Some(m) = &masker {
-                if let Some(piece) = splitter.finish() {
-                    items += 1;
-                    send.push(mask_piece(m, piece, &mut list_of_secrets));
-                }
-                if let Some(rest) = lines.finish() {
-                    items += 1;
-                    send.push(mask_line(m, self.shape, secrets, &rest));
-                }
-            }
-            if !self.forward(&tx, &mut send, &mut content, &mut bytes).await {
-                ended = "client_gone";
-            }
-        }
-        let truncated = content.len() >= self.cap && bytes as usize > self.cap;
-        let mut text = String::from_utf8_lossy(&content).into_owned();
-        sluice_core::truncate_at_char_boundary(&mut text, self.cap);
-        if ended != "complete" {
-            text.push_str(&format!("\n[response ended: {ended}]"));
-        }
-        if let Ok(mut g) = self.gate.lock() {
-            g.on_response(
-                self.ticket,
-                Answer {
-                    status: self.status,
-                    items,
-                    bytes,
-                    duration: self.started.elapsed(),
-                    content: text,
-                    truncated,
-                },
-            );
-        }
-    }
-
-    /// Sends the chunks; false when the client is gone.
-    async fn forward(
-        &self,
-        tx: &tokio::sync::mpsc::Sender<Result<Bytes, crate::body::BodyError>>,
-        send: &mut Vec<Vec<u8>>,
-        content: &mut Vec<u8>,
-        bytes: &mut u64,
-    ) -> bool {
-        for chunk in send.drain(..) {
-            *bytes += chunk.len() as u64;
-            if content.len() < self.cap {
-                let room = self.cap - content.len();
-                content.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            }
-            if tx.send(Ok(Bytes::from(chunk))).await.is_err() {
-                return false;
-            }
-        }
-        true
-    }
 }

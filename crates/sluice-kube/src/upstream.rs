@@ -25,6 +25,9 @@ pub struct Upstream {
     /// Impersonate the Sluice identity and its groups.
     pub impersonate: bool,
     pub client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// HTTP/1.1 only: upgrades (exec, attach, port-forward) cannot run on
+    /// HTTP/2.
+    pub client_h1: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,27 +60,35 @@ impl Upstream {
                 "a path prefix is not supported".into(),
             ));
         }
-        let builder = hyper_rustls::HttpsConnectorBuilder::new();
-        let connector = match (scheme, tls) {
-            ("https", Some(tls)) => builder
-                .with_tls_config(tls)
-                .https_only()
-                .enable_http1()
-                .enable_http2()
-                .build(),
-            ("http", None) => builder
-                .with_tls_config(
-                    rustls::ClientConfig::builder_with_provider(Arc::new(
-                        rustls::crypto::ring::default_provider(),
-                    ))
-                    .with_safe_default_protocol_versions()
-                    .map_err(|e| UpstreamError::Url(url.into(), e.to_string()))?
-                    .with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth(),
+        let plain = || -> Result<rustls::ClientConfig, UpstreamError> {
+            Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| UpstreamError::Url(url.into(), e.to_string()))?
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth())
+        };
+        let (h2, h1) = match (scheme, tls) {
+            ("https", Some(tls)) => {
+                let b = || {
+                    hyper_rustls::HttpsConnectorBuilder::new()
+                        .with_tls_config(tls.clone())
+                        .https_only()
+                };
+                (
+                    b().enable_http1().enable_http2().build(),
+                    b().enable_http1().build(),
                 )
-                .https_or_http()
-                .enable_http1()
-                .build(),
+            }
+            ("http", None) => {
+                let b = || -> Result<_, UpstreamError> {
+                    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+                        .with_tls_config(plain()?)
+                        .https_or_http())
+                };
+                (b()?.enable_http1().build(), b()?.enable_http1().build())
+            }
             _ => {
                 return Err(UpstreamError::Url(
                     url.into(),
@@ -85,12 +96,14 @@ impl Upstream {
                 ))
             }
         };
-        let client = Client::builder(TokioExecutor::new()).build(connector);
+        let client = Client::builder(TokioExecutor::new()).build(h2);
+        let client_h1 = Client::builder(TokioExecutor::new()).build(h1);
         Ok(Upstream {
             base: format!("{scheme}://{authority}"),
             credential,
             impersonate,
             client,
+            client_h1,
         })
     }
 

@@ -46,6 +46,7 @@ impl KubeGates for KubeGatesImpl {
             pipeline,
             mask: mask.map(|m| m.masker),
             record_mask: self.gates.masks.get(s.resource).map(|m| m.masker.clone()),
+            end_reason: None,
         }
     }
 }
@@ -55,6 +56,19 @@ pub struct KubePolicyGate {
     pipeline: Pipeline,
     mask: Option<Arc<Masker>>,
     record_mask: Option<Arc<Masker>>,
+    /// Why the connection ended; the session record ends when the gate
+    /// goes (after any stream relayed on it).
+    end_reason: Option<String>,
+}
+
+impl Drop for KubePolicyGate {
+    fn drop(&mut self) {
+        let reason = self
+            .end_reason
+            .take()
+            .unwrap_or_else(|| "closed".to_owned());
+        self.pipeline.end(&reason);
+    }
 }
 
 impl KubeGate for KubePolicyGate {
@@ -124,12 +138,22 @@ impl KubeGate for KubePolicyGate {
         );
     }
 
+    fn on_stream(
+        &mut self,
+        ticket: Ticket,
+        stream: &str,
+        inbound: bool,
+        data: &[u8],
+    ) -> Option<sluice_kube::Pending> {
+        self.pipeline.stream(ticket.0, stream, inbound, data)
+    }
+
     fn withdraw(&mut self, reason: &str) {
         self.pipeline.withdraw(reason);
     }
 
     fn on_end(&mut self, reason: &str) {
-        self.pipeline.end(reason);
+        self.end_reason = Some(reason.to_owned());
     }
 }
 
@@ -173,5 +197,6 @@ pub fn front(
             ..Limits::default()
         },
         tls: acceptor,
+        connects: Default::default(),
     })
 }

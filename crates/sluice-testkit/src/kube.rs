@@ -219,6 +219,46 @@ impl KubeServer {
     }
 }
 
+impl KubeServer {
+    /// Registers Node `name` whose kubelet is at 127.0.0.1:`kubelet_port`
+    /// (a [`crate::FakeKubelet`]), and Pod `pod` (container `c`) in
+    /// namespace `ns` bound to it: what exec, attach and logs need.
+    pub fn add_node_and_pod(&self, name: &str, kubelet_port: u16, ns: &str, pod: &str) {
+        let node = format!(r#"{{"apiVersion":"v1","kind":"Node","metadata":{{"name":"{name}"}}}}"#);
+        self.apply_json(&node);
+        let status = format!(
+            r#"{{"status":{{"addresses":[{{"type":"InternalIP","address":"127.0.0.1"}}],"daemonEndpoints":{{"kubeletEndpoint":{{"Port":{kubelet_port}}}}},"conditions":[{{"type":"Ready","status":"True","reason":"Fake","message":"fake kubelet"}}]}}}}"#
+        );
+        let out = Command::new("curl")
+            .args(["-sS", "--fail", "-X", "PATCH", "--cacert"])
+            .arg(self.ca_path())
+            .args(["-H", &format!("Authorization: Bearer {KUBE_ADMIN_TOKEN}")])
+            .args(["-H", "Content-Type: application/merge-patch+json"])
+            .args(["--data", &status])
+            .arg(format!("{}/api/v1/nodes/{name}/status", self.url()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "node status: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pod = format!(
+            r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{pod}","namespace":"{ns}"}},"spec":{{"nodeName":"{name}","containers":[{{"name":"c","image":"none"}}]}}}}"#
+        );
+        self.apply_json(&pod);
+    }
+
+    fn apply_json(&self, json: &str) {
+        let file = self
+            .dir
+            .path()
+            .join(format!("obj-{}.json", crate::free_port()));
+        std::fs::write(&file, json).unwrap();
+        self.kubectl_ok(&["create", "-f", &file.display().to_string()]);
+    }
+}
+
 impl Drop for KubeServer {
     fn drop(&mut self) {
         let _ = self.apiserver.kill();

@@ -35,11 +35,13 @@
 use std::net::TcpListener;
 
 mod kube;
+mod kubelet;
 mod pg;
 mod sys;
 mod tls;
 
 pub use kube::{kube_bin_dir, KubeServer, KUBE_ADMIN_TOKEN, KUBE_SLUICE_TOKEN};
+pub use kubelet::FakeKubelet;
 pub use pg::{pg_bin_dir, PgOptions, PgServer};
 pub use tls::{make_tls_files, TlsFiles};
 

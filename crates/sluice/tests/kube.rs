@@ -7,7 +7,7 @@
 mod common;
 
 use common::Gateway;
-use sluice_testkit::{free_port, make_tls_files, KubeServer, KUBE_SLUICE_TOKEN};
+use sluice_testkit::{free_port, make_tls_files, FakeKubelet, KubeServer, KUBE_SLUICE_TOKEN};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
@@ -37,6 +37,14 @@ when { context has namespace && context.namespace == "held" };
 @reason("this identity may not watch")
 forbid (principal in Group::"nowatch", action == Action::"watch", resource);
 
+@id("agents-connect")
+permit (principal in Group::"agents", action in Action::"connect", resource);
+
+@id("no-exec-into-locked")
+@reason("nobody runs commands in pod locked")
+forbid (principal, action in Action::"connect", resource)
+when { context has name && context.name == "locked" };
+
 @id("sre-unmask")
 permit (principal in Group::"sre", action == Action::"unmask", resource);
 @id("sre-read")
@@ -45,6 +53,7 @@ permit (principal in Group::"sre", action in Action::"read", resource);
 
 struct Fixture {
     kube: KubeServer,
+    kubelet: FakeKubelet,
     gw: Gateway,
     port: u16,
     admin_port: u16,
@@ -61,9 +70,11 @@ fn fixture() -> &'static Fixture {
     F.get_or_init(|| {
         let kube = KubeServer::start();
         kube.kubectl_ok(&["create", "clusterrolebinding", "agents-admin", "--clusterrole=cluster-admin", "--group=agents", "--group=sre"]);
-        for ns in ["held", "masked"] {
+        for ns in ["held", "masked", "run"] {
             kube.kubectl_ok(&["create", "namespace", ns]);
         }
+        let kubelet = FakeKubelet::start(kube.dir());
+        kube.add_node_and_pod("fake-node", kubelet.port(), "run", "web");
         let port = free_port();
         let admin_port = free_port();
         let resource = format!(
@@ -101,7 +112,7 @@ fn fixture() -> &'static Fixture {
         let kubeconfig = gw.dir.path().join("agent.kubeconfig");
         std::fs::write(&kubeconfig, &out.stdout).unwrap();
         wait_listening(port);
-        Fixture { kube, gw, port, admin_port, agent, nowatch, sre, ops, kubeconfig, ca: tls.ca }
+        Fixture { kube, kubelet, gw, port, admin_port, agent, nowatch, sre, ops, kubeconfig, ca: tls.ca }
     })
 }
 
@@ -563,4 +574,130 @@ fn the_audit_log_replays_the_requests_with_their_decisions_and_verifies() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+}
+
+/// The records of one identity's sessions, replayed, once they hold `needle`.
+fn replay_of(f: &Fixture, identity: &str, needle: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let out =
+            f.gw.cli(&["audit", "sessions", "--identity", identity, "--json"]);
+        let sessions: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut replay = String::new();
+        for s in sessions.as_array().unwrap() {
+            let out = f.gw.cli(&["audit", "replay", s["id"].as_str().unwrap()]);
+            replay.push_str(&String::from_utf8_lossy(&out.stdout));
+        }
+        if replay.contains(needle) || start.elapsed() > Duration::from_secs(10) {
+            return replay;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn kubectl_exec_runs_over_spdy_once_with_its_input_and_masked_output_recorded() {
+    let f = fixture();
+    let key = f.gw.create_key("agent-exec", "agents");
+    let out = Command::new("kubectl")
+        .arg(format!("--kubeconfig={}", f.kubeconfig.display()))
+        .arg(format!("--token={key}"))
+        .args([
+            "-n",
+            "run",
+            "exec",
+            "-i",
+            "web",
+            "-c",
+            "c",
+            "--",
+            "echo",
+            "hello world",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(b"typed input\n")?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("ran: echo hello world"), "{stdout}");
+    assert!(stdout.contains("stdin: typed input"), "{stdout}");
+    assert!(
+        !stdout.contains("alice@example.com"),
+        "output not masked: {stdout}"
+    );
+    // The kubelet saw the WebSocket attempt never (Sluice answered it) and
+    // the SPDY one once.
+    let seen = f.kubelet.seen();
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("hello") && l.ends_with("101 SPDY/3.1")),
+        "{seen:?}"
+    );
+    assert!(!seen.iter().any(|l| l.contains("websocket")), "{seen:?}");
+    let replay = replay_of(f, "agent-exec", "HTTP 101");
+    assert_eq!(
+        replay.matches("/pods/web/exec?").count(),
+        1,
+        "one decision, one record: {replay}"
+    );
+    assert!(replay.contains("> typed input"), "{replay}");
+    assert!(replay.contains("< ran: echo hello world"), "{replay}");
+    assert!(!replay.contains("alice@example.com"), "{replay}");
+}
+
+#[test]
+fn a_denied_exec_is_refused_on_both_attempts_and_recorded_once() {
+    let f = fixture();
+    f.kube
+        .add_node_and_pod("fake-node-2", f.kubelet.port(), "run", "locked");
+    let key = f.gw.create_key("agent-locked", "agents");
+    let before = f.kubelet.seen().len();
+    let (okay, _, err) = kubectl_as(
+        f,
+        &key,
+        &["-n", "run", "exec", "locked", "-c", "c", "--", "id"],
+    );
+    assert!(!okay);
+    assert!(err.contains("no-exec-into-locked"), "{err}");
+    assert!(
+        f.kubelet.seen()[before..]
+            .iter()
+            .all(|l| !l.contains("/locked/")),
+        "{:?}",
+        f.kubelet.seen()
+    );
+    assert!(
+        !api_server_saw(f, "create", "/pods/locked/exec")
+            && !api_server_saw(f, "get", "/pods/locked/exec")
+    );
+    let replay = replay_of(f, "agent-locked", "no-exec-into-locked");
+    assert_eq!(replay.matches("/pods/locked/exec?").count(), 1, "{replay}");
+}
+
+#[test]
+fn logs_are_masked_line_by_line() {
+    let f = fixture();
+    let logs = ok(kubectl(f, &["-n", "run", "logs", "web", "-c", "c"]));
+    assert!(
+        logs.contains("first line") && logs.contains("last line"),
+        "{logs}"
+    );
+    assert!(!logs.contains("alice@example.com"), "{logs}");
+    let raw = ok(kubectl_as(
+        f,
+        &f.sre,
+        &["-n", "run", "logs", "web", "-c", "c"],
+    ));
+    assert!(raw.contains("alice@example.com"), "{raw}");
 }

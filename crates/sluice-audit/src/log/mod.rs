@@ -195,6 +195,7 @@ impl AuditLog {
         match &mut body {
             Body::Checkpoint(_) => return Err(AuditError::ReservedKind),
             Body::Response(r) => r.cap_content(self.inner.config.response_content_cap),
+            Body::Stream(r) => r.cap_data(self.inner.config.response_content_cap),
             _ => {}
         }
         let kind = body.kind();

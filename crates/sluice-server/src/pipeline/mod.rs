@@ -333,6 +333,24 @@ impl Pipeline {
         }
     }
 
+    /// Phase 5 for a command that streams (exec): bytes that passed on one
+    /// of its streams. Input waits for its record before it is forwarded:
+    /// the returned wait resolves once it may.
+    pub(crate) fn stream(
+        &mut self,
+        seq: Option<u64>,
+        stream: &str,
+        inbound: bool,
+        data: &[u8],
+    ) -> Option<Pending> {
+        let (recorder, seq) = (self.recorder.as_mut()?, seq?);
+        match recorder.stream(seq, stream, inbound, data) {
+            Ok(at) if inbound => Some(recorder.before_results(at, Commit::Now, false)),
+            Ok(_) => None,
+            Err(refusal) => Some(Box::pin(async move { Err(refusal) })),
+        }
+    }
+
     /// The client left or cancelled while a command waited for approval.
     pub(crate) fn withdraw(&mut self, reason: &str) {
         if let Some(id) = self.pending_approval.take() {

@@ -256,6 +256,29 @@ impl Recorder {
         }
     }
 
+    /// Appends bytes that passed on a stream of command `seq` (exec's
+    /// stdin, stdout...); returns the stream record's seq.
+    pub(crate) fn stream(
+        &mut self,
+        seq: u64,
+        stream: &str,
+        inbound: bool,
+        data: &[u8],
+    ) -> Result<u64, Refusal> {
+        self.bytes += data.len() as u64;
+        let record = sluice_audit::StreamRecord {
+            statement_seq: seq,
+            stream: stream.to_owned(),
+            direction: if inbound { "in" } else { "out" }.to_owned(),
+            data: String::from_utf8_lossy(data).into_owned(),
+            bytes: data.len() as u64,
+            truncated: false,
+        };
+        self.log
+            .append(&self.session, record)
+            .map_err(|e| unrecorded(&e))
+    }
+
     /// Blocks until `seq` is durable: only for the rare refusal that lets a
     /// recorded prefix of a batch run.
     pub(crate) fn wait(&self, seq: u64) -> Result<(), Refusal> {

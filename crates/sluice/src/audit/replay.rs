@@ -355,6 +355,20 @@ impl Replay {
                     writeln!(out, "{pad}| ... (content truncated at the audit cap)")?;
                 }
             }
+            Body::Stream(st) => {
+                let arrow = if st.direction == "in" { ">" } else { "<" };
+                writeln!(
+                    out,
+                    "{lead}  {} {arrow} of #{}  ({} bytes)",
+                    st.stream, st.statement_seq, st.bytes
+                )?;
+                for line in st.data.lines() {
+                    writeln!(out, "{pad}{arrow} {line}")?;
+                }
+                if st.truncated {
+                    writeln!(out, "{pad}{arrow} ... (truncated at the audit cap)")?;
+                }
+            }
             Body::Approval(a) => {
                 writeln!(
                     out,
