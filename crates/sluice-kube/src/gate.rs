@@ -38,9 +38,10 @@ pub enum Verdict {
         ticket: Ticket,
         durable: Option<Pending>,
     },
-    /// Held for approval: forward once `until` resolves.
+    /// Held for approval (`request`): forward once `until` resolves.
     Hold {
         ticket: Ticket,
+        request: String,
         until: Pending,
     },
     Refuse {
@@ -92,8 +93,9 @@ pub trait KubeGate: Send + 'static {
         inbound: bool,
         data: &[u8],
     ) -> Option<Pending>;
-    /// The client went away while its request waited for approval.
-    fn withdraw(&mut self, reason: &str);
+    /// The client went away while its request waited for approval
+    /// `request` (several may wait at once on one HTTP/2 connection).
+    fn withdraw(&mut self, request: &str, reason: &str);
     /// The connection that opened the session is over (`reason`). The
     /// session itself ends when the gate is dropped: an exec stream may
     /// outlive the connection it was decided on.

@@ -129,6 +129,11 @@ pub fn understand(method: &str, path: &str, query: Option<&str>) -> Result<Under
     }
     if request.name.is_none() && verb == "delete" {
         verb = "deletecollection".to_owned();
+        // Not read by the API server's parser (its RBAC cannot restrict a
+        // deletecollection by name), but what the selector restricts the
+        // deletion to: a policy on `name` sees it. Without one the
+        // request reaches every object.
+        request.name = query.field_selector_name();
     }
     request.dry_run = query.dry_run();
     request.label_selector = query.first("labelSelector").map(str::to_owned);

@@ -9,12 +9,13 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use sha2::{Digest, Sha256};
 use sluice_core::Identity;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
@@ -28,6 +29,10 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// For the whole request body.
     pub body_timeout: Duration,
+    /// A connection with no request in flight for this long is closed.
+    pub idle_timeout: Duration,
+    /// Client connections served at once; more are closed at accept.
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -37,6 +42,8 @@ impl Default for Limits {
             max_response_bytes: 256 << 20,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(300),
+            max_connections: 4096,
         }
     }
 }
@@ -83,34 +90,117 @@ impl<G: KubeGates> Front for KubeFront<G> {
 
 type Sessions<G> = HashMap<String, Arc<Mutex<G>>>;
 
-/// A client connection: its peer and the sessions opened on it, one per
-/// key presented.
+/// A client connection: its peer, the keys it proved (checked again every
+/// [`REVERIFY`], so a revoked key stops working on an open connection
+/// too), the sessions opened on it (one per identity), and whether it is
+/// in use.
 pub struct Connection<G: KubeGate> {
     pub peer: SocketAddr,
     pub tls: bool,
-    identities: Mutex<HashMap<[u8; 32], Identity>>,
+    identities: Mutex<HashMap<[u8; 32], (Identity, Instant)>>,
+    /// Tokens that proved nothing, and how many times one was tried.
+    refused: Mutex<(HashSet<[u8; 32]>, usize)>,
     sessions: Mutex<Sessions<G>>,
+    pub(crate) activity: Activity,
 }
 
-/// Bounds the sessions of one connection: a client cycling through keys
-/// gets refused rather than growing the map.
+/// Bounds the keys proved on one connection: a client cycling through
+/// keys gets refused rather than growing the map.
 const SESSIONS_PER_CONNECTION: usize = 16;
+/// How long a proved key is trusted on a connection before it is checked
+/// again.
+pub const REVERIFY: Duration = Duration::from_secs(30);
+/// Failed authentications after which a connection is closed (each costs
+/// a key derivation).
+const MAX_FAILURES: usize = 8;
+
+/// Whether a connection is in use, for closing idle ones.
+pub(crate) struct Activity {
+    in_flight: AtomicUsize,
+    any: AtomicBool,
+    last: Mutex<Instant>,
+    opened: Instant,
+    close: Notify,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            in_flight: AtomicUsize::new(0),
+            any: AtomicBool::new(false),
+            last: Mutex::new(Instant::now()),
+            opened: Instant::now(),
+            close: Notify::new(),
+        }
+    }
+
+    fn begin(&self) {
+        self.any.store(true, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn end(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if let Ok(mut last) = self.last.lock() {
+            *last = Instant::now();
+        }
+    }
+
+    /// No first request within the header timeout, or nothing in flight
+    /// for the idle timeout.
+    fn expired(&self, limits: &Limits) -> bool {
+        if !self.any.load(Ordering::Relaxed) {
+            return self.opened.elapsed() > limits.header_timeout;
+        }
+        self.in_flight.load(Ordering::Relaxed) == 0
+            && self
+                .last
+                .lock()
+                .is_ok_and(|l| l.elapsed() > limits.idle_timeout)
+    }
+}
 
 impl<G: KubeGate> Connection<G> {
-    /// The identity `token` proves (checked once per connection); `None`
-    /// for a token that proves nothing.
-    pub(crate) fn identity<F: Front<Gate = G>>(&self, front: &F, token: &str) -> Option<Identity> {
+    /// The identity `token` proves; `None` for a token that proves
+    /// nothing (after [`MAX_FAILURES`] of those the connection closes).
+    pub(crate) async fn identity<F: Front<Gate = G>>(
+        &self,
+        front: &Arc<F>,
+        token: &str,
+    ) -> Option<Identity> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(id) = self.identities.lock().ok()?.get(&key) {
-            return Some(id.clone());
+        if let Some((id, at)) = self.identities.lock().ok()?.get(&key) {
+            if at.elapsed() < REVERIFY {
+                return Some(id.clone());
+            }
         }
-        let identity = tokio::task::block_in_place(|| front.gates().authenticate(token))?;
+        if self.refused.lock().ok()?.0.contains(&key) {
+            return None;
+        }
+        let (f, t) = (front.clone(), token.to_owned());
+        let found = tokio::task::spawn_blocking(move || f.gates().authenticate(&t))
+            .await
+            .ok()
+            .flatten();
+        let Some(identity) = found else {
+            self.identities.lock().ok()?.remove(&key);
+            let mut refused = self.refused.lock().ok()?;
+            refused.1 += 1;
+            if refused.0.len() < SESSIONS_PER_CONNECTION {
+                refused.0.insert(key);
+            }
+            if refused.1 >= MAX_FAILURES {
+                warn!(peer = %self.peer, "closing a connection after {MAX_FAILURES} failed authentications");
+                self.activity.close.notify_one();
+            }
+            return None;
+        };
         let mut ids = self.identities.lock().ok()?;
-        if ids.len() >= SESSIONS_PER_CONNECTION {
+        if ids.len() >= SESSIONS_PER_CONNECTION && !ids.contains_key(&key) {
             warn!(peer = %self.peer, "too many keys on one connection");
             return None;
         }
-        ids.insert(key, identity.clone());
+        ids.insert(key, (identity.clone(), Instant::now()));
         Some(identity)
     }
 
@@ -121,8 +211,11 @@ impl<G: KubeGate> Connection<G> {
         identity: &Identity,
         user_agent: Option<&str>,
     ) -> Option<Arc<Mutex<G>>> {
+        // Groups are part of who the session is: a key of the same name
+        // with other groups is another session.
+        let key = format!("{}\0{}", identity.name, identity.groups.join(","));
         let mut sessions = self.sessions.lock().ok()?;
-        if let Some(gate) = sessions.get(&identity.name) {
+        if let Some(gate) = sessions.get(&key) {
             return Some(gate.clone());
         }
         let gate = Arc::new(Mutex::new(front.gates().open(&SessionInfo {
@@ -132,7 +225,7 @@ impl<G: KubeGate> Connection<G> {
             tls: self.tls,
             user_agent,
         })));
-        sessions.insert(identity.name.clone(), gate.clone());
+        sessions.insert(key, gate.clone());
         Some(gate)
     }
 
@@ -167,12 +260,21 @@ pub async fn serve<F: Front>(
         }
     }
     let mut conns = JoinSet::new();
+    let slots = Arc::new(Semaphore::new(front.limits().max_connections));
     loop {
         tokio::select! {
             () = stopping(&mut shutdown) => break,
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
-                    conns.spawn(connection(front.clone(), tls.clone(), tcp, peer, shutdown.clone()));
+                    let Ok(slot) = slots.clone().try_acquire_owned() else {
+                        warn!(%peer, max = front.limits().max_connections, "too many Kubernetes connections: closing a new one");
+                        continue;
+                    };
+                    let task = connection(front.clone(), tls.clone(), tcp, peer, shutdown.clone());
+                    conns.spawn(async move {
+                        task.await;
+                        drop(slot);
+                    });
                 }
                 Err(e) => {
                     error!(error = %e, "accept failed");
@@ -203,14 +305,21 @@ async fn connection<F: Front>(
         peer,
         tls: tls.is_some(),
         identities: Mutex::new(HashMap::new()),
+        refused: Mutex::new((HashSet::new(), 0)),
         sessions: Mutex::new(HashMap::new()),
+        activity: Activity::new(),
     });
     let limits = front.limits();
     let service = {
         let (front, conn) = (front.clone(), conn.clone());
         service_fn(move |req| {
             let (front, conn) = (front.clone(), conn.clone());
-            async move { Ok::<_, std::convert::Infallible>(proxy::handle(front, conn, req).await) }
+            async move {
+                conn.activity.begin();
+                let response = proxy::handle(front, conn.clone(), req).await;
+                conn.activity.end();
+                Ok::<_, std::convert::Infallible>(response)
+            }
         })
     };
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -234,11 +343,11 @@ async fn connection<F: Front>(
                     }
                 };
             let served = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            drive(served, &mut shutdown).await
+            drive(served, &mut shutdown, &conn.activity, &limits).await
         }
         None => {
             let served = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
-            drive(served, &mut shutdown).await
+            drive(served, &mut shutdown, &conn.activity, &limits).await
         }
     };
     if let Err(e) = result {
@@ -251,23 +360,33 @@ async fn connection<F: Front>(
     });
 }
 
-/// Serves a connection; on shutdown asks it to finish gracefully.
+/// Serves a connection; asks it to finish gracefully on shutdown, when it
+/// sat idle too long, or when it failed to authenticate too often.
 async fn drive<C>(
     served: C,
     shutdown: &mut watch::Receiver<bool>,
+    activity: &Activity,
+    limits: &Limits,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
 where
     C: std::future::Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>>
         + GracefulShutdown,
 {
     let mut served = std::pin::pin!(served);
-    tokio::select! {
-        r = served.as_mut() => r,
-        () = stopping(shutdown) => {
-            served.as_mut().graceful();
-            served.await
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            r = served.as_mut() => return r,
+            () = stopping(shutdown) => break,
+            () = activity.close.notified() => break,
+            _ = tick.tick() => if activity.expired(limits) {
+                debug!("closing an idle Kubernetes connection");
+                break;
+            },
         }
     }
+    served.as_mut().graceful();
+    served.await
 }
 
 /// Resolves once shutdown starts (or its sender is gone).

@@ -68,18 +68,28 @@ fn walk(v: &mut Value, secret_context: bool) {
     match v {
         Value::Object(obj) => {
             let k = kind(obj).map(str::to_owned);
+            // In a Secret request an object without a kind (a list item)
+            // or with only its metadata (the PartialObjectMetadata and
+            // Table forms) is a Secret too.
             let is_secret = k.as_deref() == Some("Secret")
-                || (secret_context
-                    && k.is_none()
-                    && (obj.contains_key("data") || obj.contains_key("stringData")));
+                || (secret_context && matches!(k.as_deref(), None | Some("PartialObjectMetadata")));
             if is_secret {
                 hide_secret(obj);
+            } else {
+                hide_applied_secret(obj);
             }
             if k.as_deref() == Some("TokenRequest") {
                 if let Some(Value::Object(status)) = obj.get_mut("status") {
                     if let Some(token) = status.get_mut("token") {
                         *token = Value::String(MASKED.to_owned());
                     }
+                }
+            }
+            // A JSON patch of a Secret (recorded request bodies): its
+            // values are Secret values.
+            if secret_context && obj.contains_key("op") {
+                if let Some(value) = obj.get_mut("value") {
+                    *value = Value::String(MASKED.to_owned());
                 }
             }
             let child_context = secret_context || k.as_deref() == Some("SecretList");
@@ -94,6 +104,31 @@ fn walk(v: &mut Value, secret_context: bool) {
         }
         _ => {}
     }
+}
+
+/// The last-applied annotation of an object that is not itself a Secret
+/// may still be one (a kind-less view of it): hidden when it says so.
+fn hide_applied_secret(obj: &mut Map<String, Value>) {
+    let annotation = obj
+        .get_mut("metadata")
+        .and_then(|m| m.get_mut("annotations"))
+        .and_then(|a| a.get_mut(LAST_APPLIED));
+    if let Some(applied) = annotation {
+        if applied.as_str().is_some_and(|s| s.contains("Secret")) {
+            mask_applied(applied);
+        }
+    }
+}
+
+fn mask_applied(applied: &mut Value) {
+    let masked = applied
+        .as_str()
+        .and_then(|s| serde_json::from_str::<Value>(s).ok())
+        .and_then(|mut inner| {
+            walk(&mut inner, true);
+            serde_json::to_string(&inner).ok()
+        });
+    *applied = Value::String(masked.unwrap_or_else(|| MASKED.to_owned()));
 }
 
 fn hide_secret(obj: &mut Map<String, Value>) {
@@ -113,14 +148,7 @@ fn hide_secret(obj: &mut Map<String, Value>) {
         .and_then(|m| m.get_mut("annotations"))
         .and_then(|a| a.get_mut(LAST_APPLIED));
     if let Some(applied) = annotation {
-        let masked = applied
-            .as_str()
-            .and_then(|s| serde_json::from_str::<Value>(s).ok())
-            .and_then(|mut inner| {
-                walk(&mut inner, true);
-                serde_json::to_string(&inner).ok()
-            });
-        *applied = Value::String(masked.unwrap_or_else(|| MASKED.to_owned()));
+        mask_applied(applied);
     }
 }
 
@@ -176,6 +204,34 @@ mod tests {
             .unwrap()
             .contains("alice@example.com"));
         assert_ne!(v["data"]["password"], "pw1");
+    }
+
+    #[test]
+    fn metadata_only_forms_and_json_patches_of_secrets_hide_the_applied_values() {
+        let applied = r#"{\"kind\":\"Secret\",\"stringData\":{\"pw\":\"s3cretApplied99\"}}"#;
+        for doc in [
+            format!(
+                r#"{{"kind":"PartialObjectMetadata","metadata":{{"name":"a","annotations":{{"kubectl.kubernetes.io/last-applied-configuration":"{applied}"}}}}}}"#
+            ),
+            format!(
+                r#"{{"kind":"Table","rows":[{{"object":{{"kind":"PartialObjectMetadata","metadata":{{"annotations":{{"kubectl.kubernetes.io/last-applied-configuration":"{applied}"}}}}}}}}]}}"#
+            ),
+        ] {
+            let out = String::from_utf8(document(&masker(), doc.as_bytes(), true)).unwrap();
+            assert!(!out.contains("s3cretApplied99"), "{out}");
+        }
+        // Not a Secret request, but the annotation says it is one.
+        let doc = format!(
+            r#"{{"kind":"List","items":[{{"kind":"PartialObjectMetadata","metadata":{{"annotations":{{"kubectl.kubernetes.io/last-applied-configuration":"{applied}"}}}}}}]}}"#
+        );
+        let out = String::from_utf8(document(&masker(), doc.as_bytes(), false)).unwrap();
+        assert!(!out.contains("s3cretApplied99"), "{out}");
+        let patch = r#"[{"op":"add","path":"/stringData","value":{"pw":"AuditLeak-42"}},{"op":"replace","path":"/data/k","value":"QXVkaXQ="}]"#;
+        let out = String::from_utf8(document(&masker(), patch.as_bytes(), true)).unwrap();
+        assert!(
+            !out.contains("AuditLeak-42") && !out.contains("QXVkaXQ="),
+            "{out}"
+        );
     }
 
     #[test]

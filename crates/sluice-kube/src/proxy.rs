@@ -73,6 +73,7 @@ pub(crate) fn answer_now<G: KubeGate>(
 /// Withdraws the approval request if the client goes away while held.
 struct HoldGuard<G: KubeGate> {
     gate: Arc<Mutex<G>>,
+    request: String,
     armed: bool,
 }
 
@@ -80,7 +81,10 @@ impl<G: KubeGate> Drop for HoldGuard<G> {
     fn drop(&mut self) {
         if self.armed {
             if let Ok(mut g) = self.gate.lock() {
-                g.withdraw("the client went away while its request waited for approval");
+                g.withdraw(
+                    &self.request,
+                    "the client went away while its request waited for approval",
+                );
             }
         }
     }
@@ -105,7 +109,7 @@ pub(crate) async fn handle<F: Front>(
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let Some(identity) = conn.identity(&*front, &token) else {
+    let Some(identity) = conn.identity(&front, &token).await else {
         warn!(peer = %conn.peer, "kubernetes request with an unknown or revoked key");
         return status_response(
             StatusCode::UNAUTHORIZED,
@@ -120,7 +124,7 @@ pub(crate) async fn handle<F: Front>(
         .uri
         .path_and_query()
         .map_or_else(|| path.clone(), |pq| pq.as_str().to_owned());
-    let understood = match info::understand(parts.method.as_str(), &path, query.as_deref()) {
+    let mut understood = match info::understand(parts.method.as_str(), &path, query.as_deref()) {
         Ok(u) => u,
         Err(e) => {
             warn!(identity = %identity.name, %target, error = %e, "kubernetes request refused: bad target");
@@ -215,8 +219,8 @@ pub(crate) async fn handle<F: Front>(
         },
     };
     // The command: the exact request line, the body as recorded.
-    let (record_masker, cap) = match gate.lock() {
-        Ok(g) => (g.record_masker(), g.content_cap()),
+    let (record_masker, cap, masked) = match gate.lock() {
+        Ok(g) => (g.record_masker(), g.content_cap(), g.masker().is_some()),
         Err(_) => return internal(),
     };
     let content_type = parts
@@ -225,6 +229,31 @@ pub(crate) async fn handle<F: Front>(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let secrets = understood.request.resource == "secrets";
+    // A JSON patch can copy a Secret's values into fields Sluice does not
+    // mask (`copy`, `move`) or test them one guess at a time (`test`).
+    if masked && secrets && media == "application/json-patch+json" {
+        warn!(identity = %identity.name, %target, "JSON patch of a Secret refused for a masked identity");
+        return status_response(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "a JSON patch of a Secret can copy its masked values into the response: refused for an identity whose results are masked (use a merge patch)",
+        );
+    }
+    // A DELETE with a body takes its options, dryRun included, from the
+    // body, not the query.
+    if parts.method == http::Method::DELETE && !body.is_empty() {
+        understood.request.dry_run = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("dryRun").cloned())
+            .is_some_and(|d| d == serde_json::json!(["All"]));
+    }
     let mut command = Command::new(CommandOrigin::Http, format!("{} {target}", parts.method));
     let mut binding = String::new();
     if !body.is_empty() {
@@ -235,11 +264,12 @@ pub(crate) async fn handle<F: Front>(
                 &body,
                 &content_type,
                 &digest,
-                understood.request.resource == "secrets",
+                secrets,
             )
             .into_bytes(),
         ));
-        binding = format!("body sha256={digest}");
+        // What a PATCH does depends on its type as much as on its bytes.
+        binding = format!("content-type {media}; body sha256={digest}");
     }
     let mut statement = Statement::request(understood.action, command.text.clone());
     statement.kubernetes = Some(understood.request.clone());
@@ -285,10 +315,15 @@ pub(crate) async fn handle<F: Front>(
             }
             ticket
         }
-        Verdict::Hold { ticket, until } => {
+        Verdict::Hold {
+            ticket,
+            request,
+            until,
+        } => {
             log_info!(identity = %identity.name, %target, "kubernetes request held for approval");
             let mut guard = HoldGuard {
                 gate: gate.clone(),
+                request,
                 armed: true,
             };
             let waited = until.await;

@@ -213,6 +213,12 @@ impl<G: KubeGate> Relay<G> {
                         send.push(mask_line(m, self.shape, secrets, &line));
                     }
                     if lines.pending() > self.max_document {
+                        let _ = tx
+                            .send(Err(crate::body::BodyError(format!(
+                                "one line of the stream is over Sluice's limit of {} bytes",
+                                self.max_document
+                            ))))
+                            .await;
                         ended = "too_large";
                         break;
                     }

@@ -86,11 +86,17 @@ impl KubeGate for KubePolicyGate {
                 ticket: Ticket(seq),
                 refusal,
             },
-            Ok(Step::Hold { seq, notice, until }) => {
+            Ok(Step::Hold {
+                seq,
+                request,
+                notice,
+                until,
+            }) => {
                 // kubectl shows nothing while it waits; the gateway log does.
                 info!(identity = %self.pipeline.scope.identity().name, "{}", notice.message);
                 Verdict::Hold {
                     ticket: Ticket(seq),
+                    request,
                     until,
                 }
             }
@@ -148,8 +154,8 @@ impl KubeGate for KubePolicyGate {
         self.pipeline.stream(ticket.0, stream, inbound, data)
     }
 
-    fn withdraw(&mut self, reason: &str) {
-        self.pipeline.withdraw(reason);
+    fn withdraw(&mut self, request: &str, reason: &str) {
+        self.pipeline.withdraw_request(request, reason);
     }
 
     fn on_end(&mut self, reason: &str) {

@@ -27,6 +27,12 @@ unless { context has namespace && context.namespace == "kube-system" };
 forbid (principal, action in [Action::"delete", Action::"deletecollection"], resource)
 when { context has name && context.name == "protected" };
 
+@id("dry-only")
+@reason("in namespace dry only dry runs delete")
+forbid (principal, action in [Action::"delete", Action::"deletecollection"], resource)
+when { context has namespace && context.namespace == "dry" }
+unless { context has dry_run && context.dry_run };
+
 @id("held-deletes-need-ops")
 @reason("deletes in namespace held need an operator")
 @review("ops")
@@ -70,7 +76,7 @@ fn fixture() -> &'static Fixture {
     F.get_or_init(|| {
         let kube = KubeServer::start();
         kube.kubectl_ok(&["create", "clusterrolebinding", "agents-admin", "--clusterrole=cluster-admin", "--group=agents", "--group=sre"]);
-        for ns in ["held", "masked", "run"] {
+        for ns in ["held", "masked", "run", "dry"] {
             kube.kubectl_ok(&["create", "namespace", ns]);
         }
         let kubelet = FakeKubelet::start(kube.dir());
@@ -700,4 +706,122 @@ fn logs_are_masked_line_by_line() {
         &["-n", "run", "logs", "web", "-c", "c"],
     ));
     assert!(raw.contains("alice@example.com"), "{raw}");
+}
+
+#[test]
+fn masked_secrets_stay_masked_and_body_dry_runs_and_named_collection_deletes_are_read_as_the_api_server_does(
+) {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("s.yaml");
+    std::fs::write(&manifest, "apiVersion: v1\nkind: Secret\nmetadata:\n  name: applied\n  namespace: masked\nstringData:\n  pw: s3cretApplied99\n").unwrap();
+    f.kube
+        .kubectl_ok(&["apply", "-f", manifest.to_str().unwrap()]);
+    // A JSON patch that would copy the value into an annotation, as a dry run.
+    let patch = dir.path().join("patch.json");
+    std::fs::write(&patch, r#"[{"op":"add","path":"/metadata/annotations/leak","value":""},{"op":"copy","from":"/data/pw","path":"/metadata/annotations/leak"}]"#).unwrap();
+    let (status, body) = curl(
+        f,
+        "PATCH",
+        &f.agent,
+        "/api/v1/namespaces/masked/secrets/applied?dryRun=All",
+        &["Content-Type: application/json-patch+json"],
+        Some(&patch),
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(!body.contains("czNjcmV0QXBwbGllZDk5"), "{body}");
+    // The metadata-only forms kubectl get asks for keep the annotation masked.
+    for accept in [
+        "Accept: application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+        "Accept: application/json;as=Table;g=meta.k8s.io;v=v1",
+    ] {
+        let (status, body) = get(
+            f,
+            &f.agent,
+            "/api/v1/namespaces/masked/secrets/applied",
+            accept,
+        );
+        assert_eq!(status, 200, "{body}");
+        assert!(!body.contains("s3cretApplied99"), "{accept}: {body}");
+    }
+    let (_, body) = get(
+        f,
+        &f.agent,
+        "/api/v1/namespaces/masked/secrets",
+        "Accept: application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+    );
+    assert!(!body.contains("s3cretApplied99"), "{body}");
+    // dryRun=All in the query of a DELETE with a body is not a dry run.
+    f.kube.kubectl_ok(&[
+        "-n",
+        "dry",
+        "create",
+        "configmap",
+        "victim",
+        "--from-literal=k=v",
+    ]);
+    let options = dir.path().join("options.json");
+    std::fs::write(&options, r#"{"kind":"DeleteOptions","apiVersion":"v1"}"#).unwrap();
+    let (status, body) = curl(
+        f,
+        "DELETE",
+        &f.agent,
+        "/api/v1/namespaces/dry/configmaps/victim?dryRun=All",
+        &["Content-Type: application/json"],
+        Some(&options),
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        f.kube.kubectl(&["-n", "dry", "get", "cm", "victim"]).0,
+        "deleted"
+    );
+    let (status, _) = curl(
+        f,
+        "DELETE",
+        &f.agent,
+        "/api/v1/namespaces/dry/configmaps/victim?dryRun=All",
+        &[],
+        None,
+    );
+    assert_eq!(status, 200);
+    assert!(
+        f.kube.kubectl(&["-n", "dry", "get", "cm", "victim"]).0,
+        "a dry run deleted it"
+    );
+    // A deletecollection narrowed to the protected object by name is refused.
+    f.kube
+        .kubectl(&["create", "configmap", "protected", "--from-literal=k=v"]);
+    let (status, body) = curl(
+        f,
+        "DELETE",
+        &f.agent,
+        "/api/v1/namespaces/default/configmaps?fieldSelector=metadata.name%3Dprotected",
+        &[],
+        None,
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("protected-stays"), "{body}");
+    assert!(f.kube.kubectl(&["get", "cm", "protected"]).0);
+}
+
+#[test]
+fn a_connection_that_never_sends_a_request_is_closed() {
+    let f = fixture();
+    let script = format!(
+        "import socket, ssl, time\nctx = ssl.create_default_context(cafile='{}')\ns = ctx.wrap_socket(socket.create_connection(('127.0.0.1', {})), server_hostname='127.0.0.1')\ns.settimeout(30)\nstart = time.time()\ndata = s.recv(1)\nprint(round(time.time() - start), repr(data))\n",
+        f.ca.display(),
+        f.port
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let secs: u64 = text.split_whitespace().next().unwrap().parse().unwrap();
+    assert!((9..=15).contains(&secs) && text.contains("b''"), "{text}");
 }

@@ -90,6 +90,8 @@ pub(crate) enum Step {
     /// forward once `until` resolves.
     Hold {
         seq: Option<u64>,
+        /// The approval request it waits for.
+        request: String,
         notice: Refusal,
         until: Pending,
     },
@@ -278,8 +280,13 @@ impl Pipeline {
             return Ok(Step::Refused { seq, refusal });
         }
         if let Some((request, fingerprint, notice)) = hold {
-            let until = self.hold(request, fingerprint);
-            return Ok(Step::Hold { seq, notice, until });
+            let until = self.hold(request.clone(), fingerprint);
+            return Ok(Step::Hold {
+                seq,
+                request,
+                notice,
+                until,
+            });
         }
         Ok(Step::Run { seq })
     }
