@@ -107,7 +107,7 @@ for i in range(n):
     with open(f"{d}/cm{i}.json", "w") as f:
         json.dump({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"big{i}", "namespace": "default"}, "data": {"blob": blob}}, f)
 PY
-direct apply -f "$WORK/big" >/dev/null
+direct create -f "$WORK/big" >/dev/null
 hwm() { awk '/VmHWM/ {print $2}' "/proc/$SLUICE_PID/status"; }
 before=$(hwm)
 t0=$(date +%s.%N)

@@ -59,22 +59,31 @@ if ! command -v "$PYTHON" >/dev/null 2>&1; then
     log "python3 not found"
     exit 1
 fi
-if ! "$PYTHON" -c 'import psycopg' >/dev/null 2>&1; then
-    log "installing psycopg[binary] for $("$PYTHON" -c 'import sys; print(sys.executable)')"
+# pip_install MODULE SPEC: installs SPEC when MODULE does not import.
+pip_install() {
+    local module=$1 spec=$2
+    if "$PYTHON" -c "import $module" >/dev/null 2>&1; then
+        log "$module present"
+        return 0
+    fi
+    log "installing $spec for $("$PYTHON" -c 'import sys; print(sys.executable)')"
+    local pip_log
     pip_log="$(mktemp)"
-    trap 'rm -f "$pip_log"' EXIT
-    if ! "$PYTHON" -m pip install --quiet 'psycopg[binary]' 2>"$pip_log"; then
+    if ! "$PYTHON" -m pip install --quiet "$spec" 2>"$pip_log"; then
         if grep -q 'externally-managed-environment' "$pip_log"; then
-            "$PYTHON" -m pip install --quiet --break-system-packages 'psycopg[binary]'
+            "$PYTHON" -m pip install --quiet --break-system-packages "$spec"
         else
             cat "$pip_log" >&2
+            rm -f "$pip_log"
             exit 1
         fi
     fi
-    "$PYTHON" -c 'import psycopg' || { log "psycopg still not importable"; exit 1; }
-else
-    log "psycopg present"
-fi
+    rm -f "$pip_log"
+    "$PYTHON" -c "import $module" || { log "$module still not importable"; exit 1; }
+}
+pip_install psycopg 'psycopg[binary]'
+# The Python Kubernetes client, driven through Sluice by the Kubernetes tests.
+pip_install kubernetes kubernetes
 
 # kubectl: the machine's own if it has one (a newer one), else Debian's 1.20.
 if ! command -v kubectl >/dev/null 2>&1; then

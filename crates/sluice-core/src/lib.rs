@@ -7,12 +7,14 @@ mod identity;
 mod kube;
 mod refusal;
 pub mod routines;
+mod session;
 mod statement;
 
 pub use command::{Command, CommandOrigin, Decision, Outcome, Param, PolicyRef};
 pub use identity::{Identity, ResourceId};
 pub use kube::{ConnectRequest, KubeRequest};
 pub use refusal::{Refusal, RefusalKind};
+pub use session::SessionInfo;
 pub use statement::{Action, Statement, Unproven};
 
 /// Cuts `s` to at most `max` bytes without splitting a character; true

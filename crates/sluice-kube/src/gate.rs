@@ -2,10 +2,9 @@
 //! `sluice_pg::Gate` is for PostgreSQL: the front asks, the gate (policy,
 //! approvals, audit in `sluice-server`) answers, in protocol-neutral words.
 
-use sluice_core::{Command, Identity, Refusal, Statement};
+use sluice_core::{Command, Identity, Refusal, SessionInfo, Statement};
 use sluice_mask::Masker;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,15 +61,6 @@ pub struct Answer {
     pub truncated: bool,
 }
 
-/// Who a session is: one identity on one client connection.
-pub struct SessionInfo<'a> {
-    pub identity: &'a Identity,
-    pub resource: &'a str,
-    pub peer: SocketAddr,
-    pub tls: bool,
-    pub user_agent: Option<&'a str>,
-}
-
 pub trait KubeGate: Send + 'static {
     fn decide(&mut self, ask: &Ask<'_>) -> Verdict;
     /// How responses are masked; `None`: raw (policy unmasks this identity,
@@ -107,5 +97,6 @@ pub trait KubeGates: Send + Sync + 'static {
     /// The identity a bearer token proves, if any (may block: call off the
     /// runtime).
     fn authenticate(&self, token: &str) -> Option<Identity>;
+    /// Opens one identity's session on one client connection.
     fn open(&self, session: &SessionInfo<'_>) -> Self::Gate;
 }

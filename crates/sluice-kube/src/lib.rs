@@ -22,6 +22,6 @@ pub mod split;
 pub mod status;
 pub mod upstream;
 
-pub use gate::{Answer, Ask, KubeGate, KubeGates, Pending, SessionInfo, Ticket, Verdict};
+pub use gate::{Answer, Ask, KubeGate, KubeGates, Pending, Ticket, Verdict};
 pub use listener::{serve, KubeFront, Limits};
 pub use upstream::{Credential, Upstream};

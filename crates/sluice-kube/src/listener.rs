@@ -2,13 +2,14 @@
 //! http/1.1, or plain HTTP on loopback), serves each with hyper, and keeps
 //! one gate per identity per connection, ended with the connection.
 
-use crate::gate::{KubeGate, KubeGates, SessionInfo};
+use crate::gate::{KubeGate, KubeGates};
 use crate::proxy;
 use crate::upstream::Upstream;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use sha2::{Digest, Sha256};
 use sluice_core::Identity;
+use sluice_core::SessionInfo;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -223,7 +224,7 @@ impl<G: KubeGate> Connection<G> {
             resource: front.resource(),
             peer: self.peer,
             tls: self.tls,
-            user_agent,
+            client: user_agent,
         })));
         sessions.insert(key, gate.clone());
         Some(gate)

@@ -4,9 +4,8 @@
 //! never learns what the answer was based on.
 
 use crate::messages::PgErrorReply;
-use sluice_core::{Command, CommandOrigin, Identity, ResourceId};
+use sluice_core::{Command, CommandOrigin};
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -166,11 +165,8 @@ pub trait Gate: Send {
 
 /// Who a session is and what it reaches: what a gate judges statements by.
 pub struct SessionInfo<'a> {
-    pub identity: &'a Identity,
-    pub resource: &'a ResourceId,
-    pub peer: SocketAddr,
-    pub tls: bool,
-    pub application_name: Option<&'a str>,
+    /// As every front says it (`client` is `application_name`).
+    pub session: sluice_core::SessionInfo<'a>,
     /// The startup parameters forwarded to the backend (they are part of
     /// the session state approvals are bound to).
     pub parameters: &'a [(String, String)],

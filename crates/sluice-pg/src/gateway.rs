@@ -315,15 +315,17 @@ impl<F: GateFactory> Gateway<F> {
             max_batch: self.config.max_client_message.saturating_mul(4),
         };
         let gate = self.gates.open(&SessionInfo {
-            identity: &auth.identity,
-            resource: &resource.id,
-            peer,
-            tls: client.is_tls(),
-            application_name: params
-                .passthrough
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("application_name"))
-                .map(|(_, v)| v.as_str()),
+            session: sluice_core::SessionInfo {
+                identity: &auth.identity,
+                resource: resource.id.as_str(),
+                peer,
+                tls: client.is_tls(),
+                client: params
+                    .passthrough
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("application_name"))
+                    .map(|(_, v)| v.as_str()),
+            },
             parameters: &params.passthrough,
         });
         let mut gate = gate;

@@ -135,11 +135,13 @@ impl Fixture {
 
     fn open(&self) -> PolicyGate {
         self.gates.open(&SessionInfo {
-            identity: &self.identity,
-            resource: &self.resource_id,
-            peer: "127.0.0.1:40000".parse().unwrap(),
-            tls: false,
-            application_name: None,
+            session: sluice_core::SessionInfo {
+                identity: &self.identity,
+                resource: self.resource_id.as_str(),
+                peer: "127.0.0.1:40000".parse().unwrap(),
+                tls: false,
+                client: None,
+            },
             parameters: &[],
         })
     }

@@ -4,12 +4,13 @@
 
 use crate::config::{Config, ConfigError, ResourceConfig};
 use crate::pipeline::record::{Answer, Commit};
-use crate::pipeline::{Front, Pipeline, SessionMeta, Step};
+use crate::pipeline::{Front, Pipeline, Step};
 use crate::policy::PolicyGates;
 use sluice_audit::ResponseStatus;
 use sluice_auth::KeyStore;
 use sluice_core::Identity;
-use sluice_kube::{Ask, KubeFront, KubeGate, KubeGates, Limits, SessionInfo, Ticket, Verdict};
+use sluice_core::SessionInfo;
+use sluice_kube::{Ask, KubeFront, KubeGate, KubeGates, Limits, Ticket, Verdict};
 use sluice_mask::Masker;
 use std::sync::Arc;
 use tracing::{info, warn};
@@ -34,14 +35,7 @@ impl KubeGates for KubeGatesImpl {
     }
 
     fn open(&self, s: &SessionInfo<'_>) -> KubePolicyGate {
-        let meta = SessionMeta {
-            identity: s.identity,
-            resource: s.resource,
-            peer: s.peer,
-            tls: s.tls,
-            application_name: s.user_agent,
-        };
-        let (pipeline, mask) = self.gates.pipeline(&meta, Front::Kubernetes);
+        let (pipeline, mask) = self.gates.pipeline(s, Front::Kubernetes);
         KubePolicyGate {
             pipeline,
             mask: mask.map(|m| m.masker),

@@ -825,3 +825,39 @@ fn a_connection_that_never_sends_a_request_is_closed() {
     let secs: u64 = text.split_whitespace().next().unwrap().parse().unwrap();
     assert!((9..=15).contains(&secs) && text.contains("b''"), "{text}");
 }
+
+#[test]
+fn the_python_kubernetes_client_works_unchanged_with_the_printed_kubeconfig() {
+    let f = fixture();
+    f.kube.kubectl(&[
+        "-n",
+        "masked",
+        "create",
+        "secret",
+        "generic",
+        "py",
+        "--from-literal=blob=pyhunter2",
+    ]);
+    let script = format!(
+        "from kubernetes import client, config\nconfig.load_kube_config('{}')\nv1 = client.CoreV1Api()\nprint(sorted(n.metadata.name for n in v1.list_namespace().items))\nprint(v1.read_namespaced_secret('py', 'masked').data)\ntry:\n    v1.delete_namespaced_config_map('protected', 'default')\nexcept client.exceptions.ApiException as e:\n    print('refused', e.status)\n",
+        f.kubeconfig.display()
+    );
+    f.kube
+        .kubectl(&["create", "configmap", "protected", "--from-literal=k=v"]);
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("'kube-system'"), "{text}");
+    assert!(
+        text.contains("PG1hc2tlZD4=") && !text.contains("cHlodW50ZXIy"),
+        "{text}"
+    );
+    assert!(text.contains("refused 403"), "{text}");
+}

@@ -31,11 +31,10 @@ use record::{Answer, Commit, Recorder};
 use review::{Asker, ReviewStep};
 use sluice_approvals::Fingerprint;
 use sluice_audit::ApprovalRef;
-use sluice_core::{Command, Decision, Identity, Outcome, Refusal, Statement};
+use sluice_core::{Command, Decision, Outcome, Refusal, SessionInfo, Statement};
 use sluice_pg::MaskRules;
 use sluice_policy::{RequestContext, ResourceInfo, Scope, Unmask};
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use tracing::{info, warn};
 
@@ -59,15 +58,6 @@ impl Front {
             Front::Kubernetes => "request",
         }
     }
-}
-
-/// Who a session is and where it comes from, whatever the protocol.
-pub(crate) struct SessionMeta<'a> {
-    pub identity: &'a Identity,
-    pub resource: &'a str,
-    pub peer: SocketAddr,
-    pub tls: bool,
-    pub application_name: Option<&'a str>,
 }
 
 /// One client session's pass through the pipeline.
@@ -105,7 +95,7 @@ impl PolicyGates {
     /// configured, or a policy unmasks this identity).
     pub(crate) fn pipeline(
         &self,
-        meta: &SessionMeta<'_>,
+        meta: &SessionInfo<'_>,
         front: Front,
     ) -> (Pipeline, Option<MaskRules>) {
         let resource = self

@@ -4,7 +4,7 @@
 //! forwarded; a pure read is forwarded at once but its results wait).
 //! What came back is appended when the response is over.
 
-use super::{Pending, SessionMeta};
+use super::Pending;
 use crate::config::{AuditSettings, ReadDurability};
 use sluice_audit::{
     encode_param, ApprovalRef, AuditError, AuditLog, Level, ResponseRecord, ResponseStatus,
@@ -121,7 +121,7 @@ impl Recorder {
     pub(crate) fn start(
         log: AuditLog,
         settings: AuditSettings,
-        info: &SessionMeta<'_>,
+        info: &sluice_core::SessionInfo<'_>,
         unmasked_by: Option<String>,
     ) -> Recorder {
         let session = sluice_audit::new_session_id();
@@ -130,7 +130,7 @@ impl Recorder {
             info.resource,
             info.peer.to_string(),
             info.tls,
-            info.application_name.map(str::to_owned),
+            info.client.map(str::to_owned),
         );
         start.unmasked_by = unmasked_by;
         if let Err(e) = log.append(&session, start) {

@@ -7,7 +7,7 @@ use crate::approvals::ApprovalService;
 use crate::config::{AuditSettings, Config, ConfigError};
 use crate::pipeline::record::{durability, Answer, Commit, Durability, Recorder};
 use crate::pipeline::review::ReviewStep;
-use crate::pipeline::{Front, Pending, Pipeline, SessionMeta};
+use crate::pipeline::{Front, Pending, Pipeline};
 use arc_swap::ArcSwap;
 use sluice_audit::AuditLog;
 use sluice_core::{Action, Command, CommandOrigin, Refusal, Statement};
@@ -111,20 +111,13 @@ impl GateFactory for PolicyGates {
     type Gate = PolicyGate;
 
     fn open(&self, session: &SessionInfo<'_>) -> PolicyGate {
-        let meta = SessionMeta {
-            identity: session.identity,
-            resource: session.resource.as_str(),
-            peer: session.peer,
-            tls: session.tls,
-            application_name: session.application_name,
-        };
-        let (pipeline, mask) = self.pipeline(&meta, Front::Sql);
+        let (pipeline, mask) = self.pipeline(&session.session, Front::Sql);
         PolicyGate {
             classifier: self.classifier.clone(),
             pipeline,
             sql: SqlSession::default(),
             mask,
-            catalog: CatalogView::new(session.resource.as_str(), &self.verdicts),
+            catalog: CatalogView::new(session.session.resource, &self.verdicts),
             awaiting: VecDeque::new(),
             state: SessionState::at_startup(session.parameters),
             outside_transaction: false,
