@@ -51,9 +51,15 @@ direct create clusterrolebinding agents-admin --clusterrole=cluster-admin --grou
 direct create configmap bench --from-literal=k=v >/dev/null
 
 log "starting Sluice"
+# A CA and a leaf signed by it (a self-signed CA certificate cannot serve
+# as a TLS server's own certificate for rustls clients).
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
-    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
-    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+    -subj "/CN=bench CA" -keyout "$WORK/ca.key" -out "$WORK/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=127.0.0.1 \
+    -keyout "$WORK/key.pem" -out "$WORK/leaf.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$WORK/leaf.ext"
+openssl x509 -req -in "$WORK/leaf.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" -CAcreateserial \
+    -days 1 -extfile "$WORK/leaf.ext" -out "$WORK/cert.pem" 2>/dev/null
 PORT=$(free_port)
 KPORT=$(free_port)
 cat >"$WORK/sluice.toml" <<EOF
@@ -75,7 +81,7 @@ token_env = "KUBE_TOKEN"
 files = ["p.cedar"]
 EOF
 echo '@id("agents-read") permit(principal in Group::"agents", action in Action::"read", resource);' >"$WORK/p.cedar"
-(cd "$WORK" && KUBE_TOKEN=sluice-token-for-tests SLUICE_LOG=warn "$OLDPWD/$SLUICE" serve --config sluice.toml 2>sluice.log) &
+(cd "$WORK" && KUBE_TOKEN=sluice-token-for-tests SLUICE_LOG=warn exec "$OLDPWD/$SLUICE" serve --config sluice.toml 2>sluice.log) &
 SLUICE_PID=$!
 PIDS+=($SLUICE_PID)
 wait_for "Sluice" 30 port_open "$KPORT"
@@ -91,7 +97,7 @@ for c in 1 8; do
     log "GET at $c clients: direct"
     d=$(load "$URL$PATH_CM" "$CA" "$c" admin-token-for-tests)
     log "GET at $c clients: through Sluice"
-    s=$(load "https://127.0.0.1:$KPORT$PATH_CM" "$WORK/cert.pem" "$c" "$KEY")
+    s=$(load "https://127.0.0.1:$KPORT$PATH_CM" "$WORK/ca.pem" "$c" "$KEY")
     ratio=$(python3 -c "print(f'{$(field "$s" rps)/$(field "$d" rps):.2f}')")
     added=$(python3 -c "print(f'{$(field "$s" p50_ms)-$(field "$d" p50_ms):.2f}')")
     rows+=("| $c | $(field "$d" rps) | $(field "$s" rps) | $ratio | $(field "$d" p50_ms) / $(field "$d" p99_ms) | $(field "$s" p50_ms) / $(field "$s" p99_ms) | $added | $(field "$s" errors) |")
@@ -113,7 +119,7 @@ before=$(hwm)
 t0=$(date +%s.%N)
 dbytes=$(curl -s --cacert "$CA" -H "Authorization: Bearer admin-token-for-tests" "$URL/api/v1/namespaces/default/configmaps" | wc -c)
 t1=$(date +%s.%N)
-sbytes=$(curl -s --cacert "$WORK/cert.pem" -H "Authorization: Bearer $KEY" "https://127.0.0.1:$KPORT/api/v1/namespaces/default/configmaps" | wc -c)
+sbytes=$(curl -s --cacert "$WORK/ca.pem" -H "Authorization: Bearer $KEY" "https://127.0.0.1:$KPORT/api/v1/namespaces/default/configmaps" | wc -c)
 t2=$(date +%s.%N)
 after=$(hwm)
 list_row="| $((dbytes / 1000000)) MB / $((sbytes / 1000000)) MB | $(python3 -c "print(f'{$t1-$t0:.2f}')") s | $(python3 -c "print(f'{$t2-$t1:.2f}')") s | $((before / 1024)) MiB | $((after / 1024)) MiB |"

@@ -300,12 +300,20 @@ pub(crate) async fn handle<F: Front>(
             Err(_) => return internal(),
         },
     };
+    let mut results_wait = None;
     let ticket = match verdict {
         Verdict::Refuse { ticket, refusal } => {
             remember_refusal(&refusal);
             let r = refusal_response(&refusal);
             answer_now(&gate, ticket, r.status(), started, &refusal.to_string());
             return r;
+        }
+        // A read is forwarded at once, its record written meanwhile; no
+        // byte of the answer leaves before it is (see below). Anything
+        // else waits for its record first.
+        Verdict::Forward { ticket, durable } if read_only && !connect => {
+            results_wait = durable;
+            ticket
         }
         Verdict::Forward { ticket, durable } => {
             if let Some(d) = durable {
@@ -371,7 +379,17 @@ pub(crate) async fn handle<F: Front>(
             )
         }
     };
-    let response = match upstream.client.request(up).await {
+    let recorded = async {
+        match results_wait {
+            Some(wait) => wait.await,
+            None => Ok(()),
+        }
+    };
+    let (response, recorded) = tokio::join!(upstream.client.request(up), recorded);
+    if let Err(refusal) = recorded {
+        return refusal_response(&refusal);
+    }
+    let response = match response {
         Ok(r) => r,
         Err(e) => {
             warn!(error = %e, "the API server cannot be reached");

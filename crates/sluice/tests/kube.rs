@@ -69,6 +69,8 @@ struct Fixture {
     ops: String,
     kubeconfig: PathBuf,
     ca: PathBuf,
+    /// The same cluster as resource "kube-deferred" (`approval_mode = "deferred"`).
+    deferred_kubeconfig: PathBuf,
 }
 
 fn fixture() -> &'static Fixture {
@@ -82,12 +84,17 @@ fn fixture() -> &'static Fixture {
         let kubelet = FakeKubelet::start(kube.dir());
         kube.add_node_and_pod("fake-node", kubelet.port(), "run", "web");
         let port = free_port();
+        let deferred_port = free_port();
         let admin_port = free_port();
-        let resource = format!(
-            "[[resource]]\nname = \"kube\"\nkind = \"kubernetes\"\nlisten = \"127.0.0.1:{port}\"\nurl = \"{}\"\nca_file = \"{}\"\ntoken_env = \"KUBE_TOKEN\"\ntags = {{ env = \"prod\" }}\n",
-            kube.url(),
-            kube.ca_path().display()
-        );
+        let resource = |name: &str, port: u16, extra: &str| {
+            format!(
+                "[[resource]]\nname = \"{name}\"\nkind = \"kubernetes\"\nlisten = \"127.0.0.1:{port}\"\nurl = \"{}\"\nca_file = \"{}\"\ntoken_env = \"KUBE_TOKEN\"\ntags = {{ env = \"prod\" }}\n{extra}\n",
+                kube.url(),
+                kube.ca_path().display()
+            )
+        };
+        let resource = resource("kube", port, "")
+            + &resource("kube-deferred", deferred_port, "approval_mode = \"deferred\"");
         // kubectl sends no credentials over plain HTTP: the listener
         // serves HTTPS.
         let tls_dir = tempfile::tempdir().unwrap().keep();
@@ -117,8 +124,20 @@ fn fixture() -> &'static Fixture {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let kubeconfig = gw.dir.path().join("agent.kubeconfig");
         std::fs::write(&kubeconfig, &out.stdout).unwrap();
+        let out = Command::new(common::SLUICE)
+            .args(["kubeconfig", "--resource", "kube-deferred", "--config"])
+            .arg(&gw.config)
+            .arg("--ca-file")
+            .arg(&tls.ca)
+            .env("SLUICE_KEY", &agent)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let deferred_kubeconfig = gw.dir.path().join("deferred.kubeconfig");
+        std::fs::write(&deferred_kubeconfig, &out.stdout).unwrap();
         wait_listening(port);
-        Fixture { kube, kubelet, gw, port, admin_port, agent, nowatch, sre, ops, kubeconfig, ca: tls.ca }
+        wait_listening(deferred_port);
+        Fixture { kube, kubelet, gw, port, admin_port, agent, nowatch, sre, ops, kubeconfig, ca: tls.ca, deferred_kubeconfig }
     })
 }
 
@@ -824,6 +843,24 @@ fn a_connection_that_never_sends_a_request_is_closed() {
     );
     let secs: u64 = text.split_whitespace().next().unwrap().parse().unwrap();
     assert!((9..=15).contains(&secs) && text.contains("b''"), "{text}");
+    // Headers that start and never end (slowloris): closed too.
+    let script = format!(
+        "import socket, ssl, time\nctx = ssl.create_default_context(cafile='{}')\ns = ctx.wrap_socket(socket.create_connection(('127.0.0.1', {})), server_hostname='127.0.0.1')\ns.settimeout(30)\ns.sendall(b'GET /api HTTP/1.1\\r\\nHost: x\\r\\n')\nstart = time.time()\ndata = b''\nwhile True:\n    c = s.recv(4096)\n    if not c: break\n    data += c\nprint(round(time.time() - start), repr(data[:12]))\n",
+        f.ca.display(),
+        f.port
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let secs: u64 = text.split_whitespace().next().unwrap().parse().unwrap();
+    assert!((9..=15).contains(&secs), "{text}");
 }
 
 #[test]
@@ -860,4 +897,84 @@ fn the_python_kubernetes_client_works_unchanged_with_the_printed_kubeconfig() {
         "{text}"
     );
     assert!(text.contains("refused 403"), "{text}");
+}
+
+#[test]
+fn a_deferred_delete_is_refused_with_its_request_and_runs_once_when_sent_again_after_approval() {
+    let f = fixture();
+    f.kube.kubectl_ok(&[
+        "-n",
+        "held",
+        "create",
+        "configmap",
+        "later",
+        "--from-literal=k=v",
+    ]);
+    f.kube.kubectl_ok(&[
+        "-n",
+        "held",
+        "create",
+        "configmap",
+        "other",
+        "--from-literal=k=v",
+    ]);
+    let deferred = |args: &[&str]| {
+        let out = Command::new("kubectl")
+            .arg(format!("--kubeconfig={}", f.deferred_kubeconfig.display()))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (okay, err) = deferred(&["-n", "held", "delete", "configmap", "later"]);
+    assert!(
+        !okay && err.contains("requires approval: request apr_"),
+        "{err}"
+    );
+    let id = err
+        .split_whitespace()
+        .find(|w| w.starts_with("apr_"))
+        .unwrap()
+        .trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_owned();
+    assert!(f.kube.kubectl(&["-n", "held", "get", "cm", "later"]).0);
+    let out = Command::new(common::SLUICE)
+        .args([
+            "approvals",
+            "approve",
+            &id,
+            "--url",
+            &format!("https://127.0.0.1:{}", f.admin_port),
+        ])
+        .arg("--ca-file")
+        .arg(&f.ca)
+        .env("SLUICE_KEY", &f.ops)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The grant is for that request only.
+    let (okay, err) = deferred(&["-n", "held", "delete", "configmap", "other"]);
+    assert!(!okay && err.contains("requires approval"), "{err}");
+    assert!(f.kube.kubectl(&["-n", "held", "get", "cm", "other"]).0);
+    let (okay, err) = deferred(&["-n", "held", "delete", "configmap", "later"]);
+    assert!(okay, "{err}");
+    assert!(!f.kube.kubectl(&["-n", "held", "get", "cm", "later"]).0);
+}
+
+#[test]
+fn kubectl_attach_streams_through_the_same_relay() {
+    let f = fixture();
+    let (okay, out, err) = kubectl(f, &["-n", "run", "attach", "web", "-c", "c"]);
+    assert!(okay, "{out}{err}");
+    assert!(
+        out.contains("ran:") && !out.contains("alice@example.com"),
+        "{out}"
+    );
 }
