@@ -29,6 +29,8 @@ cleanup() {
         tail -20 "$WORK/sluice.log" >&2
     fi
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    # kube_up's etcd and kube-apiserver (its Drop does not run on SIGTERM).
+    [[ -n ${KUBE_DIR:-} ]] && pkill -f "$KUBE_DIR" 2>/dev/null || true
     wait 2>/dev/null || true
     rm -rf "$WORK"
 }
@@ -46,6 +48,7 @@ PIDS+=($!)
 wait_for "the API server" 120 grep -q '^url=' "$WORK/up.txt"
 URL=$(grep -o 'url=[^ ]*' "$WORK/up.txt" | cut -d= -f2)
 CA=$(grep -o 'ca=[^ ]*' "$WORK/up.txt" | cut -d= -f2)
+KUBE_DIR=$(grep -o 'dir=[^ ]*' "$WORK/up.txt" | cut -d= -f2)
 direct() { kubectl --server="$URL" --certificate-authority="$CA" --token=admin-token-for-tests "$@"; }
 direct create clusterrolebinding agents-admin --clusterrole=cluster-admin --group=agents >/dev/null
 direct create configmap bench --from-literal=k=v >/dev/null

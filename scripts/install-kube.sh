@@ -17,6 +17,20 @@ BIN=$CACHE/bin
 BUILD_ID="kube-apiserver 1.20 + reflect2 1.0.2"
 log() { printf '[install-kube] %s\n' "$*" >&2; }
 
+# Debian's kubectl 1.20 (kubernetes-client), unpacked next to it without
+# installing it (the machine may have a newer /usr/bin/kubectl): the tests
+# drive both.
+if [[ ! -x $BIN/kubectl-1.20 ]]; then
+    DL=$(mktemp -d "${TMPDIR:-/tmp}/sluice-kubectl.XXXXXX")
+    if (cd "$DL" && apt-get download -q kubernetes-client >&2 2>/dev/null && dpkg -x ./kubernetes-client_*.deb x); then
+        mkdir -p "$BIN"
+        install -m 0755 "$DL/x/usr/bin/kubectl" "$BIN/kubectl-1.20"
+    else
+        log "could not fetch Debian's kubernetes-client: the kubectl 1.20 test is skipped (apt-get update first?)"
+    fi
+    rm -rf "$DL"
+fi
+
 if [[ -x $BIN/kube-apiserver ]] && "$BIN/kube-apiserver" --version >/dev/null 2>&1 &&
     [[ $(cat "$BIN/BUILD_ID" 2>/dev/null) == "$BUILD_ID" ]] && command -v etcd >/dev/null 2>&1; then
     echo "$BIN"

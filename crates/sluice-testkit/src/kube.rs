@@ -27,11 +27,19 @@ pub fn kube_bin_dir() -> PathBuf {
     cache.join("kube/bin")
 }
 
+/// Debian's kubectl 1.20, unpacked by `scripts/install-kube.sh` next to
+/// kube-apiserver, if it is there.
+pub fn debian_kubectl() -> Option<PathBuf> {
+    let path = kube_bin_dir().join("kubectl-1.20");
+    path.exists().then_some(path)
+}
+
 pub struct KubeServer {
     dir: TempDir,
     etcd: Child,
     apiserver: Child,
     port: u16,
+    _reapers: [crate::Reaper; 2],
 }
 
 impl KubeServer {
@@ -137,11 +145,16 @@ impl KubeServer {
             .stderr(log)
             .spawn()
             .unwrap();
+        let _reapers = [
+            crate::reap_on_exit(etcd.id()),
+            crate::reap_on_exit(apiserver.id()),
+        ];
         let mut server = KubeServer {
             dir,
             etcd,
             apiserver,
             port,
+            _reapers,
         };
         server.wait_ready();
         server

@@ -40,7 +40,7 @@ mod pg;
 mod sys;
 mod tls;
 
-pub use kube::{kube_bin_dir, KubeServer, KUBE_ADMIN_TOKEN, KUBE_SLUICE_TOKEN};
+pub use kube::{debian_kubectl, kube_bin_dir, KubeServer, KUBE_ADMIN_TOKEN, KUBE_SLUICE_TOKEN};
 pub use kubelet::FakeKubelet;
 pub use pg::{pg_bin_dir, PgOptions, PgServer};
 pub use tls::{make_tls_files, TlsFiles};
@@ -75,4 +75,23 @@ pub fn free_port() -> u16 {
         .local_addr()
         .expect("local_addr of 127.0.0.1:0")
         .port()
+}
+
+/// Kills process `pid` when this test process ends, however it ends: a
+/// `bash` that waits for its stdin to close (the kernel closes it when the
+/// test process exits, or when the `Reaper` is dropped), then kills `pid`.
+/// For servers held in a `static` fixture, whose `Drop` never runs.
+pub struct Reaper {
+    _child: std::process::Child,
+}
+
+pub fn reap_on_exit(pid: u32) -> Reaper {
+    let child = std::process::Command::new("bash")
+        .args(["-c", &format!("cat >/dev/null; kill {pid} 2>/dev/null")])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn bash");
+    Reaper { _child: child }
 }

@@ -7,7 +7,9 @@
 mod common;
 
 use common::Gateway;
-use sluice_testkit::{free_port, make_tls_files, FakeKubelet, KubeServer, KUBE_SLUICE_TOKEN};
+use sluice_testkit::{
+    debian_kubectl, free_port, make_tls_files, FakeKubelet, KubeServer, KUBE_SLUICE_TOKEN,
+};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
@@ -58,6 +60,9 @@ permit (principal in Group::"sre", action in Action::"read", resource);
 "#;
 
 struct Fixture {
+    /// The fixture is a `static`, never dropped: the gateway is killed
+    /// when the test process ends.
+    _reaper: sluice_testkit::Reaper,
     kube: KubeServer,
     kubelet: FakeKubelet,
     gw: Gateway,
@@ -109,6 +114,7 @@ fn fixture() -> &'static Fixture {
             POLICY,
         );
         gw.start(&[("KUBE_TOKEN", KUBE_SLUICE_TOKEN)]);
+        let _reaper = sluice_testkit::reap_on_exit(gw.pid());
         let agent = gw.create_key("agent-1", "agents");
         let nowatch = gw.create_key("agent-2", "agents,nowatch");
         let sre = gw.create_key("sre-1", "sre");
@@ -137,7 +143,7 @@ fn fixture() -> &'static Fixture {
         std::fs::write(&deferred_kubeconfig, &out.stdout).unwrap();
         wait_listening(port);
         wait_listening(deferred_port);
-        Fixture { kube, kubelet, gw, port, admin_port, agent, nowatch, sre, ops, kubeconfig, ca: tls.ca, deferred_kubeconfig }
+        Fixture { _reaper, kube, kubelet, gw, port, admin_port, agent, nowatch, sre, ops, kubeconfig, ca: tls.ca, deferred_kubeconfig }
     })
 }
 
@@ -975,6 +981,48 @@ fn kubectl_attach_streams_through_the_same_relay() {
     assert!(okay, "{out}{err}");
     assert!(
         out.contains("ran:") && !out.contains("alice@example.com"),
+        "{out}"
+    );
+}
+
+#[test]
+fn debian_kubectl_1_20_reads_masked_is_refused_and_execs_over_spdy_as_the_newer_one_does() {
+    let f = fixture();
+    let kubectl = debian_kubectl().expect("Debian's kubectl 1.20: run scripts/install-kube.sh");
+    let run = |args: &[&str]| {
+        let out = Command::new(&kubectl)
+            .arg(format!("--kubeconfig={}", f.kubeconfig.display()))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    f.kube.kubectl(&[
+        "-n",
+        "masked",
+        "create",
+        "secret",
+        "generic",
+        "old",
+        "--from-literal=blob=oldhunter2",
+    ]);
+    let out = ok(run(&["-n", "masked", "get", "secret", "old", "-o", "json"]));
+    assert!(
+        out.contains("PG1hc2tlZD4=") && !out.contains("b2xkaHVudGVyMg=="),
+        "{out}"
+    );
+    ok(run(&["get", "namespaces"]));
+    f.kube
+        .kubectl(&["create", "configmap", "protected", "--from-literal=k=v"]);
+    let (okay, _, err) = run(&["delete", "configmap", "protected"]);
+    assert!(!okay && err.contains("protected-stays"), "{err}");
+    let out = ok(run(&["-n", "run", "exec", "web", "-c", "c", "--", "uname"]));
+    assert!(
+        out.contains("ran: uname") && !out.contains("alice@example.com"),
         "{out}"
     );
 }
