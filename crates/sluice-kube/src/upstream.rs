@@ -69,6 +69,13 @@ impl Upstream {
             .with_root_certificates(rustls::RootCertStore::empty())
             .with_no_client_auth())
         };
+        // Small requests and answers go out at once (no Nagle delay).
+        let tcp = || {
+            let mut http = HttpConnector::new();
+            http.set_nodelay(true);
+            http.enforce_http(false);
+            http
+        };
         let (h2, h1) = match (scheme, tls) {
             ("https", Some(tls)) => {
                 let b = || {
@@ -77,8 +84,8 @@ impl Upstream {
                         .https_only()
                 };
                 (
-                    b().enable_http1().enable_http2().build(),
-                    b().enable_http1().build(),
+                    b().enable_http1().enable_http2().wrap_connector(tcp()),
+                    b().enable_http1().wrap_connector(tcp()),
                 )
             }
             ("http", None) => {
@@ -87,7 +94,10 @@ impl Upstream {
                         .with_tls_config(plain()?)
                         .https_or_http())
                 };
-                (b()?.enable_http1().build(), b()?.enable_http1().build())
+                (
+                    b()?.enable_http1().wrap_connector(tcp()),
+                    b()?.enable_http1().wrap_connector(tcp()),
+                )
             }
             _ => {
                 return Err(UpstreamError::Url(
