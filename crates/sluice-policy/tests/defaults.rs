@@ -27,7 +27,10 @@ fn defaults_load_without_warnings() -> R {
     assert_eq!(
         ids,
         [
+            "agents-connect-nonprod",
+            "agents-connect-prod-review",
             "agents-no-drop",
+            "agents-no-kube-system-writes",
             "agents-no-truncate",
             "agents-no-unbounded-write",
             "agents-read",

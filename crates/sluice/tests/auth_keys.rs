@@ -391,7 +391,10 @@ fn serve_refuses_a_resource_missing_a_required_field_and_names_it() {
     let resource = resource_on_port(5432, PW_ENV.0, "").replace("user = \"scram_user\"\n", "");
     let gw = Gateway::configure("", &resource);
     let stderr = serve_fails(&gw, &[PW_ENV]);
-    assert!(stderr.contains("missing field `user`"), "{stderr}");
+    assert!(
+        stderr.contains("user is required for kind = \"postgres\""),
+        "{stderr}"
+    );
 }
 
 #[test]
