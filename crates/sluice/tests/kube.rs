@@ -229,6 +229,23 @@ fn get(f: &Fixture, key: &str, target: &str, extra: &str) -> (u16, String) {
     curl(f, "GET", key, target, &headers, None)
 }
 
+/// An operator approves request `id` through the approval API.
+fn approve_as_ops(f: &Fixture, id: &str) {
+    let out = Command::new(common::SLUICE)
+        .args(["approvals", "approve", id, "--url"])
+        .arg(format!("https://127.0.0.1:{}", f.admin_port))
+        .arg("--ca-file")
+        .arg(&f.ca)
+        .env("SLUICE_KEY", &f.ops)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Audit events of the API server for this request URI fragment.
 fn api_server_saw(f: &Fixture, verb: &str, uri_part: &str) -> bool {
     f.kube
@@ -360,24 +377,7 @@ fn a_held_delete_runs_once_after_an_operator_approves_it() {
         f.kube.kubectl(&["-n", "held", "get", "cm", "victim"]).0,
         "deleted before approval"
     );
-    let out = Command::new(common::SLUICE)
-        .args([
-            "approvals",
-            "approve",
-            &id,
-            "--url",
-            &format!("https://127.0.0.1:{}", f.admin_port),
-        ])
-        .arg("--ca-file")
-        .arg(&f.ca)
-        .env("SLUICE_KEY", &f.ops)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    approve_as_ops(f, &id);
     let done = waiting.join().unwrap();
     assert!(
         done.status.success(),
@@ -947,24 +947,7 @@ fn a_deferred_delete_is_refused_with_its_request_and_runs_once_when_sent_again_a
         .trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
         .to_owned();
     assert!(f.kube.kubectl(&["-n", "held", "get", "cm", "later"]).0);
-    let out = Command::new(common::SLUICE)
-        .args([
-            "approvals",
-            "approve",
-            &id,
-            "--url",
-            &format!("https://127.0.0.1:{}", f.admin_port),
-        ])
-        .arg("--ca-file")
-        .arg(&f.ca)
-        .env("SLUICE_KEY", &f.ops)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    approve_as_ops(f, &id);
     // The grant is for that request only.
     let (okay, err) = deferred(&["-n", "held", "delete", "configmap", "other"]);
     assert!(!okay && err.contains("requires approval"), "{err}");
