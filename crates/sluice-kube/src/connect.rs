@@ -11,7 +11,7 @@
 //! refused attempt is remembered the same way, so the fallback is refused
 //! without a second record.
 
-use crate::gate::{Answer, KubeGate, Ticket};
+use crate::gate::{Answer, HttpGate, Ticket};
 use crate::listener::Front;
 use crate::mask;
 use crate::proxy::{answer_now, status_response, ProxyBody};
@@ -102,7 +102,7 @@ pub(crate) async fn relay_spdy<C, U, G>(
 ) where
     C: AsyncRead + AsyncWrite + Unpin + Send,
     U: AsyncRead + AsyncWrite + Unpin + Send,
-    G: KubeGate,
+    G: HttpGate,
 {
     let (mut cr, mut cw) = tokio::io::split(client);
     let (mut ur, mut uw) = tokio::io::split(upstream);

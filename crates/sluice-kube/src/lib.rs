@@ -1,10 +1,10 @@
 //! The Kubernetes API front: kubectl and client-go talk to Sluice as to an
 //! API server. Each request is read as the API server reads it
-//! ([`info::understand`]), decided through a [`gate::KubeGate`] (the
+//! ([`info::understand`]), decided through a `sluice_http::HttpGate` (the
 //! shared enforcement pipeline lives in `sluice-server`), forwarded with
 //! Sluice's own credentials, and its response relayed masked and recorded.
 //!
-//! The path of one request: [`listener::serve`] accepts, `proxy::handle`
+//! The path of one request: `sluice_http::serve` accepts, `proxy::handle`
 //! runs the phases in order.
 
 mod body;
@@ -22,6 +22,7 @@ pub mod split;
 pub mod status;
 pub mod upstream;
 
-pub use gate::{Answer, Ask, KubeGate, KubeGates, Pending, Ticket, Verdict};
-pub use listener::{serve, KubeFront, Limits};
+pub use gate::{Answer, Ask, HttpGate, HttpGates, KubeGates, Pending, Ticket, Verdict};
+pub use listener::KubeFront;
+pub use sluice_http::{serve, Limits};
 pub use upstream::{Credential, Upstream};

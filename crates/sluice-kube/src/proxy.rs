@@ -5,9 +5,10 @@
 
 use crate::body::ChannelBody;
 use crate::connect::Prior;
-use crate::gate::{Answer, Ask, KubeGate, Ticket, Verdict};
+use crate::gate::{Answer, Ask, HttpGate, Ticket, Verdict};
 use crate::headers::{self, HeaderRefusal};
-use crate::listener::{Connection, Front};
+use crate::listener::Front;
+use sluice_http::Connection;
 use crate::{info, mask, status};
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
@@ -45,7 +46,7 @@ pub(crate) fn refusal_response(r: &Refusal) -> Response<ProxyBody> {
 }
 
 /// Records a response Sluice wrote itself.
-pub(crate) fn answer_now<G: KubeGate>(
+pub(crate) fn answer_now<G: HttpGate>(
     gate: &Mutex<G>,
     ticket: Ticket,
     code: StatusCode,
@@ -71,13 +72,13 @@ pub(crate) fn answer_now<G: KubeGate>(
 }
 
 /// Withdraws the approval request if the client goes away while held.
-struct HoldGuard<G: KubeGate> {
+struct HoldGuard<G: HttpGate> {
     gate: Arc<Mutex<G>>,
     request: String,
     armed: bool,
 }
 
-impl<G: KubeGate> Drop for HoldGuard<G> {
+impl<G: HttpGate> Drop for HoldGuard<G> {
     fn drop(&mut self) {
         if self.armed {
             if let Ok(mut g) = self.gate.lock() {
@@ -96,7 +97,7 @@ pub(crate) async fn handle<F: Front>(
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
     let started = Instant::now();
-    let limits = front.limits();
+    let limits = sluice_http::Front::limits(&*front);
     let Some(token) = headers::bearer(req.headers()) else {
         return status_response(
             StatusCode::UNAUTHORIZED,
@@ -109,7 +110,11 @@ pub(crate) async fn handle<F: Front>(
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let Some(identity) = conn.identity(&front, &token).await else {
+    let lookup = {
+        let front = front.clone();
+        move |t: String| front.authenticate(&t)
+    };
+    let Some(identity) = conn.identity(&token, lookup).await else {
         warn!(peer = %conn.peer, "kubernetes request with an unknown or revoked key");
         return status_response(
             StatusCode::UNAUTHORIZED,
@@ -293,7 +298,7 @@ pub(crate) async fn handle<F: Front>(
         None => match gate.lock() {
             Ok(mut g) => g.decide(&Ask {
                 command: &command,
-                statement: &statement,
+                statements: std::slice::from_ref(&statement),
                 binding: &binding,
                 read_only,
             }),

@@ -4,7 +4,7 @@
 //! it ends.
 
 use crate::body::{ChannelBody, Lines, Shape};
-use crate::gate::{Answer, KubeGate, Ticket};
+use crate::gate::{Answer, HttpGate, Ticket};
 use crate::headers;
 use crate::proxy::{answer_now, status_response, ProxyBody};
 use crate::split::{Piece, Splitter};
@@ -20,7 +20,7 @@ use std::time::Instant;
 use tracing::warn;
 
 /// What the relay of one response needs.
-pub(crate) struct Context<'a, G: KubeGate> {
+pub(crate) struct Context<'a, G: HttpGate> {
     pub masker: Option<Arc<Masker>>,
     pub understood: &'a info::Understood,
     pub cap: usize,
@@ -35,7 +35,7 @@ pub(crate) struct Context<'a, G: KubeGate> {
 /// The client's response: the API server's status and headers, and a body
 /// a relay task fills as the API server's arrives. A response Sluice cannot
 /// inspect for a masked identity is replaced by a 502 `Status`.
-pub(crate) fn respond<G: KubeGate>(
+pub(crate) fn respond<G: HttpGate>(
     response: Response<Incoming>,
     cx: Context<'_, G>,
 ) -> Response<ProxyBody> {
@@ -142,7 +142,7 @@ fn mask_line(m: &Masker, shape: Shape, secrets: bool, line: &[u8]) -> Vec<u8> {
 
 /// Relays one response body: masks by shape, sends to the client, keeps
 /// what the record holds, and records the response when it ends.
-struct Relay<G: KubeGate> {
+struct Relay<G: HttpGate> {
     shape: Shape,
     masker: Option<Arc<Masker>>,
     cap: usize,
@@ -153,7 +153,7 @@ struct Relay<G: KubeGate> {
     started: Instant,
 }
 
-impl<G: KubeGate> Relay<G> {
+impl<G: HttpGate> Relay<G> {
     async fn run(
         self,
         mut body: Incoming,

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod approvals;
 pub mod config;
+pub mod http_gate;
 pub mod kube;
 pub mod masking;
 mod pipeline;
