@@ -42,6 +42,7 @@ fn statement(i: u64) -> StatementRecord {
             unproven: None,
             field_names: Vec::new(),
             kubernetes: None,
+            s3: None,
         }],
         decision: Decision::allow(vec![PolicyRef {
             id: "devs-write-accounts".into(),

@@ -7,6 +7,7 @@ mod identity;
 mod kube;
 mod refusal;
 pub mod routines;
+mod s3;
 mod session;
 mod statement;
 
@@ -14,6 +15,7 @@ pub use command::{Command, CommandOrigin, Decision, Outcome, Param, PolicyRef};
 pub use identity::{Identity, ResourceId};
 pub use kube::{ConnectRequest, KubeRequest};
 pub use refusal::{Refusal, RefusalKind};
+pub use s3::S3Request;
 pub use session::SessionInfo;
 pub use statement::{Action, Statement, Unproven};
 

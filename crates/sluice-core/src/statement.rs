@@ -1,4 +1,4 @@
-use crate::KubeRequest;
+use crate::{KubeRequest, S3Request};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -62,10 +62,52 @@ pub enum Action {
     Proxy,
     /// Discovery and non-resource URLs (`/api`, `/apis`, `/version`, ...).
     Discover,
+    // S3: operations under their S3 names (an operation Sluice does not
+    // know is `unknown`).
+    GetObject,
+    HeadObject,
+    GetObjectAttributes,
+    ListObjects,
+    ListObjectsV2,
+    ListObjectVersions,
+    ListBuckets,
+    HeadBucket,
+    GetBucketLocation,
+    ListMultipartUploads,
+    ListParts,
+    GetObjectTagging,
+    GetBucketTagging,
+    GetBucketVersioning,
+    GetObjectAcl,
+    GetBucketAcl,
+    GetBucketPolicy,
+    GetBucketLifecycleConfiguration,
+    PutObject,
+    CopyObject,
+    CreateMultipartUpload,
+    UploadPart,
+    UploadPartCopy,
+    CompleteMultipartUpload,
+    AbortMultipartUpload,
+    DeleteObject,
+    DeleteObjects,
+    PutObjectTagging,
+    DeleteObjectTagging,
+    PutBucketTagging,
+    DeleteBucketTagging,
+    CreateBucket,
+    DeleteBucket,
+    PutObjectAcl,
+    PutBucketAcl,
+    PutBucketPolicy,
+    DeleteBucketPolicy,
+    PutBucketLifecycleConfiguration,
+    DeleteBucketLifecycle,
+    PutBucketVersioning,
 }
 
 impl Action {
-    pub const ALL: [Action; 32] = [
+    pub const ALL: [Action; 72] = [
         Action::Select,
         Action::Insert,
         Action::Update,
@@ -98,6 +140,46 @@ impl Action {
         Action::PortForward,
         Action::Proxy,
         Action::Discover,
+        Action::GetObject,
+        Action::HeadObject,
+        Action::GetObjectAttributes,
+        Action::ListObjects,
+        Action::ListObjectsV2,
+        Action::ListObjectVersions,
+        Action::ListBuckets,
+        Action::HeadBucket,
+        Action::GetBucketLocation,
+        Action::ListMultipartUploads,
+        Action::ListParts,
+        Action::GetObjectTagging,
+        Action::GetBucketTagging,
+        Action::GetBucketVersioning,
+        Action::GetObjectAcl,
+        Action::GetBucketAcl,
+        Action::GetBucketPolicy,
+        Action::GetBucketLifecycleConfiguration,
+        Action::PutObject,
+        Action::CopyObject,
+        Action::CreateMultipartUpload,
+        Action::UploadPart,
+        Action::UploadPartCopy,
+        Action::CompleteMultipartUpload,
+        Action::AbortMultipartUpload,
+        Action::DeleteObject,
+        Action::DeleteObjects,
+        Action::PutObjectTagging,
+        Action::DeleteObjectTagging,
+        Action::PutBucketTagging,
+        Action::DeleteBucketTagging,
+        Action::CreateBucket,
+        Action::DeleteBucket,
+        Action::PutObjectAcl,
+        Action::PutBucketAcl,
+        Action::PutBucketPolicy,
+        Action::DeleteBucketPolicy,
+        Action::PutBucketLifecycleConfiguration,
+        Action::DeleteBucketLifecycle,
+        Action::PutBucketVersioning,
     ];
 
     /// The policy-language name (`Action::"copy_out"`).
@@ -135,6 +217,46 @@ impl Action {
             Action::PortForward => "portforward",
             Action::Proxy => "proxy",
             Action::Discover => "discover",
+            Action::GetObject => "GetObject",
+            Action::HeadObject => "HeadObject",
+            Action::GetObjectAttributes => "GetObjectAttributes",
+            Action::ListObjects => "ListObjects",
+            Action::ListObjectsV2 => "ListObjectsV2",
+            Action::ListObjectVersions => "ListObjectVersions",
+            Action::ListBuckets => "ListBuckets",
+            Action::HeadBucket => "HeadBucket",
+            Action::GetBucketLocation => "GetBucketLocation",
+            Action::ListMultipartUploads => "ListMultipartUploads",
+            Action::ListParts => "ListParts",
+            Action::GetObjectTagging => "GetObjectTagging",
+            Action::GetBucketTagging => "GetBucketTagging",
+            Action::GetBucketVersioning => "GetBucketVersioning",
+            Action::GetObjectAcl => "GetObjectAcl",
+            Action::GetBucketAcl => "GetBucketAcl",
+            Action::GetBucketPolicy => "GetBucketPolicy",
+            Action::GetBucketLifecycleConfiguration => "GetBucketLifecycleConfiguration",
+            Action::PutObject => "PutObject",
+            Action::CopyObject => "CopyObject",
+            Action::CreateMultipartUpload => "CreateMultipartUpload",
+            Action::UploadPart => "UploadPart",
+            Action::UploadPartCopy => "UploadPartCopy",
+            Action::CompleteMultipartUpload => "CompleteMultipartUpload",
+            Action::AbortMultipartUpload => "AbortMultipartUpload",
+            Action::DeleteObject => "DeleteObject",
+            Action::DeleteObjects => "DeleteObjects",
+            Action::PutObjectTagging => "PutObjectTagging",
+            Action::DeleteObjectTagging => "DeleteObjectTagging",
+            Action::PutBucketTagging => "PutBucketTagging",
+            Action::DeleteBucketTagging => "DeleteBucketTagging",
+            Action::CreateBucket => "CreateBucket",
+            Action::DeleteBucket => "DeleteBucket",
+            Action::PutObjectAcl => "PutObjectAcl",
+            Action::PutBucketAcl => "PutBucketAcl",
+            Action::PutBucketPolicy => "PutBucketPolicy",
+            Action::DeleteBucketPolicy => "DeleteBucketPolicy",
+            Action::PutBucketLifecycleConfiguration => "PutBucketLifecycleConfiguration",
+            Action::DeleteBucketLifecycle => "DeleteBucketLifecycle",
+            Action::PutBucketVersioning => "PutBucketVersioning",
         }
     }
 
@@ -153,6 +275,53 @@ impl Action {
                 | Action::PortForward
                 | Action::Proxy
                 | Action::Discover
+        )
+    }
+
+    /// One of the S3 operations.
+    pub fn is_s3(self) -> bool {
+        matches!(
+            self,
+            Action::GetObject
+                | Action::HeadObject
+                | Action::GetObjectAttributes
+                | Action::ListObjects
+                | Action::ListObjectsV2
+                | Action::ListObjectVersions
+                | Action::ListBuckets
+                | Action::HeadBucket
+                | Action::GetBucketLocation
+                | Action::ListMultipartUploads
+                | Action::ListParts
+                | Action::GetObjectTagging
+                | Action::GetBucketTagging
+                | Action::GetBucketVersioning
+                | Action::GetObjectAcl
+                | Action::GetBucketAcl
+                | Action::GetBucketPolicy
+                | Action::GetBucketLifecycleConfiguration
+                | Action::PutObject
+                | Action::CopyObject
+                | Action::CreateMultipartUpload
+                | Action::UploadPart
+                | Action::UploadPartCopy
+                | Action::CompleteMultipartUpload
+                | Action::AbortMultipartUpload
+                | Action::DeleteObject
+                | Action::DeleteObjects
+                | Action::PutObjectTagging
+                | Action::DeleteObjectTagging
+                | Action::PutBucketTagging
+                | Action::DeleteBucketTagging
+                | Action::CreateBucket
+                | Action::DeleteBucket
+                | Action::PutObjectAcl
+                | Action::PutBucketAcl
+                | Action::PutBucketPolicy
+                | Action::DeleteBucketPolicy
+                | Action::PutBucketLifecycleConfiguration
+                | Action::DeleteBucketLifecycle
+                | Action::PutBucketVersioning
         )
     }
 
@@ -224,6 +393,9 @@ pub struct Statement {
     /// fields above then say nothing: no tables, no calls).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubernetes: Option<KubeRequest>,
+    /// An S3 operation's bucket and object (likewise, no SQL fields).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Request>,
 }
 
 /// What a statement is once its remaining calls are shown to only read.
@@ -256,6 +428,7 @@ impl Statement {
             unproven: None,
             field_names: Vec::new(),
             kubernetes: None,
+            s3: None,
         }
     }
 

@@ -14,4 +14,3 @@ pub enum Shape {
     /// Text lines (logs), each masked as it completes.
     TextLines,
 }
-

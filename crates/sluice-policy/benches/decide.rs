@@ -60,6 +60,7 @@ fn stmt(action: Action, text: &str, tables: &[&str], has_where: bool) -> Stateme
         unproven: None,
         field_names: Vec::new(),
         kubernetes: None,
+        s3: None,
         error: None,
     }
 }

@@ -323,6 +323,9 @@ pub(crate) fn context(
     if let Some(kube) = &statement.kubernetes {
         kube_context(kube, &mut pairs);
     }
+    if let Some(s3) = &statement.s3 {
+        s3_context(s3, &mut pairs);
+    }
     Context::from_pairs(pairs).map_err(|e| e.to_string())
 }
 
@@ -363,6 +366,29 @@ fn kube_context(kube: &sluice_core::KubeRequest, pairs: &mut Vec<(String, Restri
         "dry_run".to_string(),
         RestrictedExpression::new_bool(kube.dry_run),
     ));
+}
+
+/// The S3 attributes of one operation's part (always built, as for
+/// Kubernetes).
+fn s3_context(s3: &sluice_core::S3Request, pairs: &mut Vec<(String, RestrictedExpression)>) {
+    let texts = [
+        ("bucket", &s3.bucket),
+        ("key", &s3.key),
+        ("prefix", &s3.prefix),
+        ("version_id", &s3.version_id),
+    ];
+    for (name, value) in texts {
+        if let Some(v) = value {
+            pairs.push((
+                name.to_string(),
+                RestrictedExpression::new_string(v.clone()),
+            ));
+        }
+    }
+    if let Some(size) = s3.size {
+        let size = i64::try_from(size).unwrap_or(i64::MAX);
+        pairs.push(("size".to_string(), RestrictedExpression::new_long(size)));
+    }
 }
 
 /// Everything `decide` needs besides the scope.

@@ -22,6 +22,7 @@ fn stmt(action: Action) -> Statement {
         unproven: None,
         field_names: Vec::new(),
         kubernetes: None,
+        s3: None,
         error: None,
     }
 }

@@ -108,6 +108,7 @@ pub(crate) fn session_context(scope: &Scope) -> Result<Context, String> {
         unproven: None,
         field_names: Vec::new(),
         kubernetes: None,
+        s3: None,
     };
     crate::decide::context(
         &empty,

@@ -34,6 +34,8 @@ fn defaults_load_without_warnings() -> R {
             "agents-no-truncate",
             "agents-no-unbounded-write",
             "agents-read",
+            "agents-s3-no-pii",
+            "agents-s3-write-scratch-only",
             "agents-session",
             "agents-write-nonprod",
             "agents-write-prod-review",
@@ -226,7 +228,7 @@ fn dba_may_do_anything_classified() -> R {
     let set = defaults()?;
     let sql = Action::ALL
         .into_iter()
-        .filter(|a| *a != Action::Unknown && !a.is_kubernetes());
+        .filter(|a| *a != Action::Unknown && !a.is_kubernetes() && !a.is_s3());
     for action in sql {
         let s = without_where(stmt(action, "x"));
         let d = set.decide(&dba(), &prod(), &s, &NO_CTX);

@@ -167,7 +167,25 @@ fn action_groups() -> R {
         | Action::Get
         | Action::List
         | Action::Watch
-        | Action::Discover => Some("read"),
+        | Action::Discover
+        | Action::GetObject
+        | Action::HeadObject
+        | Action::GetObjectAttributes
+        | Action::ListObjects
+        | Action::ListObjectsV2
+        | Action::ListObjectVersions
+        | Action::ListBuckets
+        | Action::HeadBucket
+        | Action::GetBucketLocation
+        | Action::ListMultipartUploads
+        | Action::ListParts
+        | Action::GetObjectTagging
+        | Action::GetBucketTagging
+        | Action::GetBucketVersioning
+        | Action::GetObjectAcl
+        | Action::GetBucketAcl
+        | Action::GetBucketPolicy
+        | Action::GetBucketLifecycleConfiguration => Some("read"),
         Action::Insert
         | Action::Update
         | Action::Delete
@@ -175,8 +193,26 @@ fn action_groups() -> R {
         | Action::CopyIn
         | Action::Create
         | Action::Patch
-        | Action::DeleteCollection => Some("write"),
-        Action::Ddl | Action::Drop | Action::Truncate | Action::Grant => Some("schema"),
+        | Action::DeleteCollection
+        | Action::PutObject
+        | Action::CopyObject
+        | Action::CreateMultipartUpload
+        | Action::UploadPart
+        | Action::UploadPartCopy
+        | Action::CompleteMultipartUpload
+        | Action::AbortMultipartUpload
+        | Action::DeleteObject
+        | Action::DeleteObjects
+        | Action::PutObjectTagging
+        | Action::DeleteObjectTagging
+        | Action::PutBucketTagging
+        | Action::DeleteBucketTagging => Some("write"),
+        Action::Ddl
+        | Action::Drop
+        | Action::Truncate
+        | Action::Grant
+        | Action::CreateBucket
+        | Action::DeleteBucket => Some("schema"),
         Action::Exec | Action::Attach | Action::PortForward | Action::Proxy => Some("connect"),
         _ => None,
     };

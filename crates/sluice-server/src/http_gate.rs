@@ -143,4 +143,3 @@ impl HttpGate for HttpPolicyGate {
         self.end_reason = Some(reason.to_owned());
     }
 }
-

@@ -164,6 +164,7 @@ impl Analysis {
             defines_code: self.defines_code,
             field_names: self.field_names.clone(),
             kubernetes: None,
+            s3: None,
             unproven: self.unproven_for(action),
         }
     }

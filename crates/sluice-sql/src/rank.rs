@@ -48,7 +48,12 @@ pub fn rank(action: Action) -> u8 {
         Action::PortForward => 28,
         Action::Attach => 29,
         Action::Exec => 30,
-        Action::Unknown => 31,
+        Action::Unknown => u8::MAX,
+        // Never SQL either: distinct ranks in their order in `Action::ALL`.
+        s3 => Action::ALL
+            .iter()
+            .position(|a| *a == s3)
+            .map_or(u8::MAX - 1, |i| 31u8.saturating_add(i as u8)),
     }
 }
 

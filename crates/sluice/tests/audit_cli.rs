@@ -39,6 +39,7 @@ fn classified(action: Action, text: &str) -> Statement {
         unproven: None,
         field_names: Vec::new(),
         kubernetes: None,
+        s3: None,
     }
 }
 

@@ -39,6 +39,7 @@ pub fn statement(text: &str, allow: bool) -> StatementRecord {
             unproven: None,
             field_names: Vec::new(),
             kubernetes: None,
+            s3: None,
         }],
         decision: if allow {
             Decision::allow(policies)

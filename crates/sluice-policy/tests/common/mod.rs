@@ -27,6 +27,7 @@ pub fn stmt(action: Action, text: &str) -> Statement {
         unproven: None,
         field_names: Vec::new(),
         kubernetes: None,
+        s3: None,
         error: None,
     }
 }

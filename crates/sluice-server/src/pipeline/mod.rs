@@ -48,6 +48,7 @@ pub(crate) type Pending = Pin<Box<dyn Future<Output = Result<(), Refusal>> + Sen
 pub(crate) enum Front {
     Sql,
     Kubernetes,
+    S3,
 }
 
 impl Front {
@@ -55,7 +56,7 @@ impl Front {
     pub(crate) fn noun(self) -> &'static str {
         match self {
             Front::Sql => "statement",
-            Front::Kubernetes => "request",
+            Front::Kubernetes | Front::S3 => "request",
         }
     }
 }

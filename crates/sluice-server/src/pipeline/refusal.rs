@@ -37,6 +37,9 @@ pub(super) fn refusal(
         )
     });
     let mut detail = format!("action: {}", statement.action);
+    if let Some(s3) = &statement.s3 {
+        detail.push_str(&format!("; object: {}", s3.url()));
+    }
     if statement.action == Action::Unknown {
         if let Some(e) = &statement.error {
             detail.push_str(&format!("; not understood: {e}"));
@@ -61,6 +64,7 @@ pub(super) fn refusal(
                     resource.name
                 ),
                 Front::Kubernetes => "The request did not reach the API server.".to_owned(),
+                Front::S3 => "The request did not reach the object store.".to_owned(),
             }),
     }
 }
