@@ -17,6 +17,7 @@ mod cleartext;
 mod crypto;
 mod error;
 mod names;
+mod s3keys;
 mod scram;
 mod store;
 mod types;
@@ -28,8 +29,9 @@ pub use cleartext::verify_cleartext;
 pub use error::{AuthError, ScramError};
 pub use names::{validate_group, validate_identity};
 pub use scram::{ScramServer, SCRAM_MECHANISM};
+pub use s3keys::{CreatedS3Key, S3Secret, S3_KEY_PREFIX, SEALING_KEY_FILE};
 pub use store::KeyStore;
-pub use types::{Authenticated, CreatedKey, Credentials, KeyInfo, StoredVerifier};
+pub use types::{Authenticated, CreatedKey, Credentials, KeyInfo, KeyKind, StoredVerifier};
 
 /// PBKDF2 iteration count for every verifier (PostgreSQL's default for
 /// SCRAM-SHA-256, RFC 7677's minimum).

@@ -47,6 +47,8 @@ pub struct KeyStore {
     conn: Mutex<Connection>,
     /// Random per installation; salts are derived from it (see [`derive_salt`]).
     secret: [u8; 32],
+    /// Seals S3 secrets (see `s3keys`).
+    pub(crate) sealing: [u8; 32],
 }
 
 impl KeyStore {
@@ -62,14 +64,17 @@ impl KeyStore {
         let _mode: String =
             conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(crate::s3keys::SCHEMA)?;
         let secret = load_or_create_secret(&conn)?;
+        let sealing = crate::s3keys::load_or_create_sealing_key(data_dir)?;
         Ok(KeyStore {
             conn: Mutex::new(conn),
             secret,
+            sealing,
         })
     }
 
-    fn conn(&self) -> Result<MutexGuard<'_, Connection>, AuthError> {
+    pub(crate) fn conn(&self) -> Result<MutexGuard<'_, Connection>, AuthError> {
         self.conn.lock().map_err(|_| AuthError::LockPoisoned)
     }
 
@@ -108,16 +113,21 @@ impl KeyStore {
                 groups: clean,
                 created_at,
                 revoked_at: None,
+                kind: crate::KeyKind::Api,
             },
             secret: generated.secret,
         })
     }
 
-    /// All keys, revoked ones included, in order of creation.
+    /// All keys (API keys and S3 key pairs), revoked ones included, in
+    /// order of creation.
     pub fn list(&self) -> Result<Vec<KeyInfo>, AuthError> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare(
-            "SELECT key_id, identity, groups, created_at, revoked_at FROM auth_keys ORDER BY seq",
+            "SELECT key_id, identity, groups, created_at, revoked_at, 0 FROM auth_keys
+             UNION ALL
+             SELECT access_key_id, identity, groups, created_at, revoked_at, 1 FROM auth_s3_keys
+             ORDER BY 4, 6",
         )?;
         let rows = stmt.query_map([], |row| {
             Ok(KeyInfo {
@@ -126,6 +136,11 @@ impl KeyStore {
                 groups: split_groups(&row.get::<_, String>(2)?),
                 created_at: row.get(3)?,
                 revoked_at: row.get(4)?,
+                kind: if row.get::<_, i64>(5)? == 1 {
+                    crate::KeyKind::S3
+                } else {
+                    crate::KeyKind::Api
+                },
             })
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -135,17 +150,28 @@ impl KeyStore {
     pub fn revoke_identity(&self, identity: &str) -> Result<usize, AuthError> {
         validate_identity(identity)?;
         let now = now_rfc3339()?;
-        Ok(self.conn()?.execute(
+        let conn = self.conn()?;
+        let api = conn.execute(
             "UPDATE auth_keys SET revoked_at = ?1 WHERE identity = ?2 AND revoked_at IS NULL",
             params![now, identity],
-        )?)
+        )?;
+        let s3 = conn.execute(
+            "UPDATE auth_s3_keys SET revoked_at = ?1 WHERE identity = ?2 AND revoked_at IS NULL",
+            params![now, identity],
+        )?;
+        Ok(api + s3)
     }
 
-    /// Revokes one key; `false` if there is no such active key.
+    /// Revokes one key (an API key by its id, an S3 key pair by its access
+    /// key id); `false` if there is no such active key.
     pub fn revoke_key(&self, key_id: &str) -> Result<bool, AuthError> {
         let now = now_rfc3339()?;
-        let n = self.conn()?.execute(
+        let conn = self.conn()?;
+        let n = conn.execute(
             "UPDATE auth_keys SET revoked_at = ?1 WHERE key_id = ?2 AND revoked_at IS NULL",
+            params![now, key_id],
+        )? + conn.execute(
+            "UPDATE auth_s3_keys SET revoked_at = ?1 WHERE access_key_id = ?2 AND revoked_at IS NULL",
             params![now, key_id],
         )?;
         Ok(n > 0)
@@ -248,7 +274,7 @@ fn to_array(key_id: &str, column: &str, bytes: Vec<u8>) -> Result<[u8; 32], Auth
 }
 
 /// Group names cannot contain commas (see `names`), so a comma list is exact.
-fn split_groups(joined: &str) -> Vec<String> {
+pub(crate) fn split_groups(joined: &str) -> Vec<String> {
     joined
         .split(',')
         .filter(|g| !g.is_empty())
@@ -257,7 +283,7 @@ fn split_groups(joined: &str) -> Vec<String> {
 }
 
 /// Current time, UTC, RFC 3339 with whole seconds.
-fn now_rfc3339() -> Result<String, AuthError> {
+pub(crate) fn now_rfc3339() -> Result<String, AuthError> {
     let now = time::OffsetDateTime::now_utc();
     let now = now.replace_nanosecond(0).unwrap_or(now);
     Ok(now.format(&time::format_description::well_known::Rfc3339)?)

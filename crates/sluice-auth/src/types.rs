@@ -12,6 +12,16 @@ pub struct KeyInfo {
     pub created_at: String,
     /// RFC 3339, UTC; `None` while the key is active.
     pub revoked_at: Option<String>,
+    /// `api` (`slk_...`, for PostgreSQL and Kubernetes) or `s3` (an
+    /// access key id and secret, for SigV4).
+    pub kind: KeyKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyKind {
+    Api,
+    S3,
 }
 
 /// The result of [`crate::KeyStore::create_key`]: the only time the key

@@ -8,7 +8,9 @@ use sluice_server::Config;
 
 #[derive(Subcommand)]
 pub(crate) enum KeysCommand {
-    /// Create a key; it is printed once, alone on the last line of stdout.
+    /// Create a key; it is printed once, alone on the last line of stdout
+    /// (with --s3: an S3 key pair, as the last two lines,
+    /// `AWS_ACCESS_KEY_ID=...` and `AWS_SECRET_ACCESS_KEY=...`).
     Create {
         #[command(flatten)]
         config: ConfigArg,
@@ -17,6 +19,10 @@ pub(crate) enum KeysCommand {
         /// Groups of the identity (comma-separated or repeated).
         #[arg(long, value_delimiter = ',')]
         groups: Vec<String>,
+        /// An S3 key pair (for aws-cli, boto3 and other SigV4 clients)
+        /// instead of an API key.
+        #[arg(long)]
+        s3: bool,
     },
     /// List keys (never the keys themselves).
     List {
@@ -49,9 +55,23 @@ pub(crate) fn run(command: KeysCommand) -> Result<()> {
             config,
             identity,
             groups,
+            s3,
         } => {
             let store = open_keys(&config.config)?;
             let groups: Vec<String> = groups.into_iter().filter(|g| !g.is_empty()).collect();
+            if s3 {
+                let created = store.create_s3_key(&identity, &groups)?;
+                println!(
+                    "created S3 key {} for identity {} (groups: {})",
+                    created.access_key_id,
+                    identity,
+                    groups.join(",")
+                );
+                println!("store the secret now: it cannot be shown again");
+                println!("AWS_ACCESS_KEY_ID={}", created.access_key_id);
+                println!("AWS_SECRET_ACCESS_KEY={}", created.secret_access_key);
+                return Ok(());
+            }
             let created = store.create_key(&identity, &groups)?;
             println!(
                 "created key {} for identity {} (groups: {})",
@@ -69,13 +89,18 @@ pub(crate) fn run(command: KeysCommand) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&keys)?);
             } else {
                 println!(
-                    "{:<15} {:<24} {:<24} {:<21} REVOKED",
-                    "KEY ID", "IDENTITY", "GROUPS", "CREATED"
+                    "{:<20} {:<4} {:<24} {:<24} {:<21} REVOKED",
+                    "KEY ID", "KIND", "IDENTITY", "GROUPS", "CREATED"
                 );
                 for k in keys {
+                    let kind = match k.kind {
+                        sluice_auth::KeyKind::Api => "api",
+                        sluice_auth::KeyKind::S3 => "s3",
+                    };
                     println!(
-                        "{:<15} {:<24} {:<24} {:<21} {}",
+                        "{:<20} {:<4} {:<24} {:<24} {:<21} {}",
                         k.key_id,
+                        kind,
                         k.identity,
                         k.groups.join(","),
                         k.created_at,

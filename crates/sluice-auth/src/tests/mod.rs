@@ -4,6 +4,7 @@
 
 mod bearer;
 mod scram;
+mod s3keys;
 mod store;
 
 use crate::KeyStore;
