@@ -7,7 +7,8 @@ use sluice_core::{Command, Refusal, SessionInfo, Statement};
 use sluice_mask::Masker;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use std::time::Duration;
 
 /// Resolves when the request may go on; the error is what the client is
@@ -32,6 +33,10 @@ pub struct Ask<'a> {
     /// The request changes nothing (a read): `fail_open_reads` may let it
     /// run unrecorded.
     pub read_only: bool,
+    /// The first statement continues an operation already decided (a part
+    /// of an S3 multipart upload this identity created through Sluice): it
+    /// is recorded, not decided again; the others are decided.
+    pub continues: bool,
 }
 
 pub enum Verdict {
@@ -100,4 +105,67 @@ pub trait HttpGates: Send + Sync + 'static {
     type Gate: HttpGate;
     /// Opens one identity's session on one client connection.
     fn open(&self, session: &SessionInfo<'_>) -> Self::Gate;
+}
+
+/// Withdraws the approval request a held request waits for if the client
+/// goes away meanwhile (its future is dropped before [`HoldGuard::disarm`]).
+pub struct HoldGuard<G: HttpGate> {
+    gate: Arc<Mutex<G>>,
+    request: String,
+    armed: bool,
+}
+
+impl<G: HttpGate> HoldGuard<G> {
+    pub fn new(gate: Arc<Mutex<G>>, request: String) -> HoldGuard<G> {
+        HoldGuard {
+            gate,
+            request,
+            armed: true,
+        }
+    }
+
+    /// The wait ended (approved or not): nothing to withdraw.
+    pub fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl<G: HttpGate> Drop for HoldGuard<G> {
+    fn drop(&mut self) {
+        if self.armed {
+            if let Ok(mut g) = self.gate.lock() {
+                g.withdraw(
+                    &self.request,
+                    "the client went away while its request waited for approval",
+                );
+            }
+        }
+    }
+}
+
+/// Records a response Sluice wrote itself (a refusal, an unreachable
+/// backend).
+pub fn answer_now<G: HttpGate>(
+    gate: &Mutex<G>,
+    ticket: Ticket,
+    status: u16,
+    started: Instant,
+    text: &str,
+) {
+    if let Ok(mut g) = gate.lock() {
+        let cap = g.content_cap();
+        let mut content = text.to_owned();
+        let truncated = sluice_core::truncate_at_char_boundary(&mut content, cap);
+        g.on_response(
+            ticket,
+            Answer {
+                status,
+                items: 0,
+                bytes: text.len() as u64,
+                duration: started.elapsed(),
+                content,
+                truncated,
+            },
+        );
+    }
 }

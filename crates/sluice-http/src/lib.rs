@@ -9,5 +9,5 @@ pub mod gate;
 pub mod listener;
 
 pub use body::{BodyError, ChannelBody, Lines};
-pub use gate::{Answer, Ask, HttpGate, HttpGates, Pending, Ticket, Verdict};
+pub use gate::{answer_now, Answer, Ask, HoldGuard, HttpGate, HttpGates, Pending, Ticket, Verdict};
 pub use listener::{serve, Connection, Front, Limits};

@@ -53,42 +53,7 @@ pub(crate) fn answer_now<G: HttpGate>(
     started: Instant,
     text: &str,
 ) {
-    if let Ok(mut g) = gate.lock() {
-        let cap = g.content_cap();
-        let mut content = text.to_owned();
-        let truncated = sluice_core::truncate_at_char_boundary(&mut content, cap);
-        g.on_response(
-            ticket,
-            Answer {
-                status: code.as_u16(),
-                items: 0,
-                bytes: text.len() as u64,
-                duration: started.elapsed(),
-                content,
-                truncated,
-            },
-        );
-    }
-}
-
-/// Withdraws the approval request if the client goes away while held.
-struct HoldGuard<G: HttpGate> {
-    gate: Arc<Mutex<G>>,
-    request: String,
-    armed: bool,
-}
-
-impl<G: HttpGate> Drop for HoldGuard<G> {
-    fn drop(&mut self) {
-        if self.armed {
-            if let Ok(mut g) = self.gate.lock() {
-                g.withdraw(
-                    &self.request,
-                    "the client went away while its request waited for approval",
-                );
-            }
-        }
-    }
+    sluice_http::answer_now(gate, ticket, code.as_u16(), started, text);
 }
 
 pub(crate) async fn handle<F: Front>(
@@ -301,6 +266,7 @@ pub(crate) async fn handle<F: Front>(
                 statements: std::slice::from_ref(&statement),
                 binding: &binding,
                 read_only,
+                continues: false,
             }),
             Err(_) => return internal(),
         },
@@ -334,13 +300,9 @@ pub(crate) async fn handle<F: Front>(
             until,
         } => {
             log_info!(identity = %identity.name, %target, "kubernetes request held for approval");
-            let mut guard = HoldGuard {
-                gate: gate.clone(),
-                request,
-                armed: true,
-            };
+            let guard = sluice_http::HoldGuard::new(gate.clone(), request);
             let waited = until.await;
-            guard.armed = false;
+            guard.disarm();
             if let Err(refusal) = waited {
                 remember_refusal(&refusal);
                 let r = refusal_response(&refusal);

@@ -57,7 +57,13 @@ impl HttpGate for HttpPolicyGate {
     fn decide(&mut self, ask: &Ask<'_>) -> Verdict {
         match self
             .pipeline
-            .ask(ask.command, ask.statements, ask.binding, ask.read_only)
+            .ask(
+                ask.command,
+                ask.statements,
+                usize::from(ask.continues),
+                ask.binding,
+                ask.read_only,
+            )
         {
             Err(refusal) => Verdict::Refuse {
                 ticket: Ticket(None),

@@ -224,16 +224,21 @@ impl Pipeline {
     }
 
     /// Phases 1–3 for one command on its own: decided, reviewed, recorded.
+    /// The parts before `decided_from` continue a command already decided
+    /// (an upload's parts): recorded with it, not decided again.
     /// `read_like`: it changes nothing, so `fail_open_reads` may let it run
     /// unrecorded.
     pub(crate) fn ask(
         &mut self,
         command: &Command,
         statements: &[Statement],
+        decided_from: usize,
         binding: &str,
         read_like: bool,
     ) -> Result<Step, Refusal> {
-        let (decision, culprit) = self.decide(statements);
+        let decided = statements.get(decided_from..).unwrap_or_default();
+        let (decision, culprit) = self.decide(decided);
+        let culprit = culprit + decided_from;
         let mut approval = None;
         let mut refused = None;
         let mut hold = None;
