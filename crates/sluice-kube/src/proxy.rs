@@ -5,7 +5,7 @@
 
 use crate::body::ChannelBody;
 use crate::connect::Prior;
-use crate::gate::{Answer, Ask, HttpGate, Ticket, Verdict};
+use crate::gate::{Ask, HttpGate, Ticket, Verdict};
 use crate::headers::{self, HeaderRefusal};
 use crate::listener::Front;
 use crate::{info, mask, status};

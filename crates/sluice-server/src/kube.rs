@@ -46,7 +46,7 @@ pub fn front(
     keys: Arc<KeyStore>,
 ) -> Result<KubeFront<HttpGatesImpl>, ConfigError> {
     let at = |m: String| config.error(format!("[[resource]] \"{}\": {m}", r.name));
-    let tls = crate::tls::kube_client(config, r)?;
+    let tls = crate::tls::http_client(config, r, "url", r.url.as_deref())?;
     let url = r.url.clone().unwrap_or_default();
     let upstream = sluice_kube::Upstream::new(&url, tls, credential(config, r)?, r.impersonate)
         .map_err(|e| at(e.to_string()))?;

@@ -10,6 +10,7 @@ pub mod masking;
 mod pipeline;
 pub mod policy;
 pub mod runtime;
+pub mod s3;
 pub mod tls;
 
 pub use config::{Config, ConfigError, LogFormat};

@@ -55,12 +55,25 @@ pub struct Prepared {
     #[cfg(unix)]
     hangup: tokio::signal::unix::Signal,
     listener: TcpListener,
-    /// The Kubernetes fronts and their listeners.
-    kube: Vec<(Arc<crate::kube::KubeFrontImpl>, TcpListener)>,
+    /// The HTTP fronts (Kubernetes, S3) and their listeners.
+    http: Vec<HttpListener>,
     /// The approval API's listener and what it serves.
     admin: Option<(TcpListener, Option<tokio_rustls::TlsAcceptor>, AdminState)>,
     shutdown: watch::Sender<ShutdownState>,
     grace: Duration,
+}
+
+/// Starts one HTTP front on its listener.
+type ServeFn = Box<
+    dyn FnOnce(TcpListener, watch::Receiver<bool>, Duration) -> tokio::task::JoinHandle<()> + Send,
+>;
+
+/// One Kubernetes or S3 resource's listener, bound, not yet serving.
+struct HttpListener {
+    resource: String,
+    kind: &'static str,
+    listener: TcpListener,
+    serve: ServeFn,
 }
 
 impl Prepared {
@@ -70,9 +83,19 @@ impl Prepared {
 
     /// Where each Kubernetes resource listens, by name.
     pub fn kube_addrs(&self) -> Vec<(String, SocketAddr)> {
-        self.kube
+        self.http_addrs("kubernetes")
+    }
+
+    /// Where each S3 resource listens, by name.
+    pub fn s3_addrs(&self) -> Vec<(String, SocketAddr)> {
+        self.http_addrs("s3")
+    }
+
+    fn http_addrs(&self, kind: &str) -> Vec<(String, SocketAddr)> {
+        self.http
             .iter()
-            .filter_map(|(f, l)| Some((f.resource.clone(), l.local_addr().ok()?)))
+            .filter(|h| h.kind == kind)
+            .filter_map(|h| Some((h.resource.clone(), h.listener.local_addr().ok()?)))
             .collect()
     }
 
@@ -92,7 +115,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, ServeError> {
         })?,
     );
     let mut resources = Vec::new();
-    for r in config.resources.iter().filter(|r| !r.is_kubernetes()) {
+    for r in config.resources.iter().filter(|r| r.is_postgres()) {
         let password = config.resource_password(r)?.map(Secret::new);
         let target = BackendTarget {
             host: r.host.clone(),
@@ -174,14 +197,31 @@ pub async fn prepare(config: &Config) -> Result<Prepared, ServeError> {
             addr: s.listen,
             source,
         })?;
-    let mut kube = Vec::new();
-    for r in config.resources.iter().filter(|r| r.is_kubernetes()) {
-        let front = crate::kube::front(config, r, &gates, keys.clone())?;
+    let mut http = Vec::new();
+    for r in config.resources.iter().filter(|r| !r.is_postgres()) {
         let Some(addr) = r.listen else { continue };
-        let l = TcpListener::bind(addr)
+        let serve: ServeFn = if r.is_kubernetes() {
+            let front = Arc::new(crate::kube::front(config, r, &gates, keys.clone())?);
+            let tls = front.tls.clone();
+            Box::new(move |l, stop, grace| {
+                tokio::spawn(sluice_http::serve(front, tls, l, stop, grace))
+            })
+        } else {
+            let (front, tls) = crate::s3::front(config, r, &gates, keys.clone())?;
+            let front = Arc::new(front);
+            Box::new(move |l, stop, grace| {
+                tokio::spawn(sluice_http::serve(front, tls, l, stop, grace))
+            })
+        };
+        let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ServeError::Bind { addr, source })?;
-        kube.push((Arc::new(front), l));
+        http.push(HttpListener {
+            resource: r.name.clone(),
+            kind: if r.is_kubernetes() { "kubernetes" } else { "s3" },
+            listener,
+            serve,
+        });
     }
     let admin = match s.admin_listen {
         Some(addr) => {
@@ -194,7 +234,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, ServeError> {
         None => None,
     };
     Ok(Prepared {
-        kube,
+        http,
         admin,
         gateway,
         audit,
@@ -212,7 +252,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, ServeError> {
 /// end at their next idle moment, and at the grace deadline all are closed.
 pub async fn serve(prepared: Prepared, stop: impl std::future::Future<Output = ()>) {
     let Prepared {
-        kube,
+        http,
         admin,
         gateway,
         audit,
@@ -233,19 +273,10 @@ pub async fn serve(prepared: Prepared, stop: impl std::future::Future<Output = (
         }
         tokio::spawn(admin::serve(l, tls, state, shutdown.subscribe()))
     });
-    let (kube_stop, kube_stopping) = watch::channel(false);
-    let kube_tasks: Vec<_> = kube
+    let (http_stop, http_stopping) = watch::channel(false);
+    let http_tasks: Vec<_> = http
         .into_iter()
-        .map(|(front, l)| {
-            let tls = front.tls.clone();
-            tokio::spawn(sluice_kube::serve(
-                front,
-                tls,
-                l,
-                kube_stopping.clone(),
-                grace,
-            ))
-        })
+        .map(|h| (h.serve)(h.listener, http_stopping.clone(), grace))
         .collect();
     #[cfg(unix)]
     let reloader = tokio::spawn(reload_on_hangup(hangup, config, gates));
@@ -276,7 +307,7 @@ pub async fn serve(prepared: Prepared, stop: impl std::future::Future<Output = (
         "shutting down: draining sessions"
     );
     let _ = shutdown.send(ShutdownState::Draining);
-    let _ = kube_stop.send(true);
+    let _ = http_stop.send(true);
     let drained = tokio::time::timeout(grace, async {
         while sessions.join_next().await.is_some() {}
     })
@@ -296,7 +327,7 @@ pub async fn serve(prepared: Prepared, stop: impl std::future::Future<Output = (
             sessions.abort_all();
         }
     }
-    for task in kube_tasks {
+    for task in http_tasks {
         let _ = task.await;
     }
     #[cfg(unix)]

@@ -106,16 +106,18 @@ fn roots(
 /// The TLS client config toward a Kubernetes API server: its CA, and
 /// Sluice's client certificate when that is the credential. `None` for an
 /// `http://` URL.
-pub fn kube_client(
+pub fn http_client(
     config: &Config,
     r: &ResourceConfig,
+    field: &str,
+    url: Option<&str>,
 ) -> Result<Option<rustls::ClientConfig>, ConfigError> {
     let at = |m: String| config.error(format!("[[resource]] \"{}\": {m}", r.name));
-    if r.url.as_deref().is_some_and(|u| u.starts_with("http://")) {
-        if !r.url.as_deref().is_some_and(is_loopback_url) {
-            return Err(at(
-                "url: plain http:// is only allowed to a loopback API server".into(),
-            ));
+    if url.is_some_and(|u| u.starts_with("http://")) {
+        if !url.is_some_and(is_loopback_url) {
+            return Err(at(format!(
+                "{field}: plain http:// is only allowed to a loopback server"
+            )));
         }
         return Ok(None);
     }
