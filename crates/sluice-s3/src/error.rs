@@ -29,3 +29,24 @@ pub fn internal() -> S3Error {
         "Sluice failed internally; the gateway log has the cause",
     )
 }
+
+/// An S3 error document Sluice writes itself, before s3s sees the request.
+pub fn response(status: http::StatusCode, code: &str, message: &str) -> http::Response<s3s::Body> {
+    let escape = |t: &str| {
+        t.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{}</Code><Message>{}</Message></Error>",
+        escape(code),
+        escape(message)
+    );
+    let mut r = http::Response::new(s3s::Body::from(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/xml"),
+    );
+    r
+}

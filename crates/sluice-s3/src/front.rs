@@ -128,6 +128,14 @@ impl<G: S3Gates> sluice_http::Front for S3Front<G> {
         conn: Arc<Connection<G::Gate>>,
         req: Request<Incoming>,
     ) -> Response<s3s::Body> {
+        if signature_v2(&req) {
+            warn!(peer = %conn.peer, "S3 request with a Signature Version 2 refused");
+            return crate::error::response(
+                http::StatusCode::FORBIDDEN,
+                "AccessDenied",
+                "Sluice accepts Signature Version 4 only (SigV2 signs neither the payload nor the region). aws-cli: `aws configure set default.s3.signature_version s3v4`; boto3: Config(signature_version=\"s3v4\").",
+            );
+        }
         let (mut parts, body) = req.into_parts();
         parts.extensions.insert(Ctx {
             front: self.clone(),
@@ -144,6 +152,19 @@ impl<G: S3Gates> sluice_http::Front for S3Front<G> {
             }
         }
     }
+}
+
+/// A request signed with Signature Version 2 (header or presigned).
+fn signature_v2<B>(req: &Request<B>) -> bool {
+    let header = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("AWS "));
+    let query = req.uri().query().is_some_and(|q| {
+        form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "AWSAccessKeyId" || k == "Signature")
+    });
+    header || query
 }
 
 /// Secrets for s3s' signature check, from Sluice's key store (never the

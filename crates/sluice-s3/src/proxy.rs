@@ -203,6 +203,7 @@ pub(crate) async fn handle<G: S3Gates>(
         warn!(error = %e, "cannot sign toward the backend");
         return Err(error::internal());
     }
+    tracing::debug!(uri = %out.uri(), headers = ?out.headers(), "forwarding to the S3 backend");
     let recorded = async {
         match results_wait {
             Some(w) => w.await,

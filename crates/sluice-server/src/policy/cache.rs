@@ -1,6 +1,6 @@
 //! A session's decisions, made once per statement shape.
 
-use sluice_core::{Action, Decision, KubeRequest, Statement};
+use sluice_core::{Action, Decision, KubeRequest, S3Request, Statement};
 use sluice_policy::{PolicySet, Scope};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,6 +28,9 @@ pub(super) struct DecisionKey {
     error: Option<String>,
     text: Option<String>,
     kubernetes: Option<KubeRequest>,
+    /// Every attribute an S3 part's context carries: the parts of one
+    /// request share their text, not their object.
+    s3: Option<S3Request>,
 }
 
 impl DecisionCache {
@@ -60,6 +63,7 @@ impl DecisionCache {
             error: statement.error.clone(),
             text: self.policies.reads_sql().then(|| statement.text.clone()),
             kubernetes: statement.kubernetes.clone(),
+            s3: statement.s3.clone(),
         };
         if let Some(d) = self.entries.get(&key) {
             return d.clone();
