@@ -85,6 +85,21 @@ pip_install psycopg 'psycopg[binary]'
 # The Python Kubernetes client, driven through Sluice by the Kubernetes tests.
 pip_install kubernetes kubernetes
 
+# aws-cli and boto3, unchanged clients of the S3 tests.
+pip_install awscli awscli
+pip_install boto3 boto3
+
+# s3s-fs 0.14.1, the S3 server (it checks SigV4) behind Sluice in the S3
+# tests: built once (~85 s), cached outside the repository.
+S3S_FS_ROOT="${SLUICE_CACHE:-$HOME/.cache/sluice}/s3s-fs"
+if [ ! -x "$S3S_FS_ROOT/bin/s3s-fs" ]; then
+    log "building s3s-fs 0.14.1 into $S3S_FS_ROOT"
+    cargo install s3s-fs --version 0.14.1 --features binary --locked \
+        --root "$S3S_FS_ROOT" --quiet
+else
+    log "s3s-fs present"
+fi
+
 # kubectl: the machine's own if it has one (a newer one), else Debian's 1.20.
 if ! command -v kubectl >/dev/null 2>&1; then
     log "installing kubectl (kubernetes-client)"

@@ -22,8 +22,11 @@ pub fn s3s_fs_bin() -> PathBuf {
     if let Ok(p) = std::env::var("SLUICE_S3S_FS") {
         return PathBuf::from(p);
     }
-    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-    PathBuf::from(home).join(".cache/sluice/s3s-fs/bin/s3s-fs")
+    let cache = std::env::var("SLUICE_CACHE").map(PathBuf::from).unwrap_or_else(|_| {
+        let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+        PathBuf::from(home).join(".cache/sluice")
+    });
+    cache.join("s3s-fs/bin/s3s-fs")
 }
 
 impl S3Server {
