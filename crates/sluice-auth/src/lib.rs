@@ -28,8 +28,8 @@ mod tests;
 pub use cleartext::verify_cleartext;
 pub use error::{AuthError, ScramError};
 pub use names::{validate_group, validate_identity};
-pub use scram::{ScramServer, SCRAM_MECHANISM};
 pub use s3keys::{CreatedS3Key, S3Secret, S3_KEY_PREFIX, SEALING_KEY_FILE};
+pub use scram::{ScramServer, SCRAM_MECHANISM};
 pub use store::KeyStore;
 pub use types::{Authenticated, CreatedKey, Credentials, KeyInfo, KeyKind, StoredVerifier};
 

@@ -107,7 +107,14 @@ impl KeyStore {
         self.conn()?.execute(
             "INSERT INTO auth_s3_keys (access_key_id, identity, groups, nonce, sealed, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![access_key_id, identity, joined, &nonce[..], sealed, created_at],
+            params![
+                access_key_id,
+                identity,
+                joined,
+                &nonce[..],
+                sealed,
+                created_at
+            ],
         )?;
         Ok(CreatedS3Key {
             info: KeyInfo {

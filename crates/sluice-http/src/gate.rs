@@ -8,8 +8,8 @@ use sluice_mask::Masker;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 use std::time::Duration;
+use std::time::Instant;
 
 /// Resolves when the request may go on; the error is what the client is
 /// told instead.

@@ -8,9 +8,9 @@ use sluice_core::{Refusal, RefusalKind};
 /// policy and its reason, the detail the object that decided it.
 pub fn refusal(r: &Refusal) -> S3Error {
     let code = match r.kind {
-        RefusalKind::Denied
-        | RefusalKind::ApprovalRequired
-        | RefusalKind::ApprovalRefused => S3ErrorCode::AccessDenied,
+        RefusalKind::Denied | RefusalKind::ApprovalRequired | RefusalKind::ApprovalRefused => {
+            S3ErrorCode::AccessDenied
+        }
         RefusalKind::ApprovalEnded => S3ErrorCode::RequestTimeout,
         RefusalKind::Unrecorded => S3ErrorCode::ServiceUnavailable,
         RefusalKind::Unsupported => S3ErrorCode::NotImplemented,

@@ -179,7 +179,10 @@ impl<G: S3Gates> S3Auth for Auth<G> {
         match self.gates.secret(access_key) {
             Ok(Some((_, secret))) => Ok(SecretKey::from(secret)),
             Ok(None) => {
-                warn!(access_key, "S3 request with an unknown or revoked access key");
+                warn!(
+                    access_key,
+                    "S3 request with an unknown or revoked access key"
+                );
                 Err(s3s::s3_error!(
                     InvalidAccessKeyId,
                     "The access key is not an active Sluice S3 key (sluice keys create --s3)"

@@ -20,8 +20,13 @@ pub enum Kind {
 /// The kind of an object by its content type, and by its key's suffix
 /// when the type says nothing (`application/octet-stream`, none).
 /// `None`: Sluice cannot inspect it (binary, compressed, unknown).
-pub fn kind_of(content_type: Option<&str>, content_encoding: Option<&str>, key: &str) -> Option<Kind> {
-    if content_encoding.is_some_and(|e| !e.trim().is_empty() && !e.eq_ignore_ascii_case("identity")) {
+pub fn kind_of(
+    content_type: Option<&str>,
+    content_encoding: Option<&str>,
+    key: &str,
+) -> Option<Kind> {
+    if content_encoding.is_some_and(|e| !e.trim().is_empty() && !e.eq_ignore_ascii_case("identity"))
+    {
         return None;
     }
     let media = content_type
@@ -33,11 +38,18 @@ pub fn kind_of(content_type: Option<&str>, content_encoding: Option<&str>, key: 
     let lines_suffix = suffix(&[".ndjson", ".jsonl"]);
     match media.as_str() {
         "text/csv" | "application/csv" => Some(Kind::Csv),
-        "application/x-ndjson" | "application/ndjson" | "application/jsonl"
-        | "application/x-jsonlines" | "application/jsonlines" => Some(Kind::JsonLines),
+        "application/x-ndjson"
+        | "application/ndjson"
+        | "application/jsonl"
+        | "application/x-jsonlines"
+        | "application/jsonlines" => Some(Kind::JsonLines),
         "application/json" if lines_suffix => Some(Kind::JsonLines),
         "application/json" => Some(Kind::Json),
-        m if m.starts_with("text/") => Some(if suffix(&[".csv"]) { Kind::Csv } else { Kind::Text }),
+        m if m.starts_with("text/") => Some(if suffix(&[".csv"]) {
+            Kind::Csv
+        } else {
+            Kind::Text
+        }),
         "" | "application/octet-stream" | "binary/octet-stream" => {
             if suffix(&[".csv"]) {
                 Some(Kind::Csv)
@@ -269,9 +281,7 @@ fn write_record(out: &mut Vec<u8>, fields: impl Iterator<Item = Vec<u8>>, crlf: 
         if i > 0 {
             out.push(b',');
         }
-        let quote = f
-            .iter()
-            .any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'));
+        let quote = f.iter().any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'));
         if quote {
             out.push(b'"');
             for &b in &f {
@@ -333,5 +343,6 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::type_complexity)]
 #[path = "mask_tests.rs"]
 mod tests;

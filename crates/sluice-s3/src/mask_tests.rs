@@ -23,7 +23,10 @@ fn run(kind: Kind, chunks: &[&[u8]]) -> String {
 fn csv_is_masked_by_column_name_and_by_detectors_across_chunk_boundaries() {
     let out = run(
         Kind::Csv,
-        &[b"name,ssn,note\nann,123-45-", b"6789,\"mail ann@example.com, \"\"now\"\"\"\nbob,1,ok\n"],
+        &[
+            b"name,ssn,note\nann,123-45-",
+            b"6789,\"mail ann@example.com, \"\"now\"\"\"\nbob,1,ok\n",
+        ],
     );
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "name,ssn,note");
@@ -32,14 +35,20 @@ fn csv_is_masked_by_column_name_and_by_detectors_across_chunk_boundaries() {
     assert!(lines[1].starts_with("ann,"), "{out}");
     assert!(lines[2].starts_with("bob,"), "{out}");
     assert!(lines[2].ends_with(",ok"), "{out}");
-    assert!(!lines[2].contains(",1,"), "the ssn column is masked whatever it holds: {out}");
+    assert!(
+        !lines[2].contains(",1,"),
+        "the ssn column is masked whatever it holds: {out}"
+    );
 }
 
 #[test]
 fn json_lines_and_text_are_masked_line_by_line() {
     let out = run(
         Kind::JsonLines,
-        &[b"{\"email\":\"a@example.com\"}\n{\"pass", b"word\":\"hunter2\"}\n"],
+        &[
+            b"{\"email\":\"a@example.com\"}\n{\"pass",
+            b"word\":\"hunter2\"}\n",
+        ],
     );
     assert!(!out.contains("a@example.com"), "{out}");
     assert!(!out.contains("hunter2"), "{out}");
@@ -51,7 +60,10 @@ fn json_lines_and_text_are_masked_line_by_line() {
 
 #[test]
 fn a_json_document_is_masked_whole_and_refused_over_its_bound() {
-    let out = run(Kind::Json, &[b"{\"users\":[{\"em", b"ail\":\"c@example.com\"}]}"]);
+    let out = run(
+        Kind::Json,
+        &[b"{\"users\":[{\"em", b"ail\":\"c@example.com\"}]}"],
+    );
     assert!(!out.contains("c@example.com"), "{out}");
     let mut m = ObjectMasker::new(masker(), Kind::Json, 8);
     assert!(m.push(b"{\"a\":\"0123456789\"}").is_err());
@@ -60,11 +72,23 @@ fn a_json_document_is_masked_whole_and_refused_over_its_bound() {
 #[test]
 fn kinds_come_from_the_type_then_the_suffix_and_unknown_or_compressed_is_none() {
     assert_eq!(kind_of(Some("text/csv"), None, "x"), Some(Kind::Csv));
-    assert_eq!(kind_of(Some("application/json; charset=utf-8"), None, "x"), Some(Kind::Json));
-    assert_eq!(kind_of(Some("application/json"), None, "a.ndjson"), Some(Kind::JsonLines));
-    assert_eq!(kind_of(Some("binary/octet-stream"), None, "r/a.CSV"), Some(Kind::Csv));
+    assert_eq!(
+        kind_of(Some("application/json; charset=utf-8"), None, "x"),
+        Some(Kind::Json)
+    );
+    assert_eq!(
+        kind_of(Some("application/json"), None, "a.ndjson"),
+        Some(Kind::JsonLines)
+    );
+    assert_eq!(
+        kind_of(Some("binary/octet-stream"), None, "r/a.CSV"),
+        Some(Kind::Csv)
+    );
     assert_eq!(kind_of(None, None, "a.log"), Some(Kind::Text));
-    assert_eq!(kind_of(Some("application/octet-stream"), None, "a.parquet"), None);
+    assert_eq!(
+        kind_of(Some("application/octet-stream"), None, "a.parquet"),
+        None
+    );
     assert_eq!(kind_of(Some("image/png"), None, "a.csv"), None);
     assert_eq!(kind_of(Some("text/csv"), Some("gzip"), "a.csv"), None);
 }

@@ -111,7 +111,9 @@ pub fn understand(
         .map(|(k, _)| k.as_str())
         .find(|k| !MODIFIERS.contains(k) && !SUBRESOURCES.contains(k))
     {
-        u.error = Some(format!("query parameter {p:?} is not an operation Sluice knows"));
+        u.error = Some(format!(
+            "query parameter {p:?} is not an operation Sluice knows"
+        ));
         return u;
     }
     let subs: Vec<&str> = SUBRESOURCES.iter().copied().filter(|s| has(s)).collect();
@@ -265,7 +267,9 @@ pub fn decode(s: &str) -> Result<String, String> {
 /// the key decided might not be the key written. Refused, not guessed.
 pub fn check_key(key: &str) -> Result<(), String> {
     if key.split('/').any(|seg| seg == "." || seg == "..") {
-        return Err("a key with `.` or `..` segments is refused (stores disagree on what it names)".into());
+        return Err(
+            "a key with `.` or `..` segments is refused (stores disagree on what it names)".into(),
+        );
     }
     if key.bytes().any(|b| b < 0x20 || b == 0x7f) {
         return Err("a key with control characters is refused".into());
@@ -372,5 +376,6 @@ impl Understood {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::type_complexity)]
 #[path = "op_tests.rs"]
 mod tests;

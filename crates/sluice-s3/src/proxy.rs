@@ -33,7 +33,10 @@ pub(crate) async fn handle<G: S3Gates>(
     let started = Instant::now();
     let front = ctx.front.clone();
     let Some(access_key) = req.credentials.as_ref().map(|c| c.access_key.clone()) else {
-        return Err(error::error(S3ErrorCode::AccessDenied, "Signature is required"));
+        return Err(error::error(
+            S3ErrorCode::AccessDenied,
+            "Signature is required",
+        ));
     };
     let Some(identity) = front.identity(&access_key) else {
         ctx.conn.refused();
@@ -100,25 +103,22 @@ pub(crate) async fn handle<G: S3Gates>(
     let mut command = Command::new(CommandOrigin::Http, text.clone());
     let binding = binding(&req.headers, &query, whole.as_ref(), size);
     if let Some(b) = &whole {
-        command
-            .params
-            .push(Param::Text(String::from_utf8_lossy(b).into_owned().into_bytes()));
+        command.params.push(Param::Text(
+            String::from_utf8_lossy(b).into_owned().into_bytes(),
+        ));
     }
     let read_only = understood.read_only();
     let gate = ctx
         .conn
         .gate(&*front, &identity, header("user-agent").as_deref())
         .ok_or_else(error::internal)?;
-    let verdict = gate
-        .lock()
-        .map_err(|_| error::internal())?
-        .decide(&Ask {
-            command: &command,
-            statements: &statements,
-            binding: &binding,
-            read_only,
-            continues,
-        });
+    let verdict = gate.lock().map_err(|_| error::internal())?.decide(&Ask {
+        command: &command,
+        statements: &statements,
+        binding: &binding,
+        read_only,
+        continues,
+    });
     let mut results_wait = None;
     let ticket = match verdict {
         Verdict::Refuse { ticket, refusal: r } => {
@@ -284,7 +284,10 @@ fn is_ip(host: &str) -> bool {
             host
         }
     });
-    h.parse::<std::net::IpAddr>().is_ok() || h.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok()
+    h.parse::<std::net::IpAddr>().is_ok()
+        || h.trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok()
 }
 
 /// The query's pairs, form-decoded as s3s reads them; a name given twice
@@ -335,8 +338,12 @@ fn reads_body(a: Action) -> bool {
 fn delete_keys(body: &[u8]) -> S3Result<Vec<(String, Option<String>)>> {
     use s3s::xml::Deserialize as _;
     let mut d = s3s::xml::Deserializer::new(body);
-    let delete = s3s::dto::Delete::deserialize(&mut d)
-        .map_err(|e| error::error(S3ErrorCode::MalformedXML, format!("DeleteObjects body: {e:?}")))?;
+    let delete = s3s::dto::Delete::deserialize(&mut d).map_err(|e| {
+        error::error(
+            S3ErrorCode::MalformedXML,
+            format!("DeleteObjects body: {e:?}"),
+        )
+    })?;
     let mut keys = Vec::with_capacity(delete.objects.len());
     for o in delete.objects {
         op::check_key(&o.key).map_err(|e| error::error(S3ErrorCode::InvalidArgument, e))?;
@@ -448,7 +455,10 @@ fn binding(
                         | "x-amz-decoded-content-length"
                         | "x-amz-user-agent"
                 ))
-                || matches!(k, "content-md5" | "content-type" | "range" | "if-match" | "if-none-match")
+                || matches!(
+                    k,
+                    "content-md5" | "content-type" | "range" | "if-match" | "if-none-match"
+                )
         })
         .map(|(k, v)| format!("{}: {}", k, String::from_utf8_lossy(v.as_bytes())))
         .collect();

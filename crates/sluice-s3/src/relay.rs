@@ -38,8 +38,10 @@ pub(crate) struct Relay<G: S3Gates> {
 /// What the relay does to the body.
 enum Mode {
     /// As it comes; recorded as text when it is text.
-    Pass { text: bool },
-    Masked(ObjectMasker),
+    Pass {
+        text: bool,
+    },
+    Masked(Box<ObjectMasker>),
     /// Read whole (bounded), then changed: a listing masked, an upload id
     /// remembered.
     Whole,
@@ -52,17 +54,28 @@ pub(crate) async fn respond<G: S3Gates>(
     let status = response.status();
     let mut headers = strip_hop_by_hop(response.headers());
     let ok = status.is_success();
-    let header = |h: &str| headers.get(h).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let header = |h: &str| {
+        headers
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
     let content_type = header("content-type");
     let key = r.understood.target.key.clone().unwrap_or_default();
     let action = r.understood.action;
     let mut mode = Mode::Pass {
-        text: !matches!(action, Action::GetObject) || mask::kind_of(content_type.as_deref(), None, &key).is_some(),
+        text: !matches!(action, Action::GetObject)
+            || mask::kind_of(content_type.as_deref(), None, &key).is_some(),
     };
     if ok && matches!(action, Action::CreateMultipartUpload) {
         mode = Mode::Whole;
     }
-    if ok && matches!(action, Action::CompleteMultipartUpload | Action::AbortMultipartUpload) {
+    if ok
+        && matches!(
+            action,
+            Action::CompleteMultipartUpload | Action::AbortMultipartUpload
+        )
+    {
         if let Some(id) = &r.understood.upload_id {
             r.front.uploads.ended(id);
         }
@@ -83,7 +96,7 @@ pub(crate) async fn respond<G: S3Gates>(
                 .map(|c| c.trim().to_ascii_lowercase())
                 .unwrap_or_default();
             match kind {
-                None if r.front.settings.pass_types.iter().any(|t| *t == media) => {}
+                None if r.front.settings.pass_types.contains(&media) => {}
                 None => {
                     let why = format!(
                         "s3://{}/{key} is of a type Sluice cannot inspect ({}), and your results are masked: not released. A `pass_types` entry for the resource lets a type pass.",
@@ -119,11 +132,11 @@ pub(crate) async fn respond<G: S3Gates>(
                     for k in sums {
                         headers.remove(k);
                     }
-                    mode = Mode::Masked(ObjectMasker::new(
+                    mode = Mode::Masked(Box::new(ObjectMasker::new(
                         m,
                         kind,
                         r.front.settings.max_document_bytes,
-                    ));
+                    )));
                 }
             }
         }
@@ -285,8 +298,14 @@ fn strip_hop_by_hop(h: &HeaderMap) -> HeaderMap {
     for (k, v) in h {
         if !matches!(
             k.as_str(),
-            "connection" | "keep-alive" | "transfer-encoding" | "te" | "trailer" | "upgrade"
-                | "proxy-authenticate" | "proxy-connection"
+            "connection"
+                | "keep-alive"
+                | "transfer-encoding"
+                | "te"
+                | "trailer"
+                | "upgrade"
+                | "proxy-authenticate"
+                | "proxy-connection"
         ) {
             out.append(k.clone(), v.clone());
         }

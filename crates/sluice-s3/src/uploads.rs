@@ -49,7 +49,10 @@ impl Uploads {
             t.retain(|_, (_, at)| at.elapsed() < KEPT);
         }
         if t.len() < MAX_UPLOADS {
-            t.insert(id.to_owned(), (owner(identity, bucket, key), Instant::now()));
+            t.insert(
+                id.to_owned(),
+                (owner(identity, bucket, key), Instant::now()),
+            );
         }
     }
 

@@ -55,16 +55,13 @@ impl Drop for HttpPolicyGate {
 
 impl HttpGate for HttpPolicyGate {
     fn decide(&mut self, ask: &Ask<'_>) -> Verdict {
-        match self
-            .pipeline
-            .ask(
-                ask.command,
-                ask.statements,
-                usize::from(ask.continues),
-                ask.binding,
-                ask.read_only,
-            )
-        {
+        match self.pipeline.ask(
+            ask.command,
+            ask.statements,
+            usize::from(ask.continues),
+            ask.binding,
+            ask.read_only,
+        ) {
             Err(refusal) => Verdict::Refuse {
                 ticket: Ticket(None),
                 refusal,

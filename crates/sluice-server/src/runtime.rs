@@ -218,7 +218,11 @@ pub async fn prepare(config: &Config) -> Result<Prepared, ServeError> {
             .map_err(|source| ServeError::Bind { addr, source })?;
         http.push(HttpListener {
             resource: r.name.clone(),
-            kind: if r.is_kubernetes() { "kubernetes" } else { "s3" },
+            kind: if r.is_kubernetes() {
+                "kubernetes"
+            } else {
+                "s3"
+            },
             listener,
             serve,
         });

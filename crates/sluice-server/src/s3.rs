@@ -33,10 +33,18 @@ pub fn front(
     let tls = crate::tls::http_client(config, r, "endpoint", Some(&endpoint))?;
     let name = |f: &str| format!("[[resource]] \"{}\": {f}", r.name);
     let access = config
-        .secret(&name("access_key"), r.access_key_env.as_deref(), r.access_key_file.as_deref())?
+        .secret(
+            &name("access_key"),
+            r.access_key_env.as_deref(),
+            r.access_key_file.as_deref(),
+        )?
         .unwrap_or_default();
     let secret = config
-        .secret(&name("secret_key"), r.secret_key_env.as_deref(), r.secret_key_file.as_deref())?
+        .secret(
+            &name("secret_key"),
+            r.secret_key_env.as_deref(),
+            r.secret_key_file.as_deref(),
+        )?
         .unwrap_or_default();
     let region = r.region.clone().unwrap_or_else(|| "us-east-1".to_owned());
     let upstream = sluice_s3::Upstream::new(&endpoint, &region, access.trim(), secret.trim(), tls)
@@ -57,7 +65,11 @@ pub fn front(
                 ..sluice_http::Limits::default()
             },
             domain: r.domain.clone(),
-            pass_types: r.pass_types.iter().map(|t| t.to_ascii_lowercase()).collect(),
+            pass_types: r
+                .pass_types
+                .iter()
+                .map(|t| t.to_ascii_lowercase())
+                .collect(),
             max_document_bytes: r.max_response_bytes.min(64 << 20),
         },
     )

@@ -22,10 +22,12 @@ pub fn s3s_fs_bin() -> PathBuf {
     if let Ok(p) = std::env::var("SLUICE_S3S_FS") {
         return PathBuf::from(p);
     }
-    let cache = std::env::var("SLUICE_CACHE").map(PathBuf::from).unwrap_or_else(|_| {
-        let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-        PathBuf::from(home).join(".cache/sluice")
-    });
+    let cache = std::env::var("SLUICE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+            PathBuf::from(home).join(".cache/sluice")
+        });
     cache.join("s3s-fs/bin/s3s-fs")
 }
 
@@ -53,7 +55,10 @@ impl S3Server {
             .unwrap();
         let start = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(20), "s3s-fs did not start");
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "s3s-fs did not start"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         S3Server { child, port, dir }

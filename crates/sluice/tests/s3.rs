@@ -54,8 +54,20 @@ struct Fixture {
 }
 
 fn s3_keys(gw: &Gateway, identity: &str, groups: &str) -> Keys {
-    let out = gw.cli(&["keys", "create", "--identity", identity, "--groups", groups, "--s3"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = gw.cli(&[
+        "keys",
+        "create",
+        "--identity",
+        identity,
+        "--groups",
+        groups,
+        "--s3",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     let [.., id, secret] = lines[..] else {
@@ -63,7 +75,10 @@ fn s3_keys(gw: &Gateway, identity: &str, groups: &str) -> Keys {
     };
     Keys {
         id: id.strip_prefix("AWS_ACCESS_KEY_ID=").unwrap().to_owned(),
-        secret: secret.strip_prefix("AWS_SECRET_ACCESS_KEY=").unwrap().to_owned(),
+        secret: secret
+            .strip_prefix("AWS_SECRET_ACCESS_KEY=")
+            .unwrap()
+            .to_owned(),
     }
 }
 
@@ -143,7 +158,11 @@ fn py(f: &Fixture, key: &str, secret: &str, args: &[&str]) -> serde_json::Value 
         .args(args)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -164,28 +183,91 @@ fn aws_cli_puts_gets_lists_copies_uploads_in_parts_and_deletes_as_policy_permits
     let b = bucket(f, "flow");
     let small = file(f, "small.txt", b"hello\n");
     let small = small.to_str().unwrap();
-    ok(aws(f, &f.agent, &["s3", "cp", small, &format!("s3://{b}/data/a.txt")]));
+    ok(aws(
+        f,
+        &f.agent,
+        &["s3", "cp", small, &format!("s3://{b}/data/a.txt")],
+    ));
     assert!(f.s3.has(&b, "data/a.txt"));
     let listed = ok(aws(f, &f.agent, &["s3", "ls", &format!("s3://{b}/data/")]));
     assert!(listed.contains("a.txt"), "{listed}");
-    assert_eq!(ok(aws(f, &f.agent, &["s3", "cp", &format!("s3://{b}/data/a.txt"), "-"])), "hello\n");
-    ok(aws(f, &f.agent, &["s3", "cp", &format!("s3://{b}/data/a.txt"), &format!("s3://{b}/data/b.txt")]));
+    assert_eq!(
+        ok(aws(
+            f,
+            &f.agent,
+            &["s3", "cp", &format!("s3://{b}/data/a.txt"), "-"]
+        )),
+        "hello\n"
+    );
+    ok(aws(
+        f,
+        &f.agent,
+        &[
+            "s3",
+            "cp",
+            &format!("s3://{b}/data/a.txt"),
+            &format!("s3://{b}/data/b.txt"),
+        ],
+    ));
     assert!(f.s3.has(&b, "data/b.txt"));
     // 20 MB: aws-cli uploads it in parts (CreateMultipartUpload, parts,
     // CompleteMultipartUpload), decided once at creation.
-    let big: Vec<u8> = (0..20_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let big: Vec<u8> = (0..20_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
     let big_path = file(f, "big.bin", &big);
-    ok(aws(f, &f.agent, &["s3", "cp", big_path.to_str().unwrap(), &format!("s3://{b}/data/big.bin")]));
+    ok(aws(
+        f,
+        &f.agent,
+        &[
+            "s3",
+            "cp",
+            big_path.to_str().unwrap(),
+            &format!("s3://{b}/data/big.bin"),
+        ],
+    ));
     let back = f.gw.dir.path().join("big.back");
     // Binary data is not released to a masked identity; sre is unmasked.
-    let refused = aws(f, &f.agent, &["s3", "cp", &format!("s3://{b}/data/big.bin"), back.to_str().unwrap()]);
-    assert!(!refused.0 && refused.2.contains("cannot inspect"), "{}", refused.2);
-    ok(aws(f, &f.sre, &["s3", "cp", &format!("s3://{b}/data/big.bin"), back.to_str().unwrap()]));
-    assert!(std::fs::read(&back).unwrap() == big, "the 20 MB object came back changed");
-    ok(aws(f, &f.agent, &["s3", "rm", &format!("s3://{b}/data/b.txt")]));
+    let refused = aws(
+        f,
+        &f.agent,
+        &[
+            "s3",
+            "cp",
+            &format!("s3://{b}/data/big.bin"),
+            back.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        !refused.0 && refused.2.contains("cannot inspect"),
+        "{}",
+        refused.2
+    );
+    ok(aws(
+        f,
+        &f.sre,
+        &[
+            "s3",
+            "cp",
+            &format!("s3://{b}/data/big.bin"),
+            back.to_str().unwrap(),
+        ],
+    ));
+    assert!(
+        std::fs::read(&back).unwrap() == big,
+        "the 20 MB object came back changed"
+    );
+    ok(aws(
+        f,
+        &f.agent,
+        &["s3", "rm", &format!("s3://{b}/data/b.txt")],
+    ));
     assert!(!f.s3.has(&b, "data/b.txt"));
     let log = f.gw.log();
-    assert!(log.contains("listening for S3 clients over PLAIN HTTP"), "{log}");
+    assert!(
+        log.contains("listening for S3 clients over PLAIN HTTP"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -194,43 +276,101 @@ fn a_denied_delete_leaves_the_object_and_a_batch_hiding_a_denied_key_deletes_not
     let b = bucket(f, "deletes");
     let p = file(f, "d.txt", b"x");
     for key in ["keep/a", "tmp/a", "tmp/b"] {
-        ok(aws(f, &f.agent, &["s3", "cp", p.to_str().unwrap(), &format!("s3://{b}/{key}")]));
+        ok(aws(
+            f,
+            &f.agent,
+            &["s3", "cp", p.to_str().unwrap(), &format!("s3://{b}/{key}")],
+        ));
     }
     let r = aws(f, &f.agent, &["s3", "rm", &format!("s3://{b}/keep/a")]);
-    assert!(!r.0 && r.2.contains("AccessDenied") && r.2.contains("keep-stays"), "{}", r.2);
+    assert!(
+        !r.0 && r.2.contains("AccessDenied") && r.2.contains("keep-stays"),
+        "{}",
+        r.2
+    );
     assert!(f.s3.has(&b, "keep/a"));
     // The denied key last, after keys that alone would be allowed.
     let batch = r#"{"Objects":[{"Key":"tmp/a"},{"Key":"tmp/b"},{"Key":"keep/a"}]}"#;
-    let r = aws(f, &f.agent, &["s3api", "delete-objects", "--bucket", &b, "--delete", batch]);
-    assert!(!r.0 && r.2.contains("s3://deletes/keep/a"), "the reply names the key: {}", r.2);
+    let r = aws(
+        f,
+        &f.agent,
+        &["s3api", "delete-objects", "--bucket", &b, "--delete", batch],
+    );
+    assert!(
+        !r.0 && r.2.contains("s3://deletes/keep/a"),
+        "the reply names the key: {}",
+        r.2
+    );
     for key in ["keep/a", "tmp/a", "tmp/b"] {
         assert!(f.s3.has(&b, key), "{key} was deleted");
     }
     let batch = r#"{"Objects":[{"Key":"tmp/a"},{"Key":"tmp/b"}]}"#;
-    ok(aws(f, &f.agent, &["s3api", "delete-objects", "--bucket", &b, "--delete", batch]));
+    ok(aws(
+        f,
+        &f.agent,
+        &["s3api", "delete-objects", "--bucket", &b, "--delete", batch],
+    ));
     assert!(!f.s3.has(&b, "tmp/a") && !f.s3.has(&b, "tmp/b"));
 }
 
 #[test]
-fn a_copy_out_of_a_denied_prefix_is_refused_and_an_encoded_slash_is_decided_as_the_backend_reads_it() {
+fn a_copy_out_of_a_denied_prefix_is_refused_and_an_encoded_slash_is_decided_as_the_backend_reads_it(
+) {
     let f = fixture();
     let b = bucket(f, "copies");
     let p = file(f, "c.csv", b"a\n1\n");
-    ok(aws(f, &f.sre, &["s3", "cp", p.to_str().unwrap(), &format!("s3://{b}/pii/c.csv")]));
-    let r = aws(f, &f.agent, &["s3api", "copy-object", "--bucket", &b, "--key", "out/c.csv", "--copy-source", &format!("{b}/pii/c.csv")]);
+    ok(aws(
+        f,
+        &f.sre,
+        &[
+            "s3",
+            "cp",
+            p.to_str().unwrap(),
+            &format!("s3://{b}/pii/c.csv"),
+        ],
+    ));
+    let r = aws(
+        f,
+        &f.agent,
+        &[
+            "s3api",
+            "copy-object",
+            "--bucket",
+            &b,
+            "--key",
+            "out/c.csv",
+            "--copy-source",
+            &format!("{b}/pii/c.csv"),
+        ],
+    );
     assert!(!r.0 && r.2.contains("no-pii"), "{}", r.2);
     assert!(!f.s3.has(&b, "out/c.csv"));
     // `pii%2Fc.csv` decodes to the key `pii/c.csv`, the one the backend
     // would read: s3s checks the signature over the decoded key (as S3
     // does), so a client that signed the encoded form is refused before
     // policy; one that signed the decoded form is denied by policy.
-    let r = py(f, &f.agent.id, &f.agent.secret, &["raw", "GET", &format!("/{b}/pii%2Fc.csv")]);
+    let r = py(
+        f,
+        &f.agent.id,
+        &f.agent.secret,
+        &["raw", "GET", &format!("/{b}/pii%2Fc.csv")],
+    );
     assert_eq!(r["status"], 403, "{r}");
     assert!(!r["body"].as_str().unwrap().contains("a\n1"), "{r}");
-    let r = py(f, &f.agent.id, &f.agent.secret, &["raw", "GET", &format!("/{b}/pii/c.csv")]);
+    let r = py(
+        f,
+        &f.agent.id,
+        &f.agent.secret,
+        &["raw", "GET", &format!("/{b}/pii/c.csv")],
+    );
     assert!(r["body"].as_str().unwrap().contains("no-pii"), "{r}");
     // Dot segments are refused, not guessed.
-    let r = py(f, &f.agent.id, &f.agent.secret, &["raw", "GET", &format!("/{b}/x/../pii/c.csv")]);
+    let r = py(
+        f,
+        &f.agent.id,
+        &f.agent.secret,
+        &["raw", "GET", &format!("/{b}/x/../pii/c.csv")],
+    );
     assert_eq!(r["status"], 400, "{r}");
 }
 
@@ -239,25 +379,52 @@ fn presigned_urls_expire_and_are_bound_to_method_bucket_and_key_and_sigv2_is_ref
     let f = fixture();
     let b = bucket(f, "presign");
     let p = file(f, "p.txt", b"presigned\n");
-    ok(aws(f, &f.agent, &["s3", "cp", p.to_str().unwrap(), &format!("s3://{b}/k.txt")]));
-    let url = py(f, &f.agent.id, &f.agent.secret, &["presign", "GET", &b, "k.txt", "2"])["url"]
+    ok(aws(
+        f,
+        &f.agent,
+        &["s3", "cp", p.to_str().unwrap(), &format!("s3://{b}/k.txt")],
+    ));
+    let url = py(
+        f,
+        &f.agent.id,
+        &f.agent.secret,
+        &["presign", "GET", &b, "k.txt", "2"],
+    )["url"]
         .as_str()
         .unwrap()
         .to_owned();
     let r = py(f, "", "", &["fetch", "GET", &url]);
-    assert_eq!((r["status"].as_i64(), r["body"].as_str()), (Some(200), Some("presigned\n")), "{r}");
+    assert_eq!(
+        (r["status"].as_i64(), r["body"].as_str()),
+        (Some(200), Some("presigned\n")),
+        "{r}"
+    );
     let r = py(f, "", "", &["fetch", "DELETE", &url]);
     assert_eq!(r["status"], 403, "another method: {r}");
     assert!(f.s3.has(&b, "k.txt"));
-    let r = py(f, "", "", &["fetch", "GET", &url.replace("/k.txt", "/other.txt")]);
+    let r = py(
+        f,
+        "",
+        "",
+        &["fetch", "GET", &url.replace("/k.txt", "/other.txt")],
+    );
     assert_eq!(r["code"], "SignatureDoesNotMatch", "another key: {r}");
     std::thread::sleep(Duration::from_secs(3));
     let r = py(f, "", "", &["fetch", "GET", &url]);
     assert_eq!(r["status"], 403, "expired: {r}");
     assert!(r["body"].as_str().unwrap().contains("expired"), "{r}");
-    let v2 = format!("http://127.0.0.1:{}/{b}/k.txt?AWSAccessKeyId={}&Signature=x&Expires=9999999999", f.port, f.agent.id);
+    let v2 = format!(
+        "http://127.0.0.1:{}/{b}/k.txt?AWSAccessKeyId={}&Signature=x&Expires=9999999999",
+        f.port, f.agent.id
+    );
     let r = py(f, "", "", &["fetch", "GET", &v2]);
-    assert!(r["body"].as_str().unwrap().contains("Signature Version 4 only"), "{r}");
+    assert!(
+        r["body"]
+            .as_str()
+            .unwrap()
+            .contains("Signature Version 4 only"),
+        "{r}"
+    );
 }
 
 #[test]
@@ -266,15 +433,41 @@ fn wrong_secrets_backend_keys_revoked_keys_and_skewed_clocks_get_s3_errors() {
     let b = bucket(f, "signatures");
     let r = py(f, &f.agent.id, "wrong-secret", &["get", &b, "x"]);
     assert_eq!(r["code"], "SignatureDoesNotMatch", "{r}");
-    let r = py(f, S3_BACKEND_ACCESS_KEY, S3_BACKEND_SECRET_KEY, &["get", &b, "x"]);
-    assert_eq!(r["code"], "InvalidAccessKeyId", "the backend's own keys: {r}");
-    let r = py(f, &f.agent.id, &f.agent.secret, &["signed", "GET", &format!("/{b}/x"), "-1800"]);
+    let r = py(
+        f,
+        S3_BACKEND_ACCESS_KEY,
+        S3_BACKEND_SECRET_KEY,
+        &["get", &b, "x"],
+    );
+    assert_eq!(
+        r["code"], "InvalidAccessKeyId",
+        "the backend's own keys: {r}"
+    );
+    let r = py(
+        f,
+        &f.agent.id,
+        &f.agent.secret,
+        &["signed", "GET", &format!("/{b}/x"), "-1800"],
+    );
     assert_eq!(r["status"], 403, "a clock 30 min behind: {r}");
     let revoked = s3_keys(&f.gw, "agent-9", "agents");
-    assert_eq!(py(f, &revoked.id, &revoked.secret, &["put", &b, "r.txt", "x", "text/plain"])["status"], 200);
+    assert_eq!(
+        py(
+            f,
+            &revoked.id,
+            &revoked.secret,
+            &["put", &b, "r.txt", "x", "text/plain"]
+        )["status"],
+        200
+    );
     let out = f.gw.cli(&["keys", "revoke", "--key-id", &revoked.id]);
     assert!(out.status.success());
-    let r = py(f, &revoked.id, &revoked.secret, &["put", &b, "r2.txt", "x", "text/plain"]);
+    let r = py(
+        f,
+        &revoked.id,
+        &revoked.secret,
+        &["put", &b, "r2.txt", "x", "text/plain"],
+    );
     assert_eq!(r["code"], "InvalidAccessKeyId", "revoked: {r}");
     assert!(!f.s3.has(&b, "r2.txt"));
 }
@@ -284,21 +477,80 @@ fn csv_json_and_listings_are_masked_for_agents_and_raw_for_an_unmasked_identity(
     let f = fixture();
     let b = bucket(f, "masking");
     let csv = "name,ssn,contact\nann,123-45-6789,ann@example.com\n";
-    assert_eq!(py(f, &f.agent.id, &f.agent.secret, &["put", &b, "r/people.csv", csv, "text/csv"])["status"], 200);
+    assert_eq!(
+        py(
+            f,
+            &f.agent.id,
+            &f.agent.secret,
+            &["put", &b, "r/people.csv", csv, "text/csv"]
+        )["status"],
+        200
+    );
     let json = r#"{"user":{"email":"bob@example.org","password":"hunter22"}}"#;
-    assert_eq!(py(f, &f.agent.id, &f.agent.secret, &["put", &b, "r/u.json", json, "application/json"])["status"], 200);
-    assert_eq!(py(f, &f.agent.id, &f.agent.secret, &["put", &b, "users/carol@example.net.txt", "x", "text/plain"])["status"], 200);
-    let got = py(f, &f.agent.id, &f.agent.secret, &["get", &b, "r/people.csv"]);
+    assert_eq!(
+        py(
+            f,
+            &f.agent.id,
+            &f.agent.secret,
+            &["put", &b, "r/u.json", json, "application/json"]
+        )["status"],
+        200
+    );
+    assert_eq!(
+        py(
+            f,
+            &f.agent.id,
+            &f.agent.secret,
+            &["put", &b, "users/carol@example.net.txt", "x", "text/plain"]
+        )["status"],
+        200
+    );
+    let got = py(
+        f,
+        &f.agent.id,
+        &f.agent.secret,
+        &["get", &b, "r/people.csv"],
+    );
     let body = got["body"].as_str().unwrap();
     assert!(body.starts_with("name,ssn,contact\nann,"), "{body}");
-    assert!(!body.contains("123-45-6789") && !body.contains("ann@example.com"), "{body}");
-    let body = py(f, &f.agent.id, &f.agent.secret, &["get", &b, "r/u.json"])["body"].as_str().unwrap().to_owned();
-    assert!(!body.contains("bob@example.org") && !body.contains("hunter22"), "{body}");
-    let listing = ok(aws(f, &f.agent, &["s3api", "list-objects-v2", "--bucket", &b]));
-    assert!(!listing.contains("carol@example.net") && listing.contains("users/"), "{listing}");
+    assert!(
+        !body.contains("123-45-6789") && !body.contains("ann@example.com"),
+        "{body}"
+    );
+    let body = py(f, &f.agent.id, &f.agent.secret, &["get", &b, "r/u.json"])["body"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        !body.contains("bob@example.org") && !body.contains("hunter22"),
+        "{body}"
+    );
+    let listing = ok(aws(
+        f,
+        &f.agent,
+        &["s3api", "list-objects-v2", "--bucket", &b],
+    ));
+    assert!(
+        !listing.contains("carol@example.net") && listing.contains("users/"),
+        "{listing}"
+    );
     let raw = py(f, &f.sre.id, &f.sre.secret, &["get", &b, "r/people.csv"]);
     assert_eq!(raw["body"], csv);
-    let r = aws(f, &f.agent, &["s3api", "get-object", "--bucket", &b, "--key", "r/people.csv", "--range", "bytes=0-3", "/dev/null"]);
+    let r = aws(
+        f,
+        &f.agent,
+        &[
+            "s3api",
+            "get-object",
+            "--bucket",
+            &b,
+            "--key",
+            "r/people.csv",
+            "--range",
+            "bytes=0-3",
+            "/dev/null",
+        ],
+    );
     assert!(!r.0 && r.2.contains("Range"), "{}", r.2);
 }
 
@@ -308,10 +560,17 @@ fn a_held_delete_runs_once_approved_and_a_deferred_one_runs_once_when_sent_again
     let b = bucket(f, "held");
     let p = file(f, "h.txt", b"h");
     for key in ["held/a", "held/b"] {
-        ok(aws(f, &f.agent, &["s3", "cp", p.to_str().unwrap(), &format!("s3://{b}/{key}")]));
+        ok(aws(
+            f,
+            &f.agent,
+            &["s3", "cp", p.to_str().unwrap(), &format!("s3://{b}/{key}")],
+        ));
     }
     // wait: the client is held until an operator approves.
-    let agent = Keys { id: f.agent.id.clone(), secret: f.agent.secret.clone() };
+    let agent = Keys {
+        id: f.agent.id.clone(),
+        secret: f.agent.secret.clone(),
+    };
     let port = f.port;
     let target = format!("s3://{b}/held/a");
     let waiting = std::thread::spawn(move || aws_at(port, &agent, &["s3", "rm", &target]));
@@ -322,12 +581,20 @@ fn a_held_delete_runs_once_approved_and_a_deferred_one_runs_once_when_sent_again
     assert!(!f.s3.has(&b, "held/a"));
     // deferred: refused at once with the request id; the same request
     // runs once after approval.
-    let r = aws_at(f.deferred_port, &f.agent, &["s3", "rm", &format!("s3://{b}/held/b")]);
+    let r = aws_at(
+        f.deferred_port,
+        &f.agent,
+        &["s3", "rm", &format!("s3://{b}/held/b")],
+    );
     assert!(!r.0 && r.2.contains("AccessDenied"), "{}", r.2);
     let id = pending_request(f);
     assert!(r.2.contains(&id), "the reply names request {id}: {}", r.2);
     approve(f, &id);
-    ok(aws_at(f.deferred_port, &f.agent, &["s3", "rm", &format!("s3://{b}/held/b")]));
+    ok(aws_at(
+        f.deferred_port,
+        &f.agent,
+        &["s3", "rm", &format!("s3://{b}/held/b")],
+    ));
     assert!(!f.s3.has(&b, "held/b"));
     let replay = session_replay(f, "DeleteObject s3://held/held/a");
     assert!(replay.contains("HTTP 204"), "{replay}");
@@ -338,12 +605,20 @@ fn the_audit_log_replays_an_s3_session_and_verifies() {
     let f = fixture();
     let b = bucket(f, "replayed");
     let p = file(f, "r.txt", b"replay me\n");
-    ok(aws(f, &f.agent, &["s3", "cp", p.to_str().unwrap(), &format!("s3://{b}/r.txt")]));
+    ok(aws(
+        f,
+        &f.agent,
+        &["s3", "cp", p.to_str().unwrap(), &format!("s3://{b}/r.txt")],
+    ));
     let replay = session_replay(f, "PutObject s3://replayed/r.txt");
     assert!(replay.contains("ALLOW by agents-write"), "{replay}");
     assert!(replay.contains("uploaded 10 bytes, sha256"), "{replay}");
     let out = f.gw.cli(&["audit", "verify"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The replay of the session holding `command`.
@@ -378,7 +653,11 @@ fn pending_request(f: &Fixture) -> String {
         {
             return id.to_owned();
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "no pending request: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no pending request: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -390,5 +669,9 @@ fn approve(f: &Fixture, id: &str) {
         .env("SLUICE_KEY", &f.ops_key)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

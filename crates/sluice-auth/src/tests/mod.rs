@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod bearer;
-mod scram;
 mod s3keys;
+mod scram;
 mod store;
 
 use crate::KeyStore;

@@ -5,7 +5,9 @@ use crate::{AuthError, KeyKind, KeyStore};
 fn an_s3_key_opens_to_its_identity_and_secret_until_revoked() {
     let dir = tempfile::tempdir().unwrap();
     let store = KeyStore::open(dir.path()).unwrap();
-    let created = store.create_s3_key("agent-1", &groups(&["agents"])).unwrap();
+    let created = store
+        .create_s3_key("agent-1", &groups(&["agents"]))
+        .unwrap();
     assert_eq!(created.access_key_id.len(), 20);
     assert!(created.access_key_id.starts_with("SLU"));
     assert!(!format!("{created:?}").contains(&created.secret_access_key));
@@ -28,7 +30,9 @@ fn an_s3_key_opens_to_its_identity_and_secret_until_revoked() {
 fn a_secret_is_not_in_the_database_and_an_edited_row_does_not_open() {
     let dir = tempfile::tempdir().unwrap();
     let store = KeyStore::open(dir.path()).unwrap();
-    let created = store.create_s3_key("agent-1", &groups(&["agents"])).unwrap();
+    let created = store
+        .create_s3_key("agent-1", &groups(&["agents"]))
+        .unwrap();
     drop(store);
     let db = std::fs::read(dir.path().join("sluice.db")).unwrap();
     let wal = std::fs::read(dir.path().join("sluice.db-wal")).unwrap_or_default();
@@ -39,7 +43,8 @@ fn a_secret_is_not_in_the_database_and_an_edited_row_does_not_open() {
     }
     // Promote the key's identity to another group by editing its row.
     let conn = rusqlite::Connection::open(dir.path().join("sluice.db")).unwrap();
-    conn.execute("UPDATE auth_s3_keys SET groups = 'dba'", []).unwrap();
+    conn.execute("UPDATE auth_s3_keys SET groups = 'dba'", [])
+        .unwrap();
     drop(conn);
     let store = KeyStore::open(dir.path()).unwrap();
     assert!(matches!(

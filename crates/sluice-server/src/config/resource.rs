@@ -180,8 +180,10 @@ impl ResourceConfig {
             }
             "s3" => {
                 // An https endpoint's CA is named as for Kubernetes.
-                let kube_only: Vec<(&str, bool)> =
-                    kube_only.into_iter().filter(|(f, _)| *f != "ca_file").collect();
+                let kube_only: Vec<(&str, bool)> = kube_only
+                    .into_iter()
+                    .filter(|(f, _)| *f != "ca_file")
+                    .collect();
                 if let Some(e) = stray(&pg_only).or_else(|| stray(&kube_only)) {
                     return Err(e);
                 }
