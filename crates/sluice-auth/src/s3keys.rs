@@ -15,7 +15,7 @@ use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use rusqlite::{params, OptionalExtension};
 
 use crate::crypto::random_bytes;
-use crate::names::{validate_group, validate_identity};
+use crate::names::validate_identity;
 use crate::store::{now_rfc3339, split_groups};
 use crate::{AuthError, KeyInfo, KeyStore};
 
@@ -77,13 +77,7 @@ impl KeyStore {
         groups: &[String],
     ) -> Result<CreatedS3Key, AuthError> {
         validate_identity(identity)?;
-        let mut clean: Vec<String> = Vec::with_capacity(groups.len());
-        for group in groups {
-            validate_group(group)?;
-            if !clean.contains(group) {
-                clean.push(group.clone());
-            }
-        }
+        let clean = crate::store::clean_groups(groups)?;
         let id: [u8; 11] = random_bytes()?;
         let access_key_id = format!(
             "{S3_KEY_PREFIX}{}",

@@ -82,13 +82,7 @@ impl KeyStore {
     /// verifier; the returned [`CreatedKey::secret`] is the only copy.
     pub fn create_key(&self, identity: &str, groups: &[String]) -> Result<CreatedKey, AuthError> {
         validate_identity(identity)?;
-        let mut clean: Vec<String> = Vec::with_capacity(groups.len());
-        for group in groups {
-            validate_group(group)?;
-            if !clean.contains(group) {
-                clean.push(group.clone());
-            }
-        }
+        let clean = clean_groups(groups)?;
         let generated = generate_key()?;
         let salt = derive_salt(&self.secret, identity);
         let (stored, server) = verifier(&generated.secret, &salt);
@@ -271,6 +265,18 @@ fn to_array(key_id: &str, column: &str, bytes: Vec<u8>) -> Result<[u8; 32], Auth
             b.len()
         ))
     })
+}
+
+/// Valid group names, each once, in order.
+pub(crate) fn clean_groups(groups: &[String]) -> Result<Vec<String>, AuthError> {
+    let mut clean: Vec<String> = Vec::with_capacity(groups.len());
+    for group in groups {
+        validate_group(group)?;
+        if !clean.contains(group) {
+            clean.push(group.clone());
+        }
+    }
+    Ok(clean)
 }
 
 /// Group names cannot contain commas (see `names`), so a comma list is exact.

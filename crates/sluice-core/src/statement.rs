@@ -280,6 +280,36 @@ impl Action {
 
     /// One of the S3 operations.
     pub fn is_s3(self) -> bool {
+        self.is_s3_read()
+            || matches!(
+                self,
+                Action::PutObject
+                    | Action::CopyObject
+                    | Action::CreateMultipartUpload
+                    | Action::UploadPart
+                    | Action::UploadPartCopy
+                    | Action::CompleteMultipartUpload
+                    | Action::AbortMultipartUpload
+                    | Action::DeleteObject
+                    | Action::DeleteObjects
+                    | Action::PutObjectTagging
+                    | Action::DeleteObjectTagging
+                    | Action::PutBucketTagging
+                    | Action::DeleteBucketTagging
+                    | Action::CreateBucket
+                    | Action::DeleteBucket
+                    | Action::PutObjectAcl
+                    | Action::PutBucketAcl
+                    | Action::PutBucketPolicy
+                    | Action::DeleteBucketPolicy
+                    | Action::PutBucketLifecycleConfiguration
+                    | Action::DeleteBucketLifecycle
+                    | Action::PutBucketVersioning
+            )
+    }
+
+    /// An S3 operation that changes nothing (those in `Action::"read"`).
+    pub fn is_s3_read(self) -> bool {
         matches!(
             self,
             Action::GetObject
@@ -300,28 +330,6 @@ impl Action {
                 | Action::GetBucketAcl
                 | Action::GetBucketPolicy
                 | Action::GetBucketLifecycleConfiguration
-                | Action::PutObject
-                | Action::CopyObject
-                | Action::CreateMultipartUpload
-                | Action::UploadPart
-                | Action::UploadPartCopy
-                | Action::CompleteMultipartUpload
-                | Action::AbortMultipartUpload
-                | Action::DeleteObject
-                | Action::DeleteObjects
-                | Action::PutObjectTagging
-                | Action::DeleteObjectTagging
-                | Action::PutBucketTagging
-                | Action::DeleteBucketTagging
-                | Action::CreateBucket
-                | Action::DeleteBucket
-                | Action::PutObjectAcl
-                | Action::PutBucketAcl
-                | Action::PutBucketPolicy
-                | Action::DeleteBucketPolicy
-                | Action::PutBucketLifecycleConfiguration
-                | Action::DeleteBucketLifecycle
-                | Action::PutBucketVersioning
         )
     }
 

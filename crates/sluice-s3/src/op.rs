@@ -339,27 +339,7 @@ impl Understood {
 
     /// A read: nothing changes if it runs.
     pub fn read_only(&self) -> bool {
-        matches!(
-            self.action,
-            Action::GetObject
-                | Action::HeadObject
-                | Action::GetObjectAttributes
-                | Action::ListObjects
-                | Action::ListObjectsV2
-                | Action::ListObjectVersions
-                | Action::ListBuckets
-                | Action::HeadBucket
-                | Action::GetBucketLocation
-                | Action::ListMultipartUploads
-                | Action::ListParts
-                | Action::GetObjectTagging
-                | Action::GetBucketTagging
-                | Action::GetBucketVersioning
-                | Action::GetObjectAcl
-                | Action::GetBucketAcl
-                | Action::GetBucketPolicy
-                | Action::GetBucketLifecycleConfiguration
-        )
+        self.action.is_s3_read()
     }
 
     /// A listing whose keys pass through the detectors.
