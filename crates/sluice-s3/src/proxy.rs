@@ -61,6 +61,18 @@ pub(crate) async fn handle<G: S3Gates>(
             return Err(error::error(S3ErrorCode::InvalidArgument, e));
         }
     }
+    // Fail closed: a request Sluice cannot read as an operation (an unknown
+    // sub-resource or parameter, ?select, ?restore) is not forwarded, even
+    // where a policy permits `unknown`: the backend might read it as an
+    // operation on objects Sluice never decided.
+    if understood.action == Action::Unknown {
+        let why = understood.error.clone().unwrap_or_default();
+        warn!(identity = %identity.name, "S3 request refused: {why}");
+        return Err(error::error(
+            S3ErrorCode::NotImplemented,
+            format!("Sluice does not forward an S3 request it cannot read as an operation: {why}"),
+        ));
+    }
     let trailer = header("x-amz-trailer");
     if let Some(t) = trailer.as_deref().filter(|t| !body::known_trailer(t)) {
         return Err(error::error(
@@ -112,6 +124,17 @@ pub(crate) async fn handle<G: S3Gates>(
         .conn
         .gate(&*front, &identity, header("user-agent").as_deref())
         .ok_or_else(error::internal)?;
+    // The answer's type decides how it is masked: a masked identity may
+    // not rename it.
+    let overrides = query
+        .iter()
+        .any(|(k, _)| k == "response-content-type" || k == "response-content-encoding");
+    if overrides && gate.lock().map_or(true, |g| g.masker().is_some()) {
+        return Err(error::error(
+            S3ErrorCode::AccessDenied,
+            "response-content-type and response-content-encoding are refused to an identity whose results are masked",
+        ));
+    }
     let verdict = gate.lock().map_err(|_| error::internal())?.decide(&Ask {
         command: &command,
         statements: &statements,

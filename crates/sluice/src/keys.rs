@@ -89,18 +89,13 @@ pub(crate) fn run(command: KeysCommand) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&keys)?);
             } else {
                 println!(
-                    "{:<20} {:<4} {:<24} {:<24} {:<21} REVOKED",
-                    "KEY ID", "KIND", "IDENTITY", "GROUPS", "CREATED"
+                    "{:<20} {:<24} {:<24} {:<21} REVOKED",
+                    "KEY ID", "IDENTITY", "GROUPS", "CREATED"
                 );
                 for k in keys {
-                    let kind = match k.kind {
-                        sluice_auth::KeyKind::Api => "api",
-                        sluice_auth::KeyKind::S3 => "s3",
-                    };
                     println!(
-                        "{:<20} {:<4} {:<24} {:<24} {:<21} {}",
+                        "{:<20} {:<24} {:<24} {:<21} {}",
                         k.key_id,
-                        kind,
                         k.identity,
                         k.groups.join(","),
                         k.created_at,

@@ -76,7 +76,10 @@ def raw_signed(endpoint, key, secret, method, path):
     now = datetime.datetime.now(datetime.timezone.utc)
     amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
     empty = hashlib.sha256(b"").hexdigest()
-    canonical = "\n".join([method, path, "", f"host:{host}", f"x-amz-content-sha256:{empty}",
+    uri, _, query = path.partition("?")
+    pairs = sorted(tuple((p.split("=", 1) + [""])[:2]) for p in query.split("&") if p)
+    canonical_query = "&".join(f"{k}={v}" for k, v in pairs)
+    canonical = "\n".join([method, uri, canonical_query, f"host:{host}", f"x-amz-content-sha256:{empty}",
                            f"x-amz-date:{amz_date}", "", "host;x-amz-content-sha256;x-amz-date", empty])
     scope = f"{day}/us-east-1/s3/aws4_request"
     to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
