@@ -298,29 +298,17 @@ fn write_record(out: &mut Vec<u8>, fields: impl Iterator<Item = Vec<u8>>, crlf: 
     out.extend_from_slice(if crlf == Some(true) { b"\r\n" } else { b"\n" });
 }
 
-/// A listing's keys and prefixes passed through the detectors (a key can
-/// be an email address). The listing is S3's XML; only element text of
-/// `<Key>` and `<Prefix>` changes.
+/// A listing passed through the detectors: every element's text (keys,
+/// prefixes, markers, continuation tokens: a key can be an email address
+/// and reappears in `NextMarker`, `StartAfter`, ...), never the markup.
 pub fn listing(masker: &Masker, xml: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(xml.len());
     let mut rest = xml;
-    loop {
-        let next = ["<Key>", "<Prefix>"]
-            .iter()
-            .filter_map(|tag| find(rest, tag.as_bytes()).map(|i| (i, *tag)))
-            .min();
-        let Some((at, tag)) = next else {
-            out.extend_from_slice(rest);
-            return out;
-        };
-        let open_end = at + tag.len();
-        let close = format!("</{}", tag.get(1..).unwrap_or_default());
-        let Some(len) = rest.get(open_end..).and_then(|r| find(r, close.as_bytes())) else {
-            out.extend_from_slice(rest);
-            return out;
-        };
-        out.extend_from_slice(rest.get(..open_end).unwrap_or_default());
-        let text = rest.get(open_end..open_end + len).unwrap_or_default();
+    while let Some(gt) = memchr::memchr(b'>', rest) {
+        let (tag, after) = rest.split_at(gt + 1);
+        out.extend_from_slice(tag);
+        let end = memchr::memchr(b'<', after).unwrap_or(after.len());
+        let (text, tail) = after.split_at(end);
         match masker.mask(text, ValueKind::Text, None) {
             sluice_mask::Masked::Unchanged(t) => out.extend_from_slice(t),
             m => {
@@ -334,12 +322,10 @@ pub fn listing(masker: &Masker, xml: &[u8]) -> Vec<u8> {
                 }
             }
         }
-        rest = rest.get(open_end + len..).unwrap_or_default();
+        rest = tail;
     }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    memchr::memmem::find(hay, needle)
+    out.extend_from_slice(rest);
+    out
 }
 
 #[cfg(test)]

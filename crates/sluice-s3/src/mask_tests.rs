@@ -95,7 +95,7 @@ fn kinds_come_from_the_type_then_the_suffix_and_unknown_or_compressed_is_none() 
 
 #[test]
 fn listing_keys_pass_through_the_detectors_and_nothing_else_changes() {
-    let xml = b"<ListBucketResult><Name>b</Name><Contents><Key>users/ann@example.com.json</Key><Size>3</Size></Contents><CommonPrefixes><Prefix>x/</Prefix></CommonPrefixes></ListBucketResult>";
+    let xml = b"<ListBucketResult><Name>b</Name><Contents><Key>users/ann@example.com.json</Key><Size>3</Size></Contents><NextContinuationToken>users/ann@example.com.json</NextContinuationToken><CommonPrefixes><Prefix>x/</Prefix></CommonPrefixes></ListBucketResult>";
     let out = String::from_utf8(listing(&masker(), xml)).unwrap();
     assert!(!out.contains("ann@example.com"), "{out}");
     assert!(out.contains("<Name>b</Name>") && out.contains("<Prefix>x/</Prefix>"));

@@ -141,6 +141,19 @@ pub(crate) async fn respond<G: S3Gates>(
             }
         }
     }
+    if let Some(m) = &r.masker {
+        // User metadata is the uploader's free text.
+        let meta: Vec<_> = headers
+            .iter()
+            .filter(|(k, _)| k.as_str().starts_with("x-amz-meta-"))
+            .filter_map(|(k, v)| Some((k.clone(), m.mask_text(v.to_str().ok()?)?)))
+            .collect();
+        for (k, masked) in meta {
+            if let Ok(v) = http::HeaderValue::from_str(&masked) {
+                headers.insert(k, v);
+            }
+        }
+    }
     if matches!(mode, Mode::Whole) {
         headers.remove("content-length");
     }

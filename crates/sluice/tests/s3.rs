@@ -543,6 +543,26 @@ fn csv_json_and_listings_are_masked_for_agents_and_raw_for_an_unmasked_identity(
         !listing.contains("carol@example.net") && listing.contains("users/"),
         "{listing}"
     );
+    let listing = ok(aws(
+        f,
+        &f.agent,
+        &[
+            "s3api",
+            "list-objects-v2",
+            "--bucket",
+            &b,
+            "--prefix",
+            "users/",
+            "--max-keys",
+            "1",
+            "--start-after",
+            "users/a",
+        ],
+    ));
+    assert!(
+        !listing.contains("carol@example.net"),
+        "markers too: {listing}"
+    );
     let raw = py(f, &f.sre.id, &f.sre.secret, &["get", &b, "r/people.csv"]);
     assert_eq!(raw["body"], csv);
     let r = aws(
