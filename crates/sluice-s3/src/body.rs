@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use s3s::checksum::ChecksumHasher;
 use s3s::crypto::Checksum as _;
+use s3s::S3ErrorCode;
 use sha2::{Digest, Sha256};
 use sluice_http::{BodyError, ChannelBody};
 use std::time::Duration;
@@ -38,13 +39,69 @@ pub struct Uploaded {
     pub sha256: String,
 }
 
+/// Why an upload was cut off, as the S3 error a client is answered with.
+#[derive(Debug, Clone)]
+pub struct BodyFault {
+    pub code: S3ErrorCode,
+    pub message: String,
+}
+
+impl BodyFault {
+    fn new(code: S3ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A failure s3s found while reading the body (a chunk signature, the
+    /// chunk framing, a short body). s3s's error types are private, so its
+    /// message is what tells them apart; anything else is an incomplete
+    /// body.
+    fn from_s3s(e: &dyn std::error::Error) -> Self {
+        let text = e.to_string();
+        let code = if text.contains("SignatureMismatch") {
+            S3ErrorCode::SignatureDoesNotMatch
+        } else if text.contains("Sha256Mismatch") {
+            sha256_mismatch()
+        } else {
+            S3ErrorCode::IncompleteBody
+        };
+        Self::new(code, format!("the upload failed: {text}"))
+    }
+}
+
+/// S3's code for a body that does not match its signed digest; s3s has no
+/// name for it.
+fn sha256_mismatch() -> S3ErrorCode {
+    S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into())
+}
+
+impl BodyFault {
+    /// The error the client is answered with: a client fault is a 400
+    /// unless S3 gives its code another status.
+    pub fn to_error(&self) -> s3s::S3Error {
+        let mut e = s3s::S3Error::with_message(self.code.clone(), self.message.clone());
+        if e.status_code().is_none() {
+            e.set_status_code(http::StatusCode::BAD_REQUEST);
+        }
+        e
+    }
+}
+
+impl std::fmt::Display for BodyFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.message, self.code.as_str())
+    }
+}
+
 /// The body toward the backend, and what it turned out to be (or why it
 /// was cut off).
 pub fn stream(
     mut from: s3s::Body,
     claims: Claims,
     idle: Duration,
-) -> (UpBody, oneshot::Receiver<Result<Uploaded, String>>) {
+) -> (UpBody, oneshot::Receiver<Result<Uploaded, BodyFault>>) {
     let (tx, body) = ChannelBody::channel(4);
     let (done, result) = oneshot::channel();
     tokio::spawn(async move {
@@ -54,9 +111,14 @@ pub fn stream(
         let mut held: Option<Bytes> = None;
         let outcome = loop {
             match tokio::time::timeout(idle, from.frame()).await {
-                Err(_) => break Err(format!("no body bytes for {} s", idle.as_secs())),
+                Err(_) => {
+                    break Err(BodyFault::new(
+                        S3ErrorCode::RequestTimeout,
+                        format!("no body bytes for {} s", idle.as_secs()),
+                    ))
+                }
                 Ok(None) => break Ok(()),
-                Ok(Some(Err(e))) => break Err(format!("the upload failed: {e}")),
+                Ok(Some(Err(e))) => break Err(BodyFault::from_s3s(&*e)),
                 Ok(Some(Ok(frame))) => {
                     let Ok(data) = frame.into_data() else {
                         continue;
@@ -68,7 +130,10 @@ pub fn stream(
                     n += data.len() as u64;
                     if let Some(prev) = held.replace(data) {
                         if tx.send(Ok(prev)).await.is_err() {
-                            break Err("the backend stopped reading the upload".to_owned());
+                            break Err(BodyFault::new(
+                                S3ErrorCode::ServiceUnavailable,
+                                "the backend stopped reading the upload",
+                            ));
                         }
                     }
                 }
@@ -77,11 +142,15 @@ pub fn stream(
         let digest = hex::encode(sha.finalize());
         let outcome = outcome.and_then(|()| {
             if let Some(len) = claims.length.filter(|l| *l != n) {
-                return Err(format!("the body is {n} bytes, not the {len} declared"));
+                return Err(BodyFault::new(
+                    S3ErrorCode::IncompleteBody,
+                    format!("the body is {n} bytes, not the {len} declared"),
+                ));
             }
             if let Some(claimed) = claims.sha256.as_ref().filter(|c| **c != digest) {
-                return Err(format!(
-                    "the body's SHA-256 is {digest}, not the {claimed} it was signed with"
+                return Err(BodyFault::new(
+                    sha256_mismatch(),
+                    format!("the body's SHA-256 is {digest}, not the {claimed} it was signed with"),
                 ));
             }
             if let (Some((name, trailers)), Some(h)) = (&claims.trailer, sum) {
@@ -94,8 +163,9 @@ pub fn stream(
                     })
                     .flatten();
                 if sent.as_deref() != got.as_deref() {
-                    return Err(format!(
-                        "the trailing {name} is {sent:?}, the body's is {got:?}"
+                    return Err(BodyFault::new(
+                        S3ErrorCode::BadDigest,
+                        format!("the trailing {name} is {sent:?}, the body's is {got:?}"),
                     ));
                 }
             }
@@ -112,7 +182,7 @@ pub fn stream(
                 }));
             }
             Err(why) => {
-                let _ = tx.send(Err(BodyError(why.clone()))).await;
+                let _ = tx.send(Err(BodyError(why.message.clone()))).await;
                 let _ = done.send(Err(why));
             }
         }

@@ -71,28 +71,20 @@ pub enum FrontError {
 
 impl<G: S3Gates> S3Front<G> {
     pub fn new(gates: Arc<G>, settings: Settings) -> Result<S3Front<G>, FrontError> {
-        let domain = match &settings.domain {
-            Some(d) => Some(
-                SingleDomain::new(d).map_err(|e| FrontError::Domain(d.clone(), e.to_string()))?,
-            ),
-            None => None,
-        };
-        let mut builder = S3ServiceBuilder::new(NoOperations);
-        builder.set_auth(Auth {
-            gates: gates.clone(),
-        });
-        builder.set_route(Route::<G>(PhantomData));
-        if let Some(d) = &settings.domain {
-            builder.set_host(
-                SingleDomain::new(d).map_err(|e| FrontError::Domain(d.clone(), e.to_string()))?,
-            );
-        }
+        let service = service(
+            Auth {
+                gates: gates.clone(),
+            },
+            Route::<G>(PhantomData),
+            single_domain(&settings.domain)?,
+        );
+        let domain = single_domain(&settings.domain)?;
         Ok(S3Front {
             gates,
             settings,
             domain,
             uploads: Uploads::default(),
-            service: builder.build(),
+            service,
         })
     }
 
@@ -128,13 +120,9 @@ impl<G: S3Gates> sluice_http::Front for S3Front<G> {
         conn: Arc<Connection<G::Gate>>,
         req: Request<Incoming>,
     ) -> Response<s3s::Body> {
-        if signature_v2(&req) {
+        if let Some(refused) = refuse_v2(&req) {
             warn!(peer = %conn.peer, "S3 request with a Signature Version 2 refused");
-            return crate::error::response(
-                http::StatusCode::FORBIDDEN,
-                "AccessDenied",
-                "Sluice accepts Signature Version 4 only (SigV2 signs neither the payload nor the region). aws-cli: `aws configure set default.s3.signature_version s3v4`; boto3: Config(signature_version=\"s3v4\").",
-            );
+            return refused;
         }
         let (mut parts, body) = req.into_parts();
         parts.extensions.insert(Ctx {
@@ -152,6 +140,41 @@ impl<G: S3Gates> sluice_http::Front for S3Front<G> {
             }
         }
     }
+}
+
+fn single_domain(domain: &Option<String>) -> Result<Option<SingleDomain>, FrontError> {
+    domain
+        .as_deref()
+        .map(|d| SingleDomain::new(d).map_err(|e| FrontError::Domain(d.to_owned(), e.to_string())))
+        .transpose()
+}
+
+/// The s3s service every request passes first: it verifies the signature
+/// with `auth`'s secrets and hands what passes to `route`. One function, so
+/// that the fuzz target checks the configuration the front serves with.
+pub(crate) fn service(
+    auth: impl S3Auth,
+    route: impl S3Route,
+    domain: Option<SingleDomain>,
+) -> S3Service {
+    let mut builder = S3ServiceBuilder::new(NoOperations);
+    builder.set_auth(auth);
+    builder.set_route(route);
+    if let Some(d) = domain {
+        builder.set_host(d);
+    }
+    builder.build()
+}
+
+/// The refusal of a Signature Version 2 request, or `None`.
+pub(crate) fn refuse_v2<B>(req: &Request<B>) -> Option<Response<s3s::Body>> {
+    signature_v2(req).then(|| {
+        crate::error::response(
+            http::StatusCode::FORBIDDEN,
+            "AccessDenied",
+            "Sluice accepts Signature Version 4 only (SigV2 signs neither the payload nor the region). aws-cli: `aws configure set default.s3.signature_version s3v4`; boto3: Config(signature_version=\"s3v4\").",
+        )
+    })
 }
 
 /// A request signed with Signature Version 2 (header or presigned).

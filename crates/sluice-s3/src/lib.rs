@@ -18,3 +18,7 @@ pub mod upstream;
 
 pub use front::{S3Front, S3Gates, Settings};
 pub use upstream::Upstream;
+
+/// For `fuzz/`: the signature check exactly as the front configures it.
+#[doc(hidden)]
+pub mod fuzzing;

@@ -16,8 +16,9 @@ use http_body_util::{BodyExt, Limited};
 use s3s::{S3ErrorCode, S3Request, S3Response, S3Result};
 use sha2::{Digest, Sha256};
 use sluice_core::{Action, Command, CommandOrigin, Identity, Param};
-use sluice_http::{Ask, HoldGuard, HttpGate, Verdict};
-use std::time::Instant;
+use sluice_http::{Ask, HoldGuard, HttpGate, Ticket, Verdict};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use crate::front::S3Gates;
@@ -235,14 +236,20 @@ pub(crate) async fn handle<G: S3Gates>(
     };
     let (response, recorded) = tokio::join!(up.client.request(out), recorded);
     recorded.map_err(|r| refusal(&r))?;
-    let response = match response {
-        Ok(r) => r,
-        Err(e) => {
-            warn!(error = %e, "the S3 backend cannot be reached");
-            let message = format!("Sluice could not reach the S3 backend: {e}");
-            sluice_http::answer_now(&gate, ticket, 502, started, &message);
-            return Err(error::error(S3ErrorCode::ServiceUnavailable, message));
+    let (response, uploaded) = match (response, uploaded) {
+        (Ok(r), uploaded) => (r, uploaded),
+        // The request failed because its body did: the client's fault,
+        // answered as S3 answers it.
+        (Err(e), Some(done)) => {
+            let fault = match tokio::time::timeout(Duration::from_secs(5), done).await {
+                Ok(Ok(Err(fault))) => fault,
+                _ => return Err(unreachable_backend(&gate, ticket, started, &e)),
+            };
+            warn!(identity = %identity.name, "S3 upload refused: {fault}");
+            sluice_http::answer_now(&gate, ticket, 400, started, &fault.to_string());
+            return Err(fault.to_error());
         }
+        (Err(e), None) => return Err(unreachable_backend(&gate, ticket, started, &e)),
     };
     let masker = gate.lock().ok().and_then(|g| g.masker());
     relay::respond(
@@ -492,4 +499,18 @@ fn binding(
         None => parts.push(format!("body size={}", size.unwrap_or(0))),
     }
     parts.join("; ")
+}
+
+/// The backend did not answer: recorded as a 502, told to the client as S3's
+/// "try again".
+fn unreachable_backend<G: HttpGate>(
+    gate: &Mutex<G>,
+    ticket: Ticket,
+    started: Instant,
+    e: &dyn std::fmt::Display,
+) -> s3s::S3Error {
+    warn!(error = %e, "the S3 backend cannot be reached");
+    let message = format!("Sluice could not reach the S3 backend: {e}");
+    sluice_http::answer_now(gate, ticket, 502, started, &message);
+    error::error(S3ErrorCode::ServiceUnavailable, message)
 }

@@ -3,7 +3,7 @@
 //! Sluice cannot read them), listings' keys passed through the detectors,
 //! uploads' ids remembered, and the response recorded.
 
-use crate::body::Uploaded;
+use crate::body::{BodyFault, Uploaded};
 use crate::error;
 use crate::front::{S3Front, S3Gates};
 use crate::mask::{self, ObjectMasker};
@@ -32,7 +32,7 @@ pub(crate) struct Relay<G: S3Gates> {
     /// The client asked for a byte range.
     pub range: bool,
     /// How a streamed upload went.
-    pub uploaded: Option<oneshot::Receiver<Result<Uploaded, String>>>,
+    pub uploaded: Option<oneshot::Receiver<Result<Uploaded, BodyFault>>>,
 }
 
 /// What the relay does to the body.

@@ -44,7 +44,7 @@ mod tls;
 pub use kube::{debian_kubectl, kube_bin_dir, KubeServer, KUBE_ADMIN_TOKEN, KUBE_SLUICE_TOKEN};
 pub use kubelet::FakeKubelet;
 pub use pg::{pg_bin_dir, PgOptions, PgServer};
-pub use s3::{s3s_fs_bin, S3Server, S3_BACKEND_ACCESS_KEY, S3_BACKEND_SECRET_KEY};
+pub use s3::{garage_bin, s3s_fs_bin, Backend, S3Server};
 pub use tls::{make_tls_files, TlsFiles};
 
 /// Host every [`PgServer`] listens on.

@@ -1,7 +1,7 @@
 """boto3 and botocore's own signer against Sluice's S3 front, for what
 aws-cli cannot express: presigned URLs replayed for another key or method,
 a request signed with a skewed clock or a wrong secret, a path with an
-encoded slash. Usage: s3_client.py ENDPOINT ACCESS_KEY SECRET COMMAND ARGS...
+encoded slash, a chunk-signed streaming upload (whole, truncated, tampered). Usage: s3_client.py ENDPOINT ACCESS_KEY SECRET COMMAND ARGS...
 Prints one JSON object: {"status": ..., "code": ..., "body": ...}."""
 
 import datetime
@@ -83,9 +83,7 @@ def raw_signed(endpoint, key, secret, method, path):
                            f"x-amz-date:{amz_date}", "", "host;x-amz-content-sha256;x-amz-date", empty])
     scope = f"{day}/us-east-1/s3/aws4_request"
     to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
-    k = ("AWS4" + secret).encode()
-    for part in (day, "us-east-1", "s3", "aws4_request"):
-        k = hmac.new(k, part.encode(), hashlib.sha256).digest()
+    k = _signing_key(secret, day)
     sig = hmac.new(k, to_sign.encode(), hashlib.sha256).hexdigest()
     auth = (f"AWS4-HMAC-SHA256 Credential={key}/{scope}, "
             f"SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature={sig}")
@@ -96,6 +94,75 @@ def raw_signed(endpoint, key, secret, method, path):
     body = r.read().decode("utf-8", "replace")
     m = re.search(r"<Code>([^<]*)</Code>", body)
     return {"status": r.status, "code": m.group(1) if m else None, "body": body}
+
+
+def _signing_key(secret, day):
+    import hashlib
+    import hmac
+
+    k = ("AWS4" + secret).encode()
+    for part in (day, "us-east-1", "s3", "aws4_request"):
+        k = hmac.new(k, part.encode(), hashlib.sha256).digest()
+    return k
+
+
+def streamed(endpoint, key, secret, bucket, obj, data, mode):
+    """A STREAMING-AWS4-HMAC-SHA256-PAYLOAD upload signed chunk by chunk
+    (botocore does not send this encoding; older SDKs and Java's do).
+    mode: "ok"; "truncated", a chunk that declares more bytes than it
+    carries; "tampered", a chunk whose bytes changed after signing."""
+    import hashlib
+    import hmac
+    import http.client
+    import urllib.parse
+
+    host = urllib.parse.urlsplit(endpoint).netloc
+    now = datetime.datetime.now(datetime.timezone.utc)
+    amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+    scope = f"{day}/us-east-1/s3/aws4_request"
+    k = _signing_key(secret, day)
+    streaming = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
+    chunk_size = 64 * 1024
+    chunks = [data[i:i + chunk_size] for i in range(0, len(data), chunk_size)] + [b""]
+    # The encoded length must be known before signing: each chunk's
+    # header has a fixed-width signature.
+    encoded_len = sum(len(f"{len(c):x};chunk-signature=") + 64 + 2 + len(c) + 2 for c in chunks)
+    path = f"/{bucket}/{urllib.parse.quote(obj)}"
+    signed_headers = ["content-encoding", "content-length", "host", "x-amz-content-sha256",
+                      "x-amz-date", "x-amz-decoded-content-length"]
+    values = {"content-encoding": "aws-chunked", "content-length": str(encoded_len), "host": host,
+              "x-amz-content-sha256": streaming, "x-amz-date": amz_date,
+              "x-amz-decoded-content-length": str(len(data))}
+    canonical = "\n".join(["PUT", path, ""] + [f"{h}:{values[h]}" for h in signed_headers]
+                          + ["", ";".join(signed_headers), streaming])
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+    seed = hmac.new(k, to_sign.encode(), hashlib.sha256).hexdigest()
+    body, prev = b"", seed
+    empty = hashlib.sha256(b"").hexdigest()
+    for i, c in enumerate(chunks):
+        chunk_to_sign = "\n".join(["AWS4-HMAC-SHA256-PAYLOAD", amz_date, scope, prev, empty,
+                                   hashlib.sha256(c).hexdigest()])
+        sig = hmac.new(k, chunk_to_sign.encode(), hashlib.sha256).hexdigest()
+        prev = sig
+        sent = c
+        if mode == "tampered" and i == 0:
+            sent = bytes([c[0] ^ 1]) + c[1:]
+        declared = len(c)
+        if mode == "truncated" and i == len(chunks) - 2:
+            # Claims 100 bytes more than follow: the rest of the stream is
+            # read as its data, and the stream ends inside it.
+            declared = len(c) + 100
+        body += f"{declared:x};chunk-signature={sig}\r\n".encode() + sent + b"\r\n"
+    values["content-length"] = str(len(body))
+    values["Authorization"] = (f"AWS4-HMAC-SHA256 Credential={key}/{scope}, "
+                               f"SignedHeaders={';'.join(signed_headers)}, Signature={seed}")
+    del values["host"]
+    conn = http.client.HTTPConnection(host, timeout=30)
+    conn.request("PUT", path, body=body, headers=values)
+    r = conn.getresponse()
+    text = r.read().decode("utf-8", "replace")
+    m = re.search(r"<Code>([^<]*)</Code>", text)
+    return {"status": r.status, "code": m.group(1) if m else None, "body": text}
 
 
 def main():
@@ -120,6 +187,11 @@ def main():
         # raw METHOD PATH: signed by hand, sent byte for byte
         method, path = args
         print(json.dumps(raw_signed(endpoint, key, secret, method, path)))
+    elif command == "streamed":
+        # streamed BUCKET KEY SIZE MODE: a chunk-signed upload of SIZE bytes
+        bucket, obj, size, mode = args
+        data = bytes(i % 251 for i in range(int(size)))
+        print(json.dumps(streamed(endpoint, key, secret, bucket, obj, data, mode)))
     elif command == "put":
         # put BUCKET KEY TEXT CONTENT_TYPE (boto3 defaults: trailing CRC32)
         bucket, obj, text, ctype = args
