@@ -49,5 +49,5 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    let _ = listing(&masker(), body);
+    let _ = listing(&masker(), body, selector & 4 != 0);
 });

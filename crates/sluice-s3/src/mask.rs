@@ -301,7 +301,9 @@ fn write_record(out: &mut Vec<u8>, fields: impl Iterator<Item = Vec<u8>>, crlf: 
 /// A listing passed through the detectors: every element's text (keys,
 /// prefixes, markers, continuation tokens: a key can be an email address
 /// and reappears in `NextMarker`, `StartAfter`, ...), never the markup.
-pub fn listing(masker: &Masker, xml: &[u8]) -> Vec<u8> {
+/// With `url_encoded` (`encoding-type=url`) the text is read decoded, as
+/// the client will read it: `carol%40example.net` is an email address.
+pub fn listing(masker: &Masker, xml: &[u8], url_encoded: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(xml.len());
     let mut rest = xml;
     while let Some(gt) = memchr::memchr(b'>', rest) {
@@ -309,10 +311,21 @@ pub fn listing(masker: &Masker, xml: &[u8]) -> Vec<u8> {
         out.extend_from_slice(tag);
         let end = memchr::memchr(b'<', after).unwrap_or(after.len());
         let (text, tail) = after.split_at(end);
-        match masker.mask(text, ValueKind::Text, None) {
-            sluice_mask::Masked::Unchanged(t) => out.extend_from_slice(t),
+        let decoded = read_text(text, url_encoded);
+        match masker.mask(&decoded, ValueKind::Text, None) {
+            sluice_mask::Masked::Unchanged(_) => out.extend_from_slice(text),
             m => {
-                for &b in m.bytes().unwrap_or_default() {
+                let masked = m.bytes().unwrap_or_default();
+                let encoded: Vec<u8>;
+                let masked = if url_encoded {
+                    encoded = percent_encoding::percent_encode(masked, KEY_SET)
+                        .to_string()
+                        .into_bytes();
+                    &encoded[..]
+                } else {
+                    masked
+                };
+                for &b in masked {
                     match b {
                         b'&' => out.extend_from_slice(b"&amp;"),
                         b'<' => out.extend_from_slice(b"&lt;"),
@@ -327,6 +340,31 @@ pub fn listing(masker: &Masker, xml: &[u8]) -> Vec<u8> {
     out.extend_from_slice(rest);
     out
 }
+
+/// An element's text as the client reads it: XML entities resolved
+/// (`&#64;` is `@`), then percent-decoded for a url-encoded listing.
+/// Text that is not valid UTF-8 or has a broken entity is read as it is.
+fn read_text(text: &[u8], url_encoded: bool) -> Vec<u8> {
+    let unescaped = match std::str::from_utf8(text) {
+        Ok(t) if t.contains('&') => quick_xml::escape::unescape(t)
+            .map(|u| u.into_owned().into_bytes())
+            .unwrap_or_else(|_| text.to_vec()),
+        _ => text.to_vec(),
+    };
+    if url_encoded {
+        percent_encoding::percent_decode(&unescaped).collect()
+    } else {
+        unescaped
+    }
+}
+
+/// What S3 leaves unencoded in a url-encoded listing's keys.
+const KEY_SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::type_complexity)]

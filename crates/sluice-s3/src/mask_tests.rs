@@ -96,8 +96,28 @@ fn kinds_come_from_the_type_then_the_suffix_and_unknown_or_compressed_is_none() 
 #[test]
 fn listing_keys_pass_through_the_detectors_and_nothing_else_changes() {
     let xml = b"<ListBucketResult><Name>b</Name><Contents><Key>users/ann@example.com.json</Key><Size>3</Size></Contents><NextContinuationToken>users/ann@example.com.json</NextContinuationToken><CommonPrefixes><Prefix>x/</Prefix></CommonPrefixes></ListBucketResult>";
-    let out = String::from_utf8(listing(&masker(), xml)).unwrap();
+    let out = String::from_utf8(listing(&masker(), xml, false)).unwrap();
     assert!(!out.contains("ann@example.com"), "{out}");
     assert!(out.contains("<Name>b</Name>") && out.contains("<Prefix>x/</Prefix>"));
     assert!(out.contains("<Size>3</Size>"));
+}
+
+#[test]
+fn listing_keys_are_read_as_the_client_reads_them_url_encoded_or_entity_escaped() {
+    // aws-cli asks for encoding-type=url; a backend may escape any
+    // character as an entity.
+    let xml = b"<ListBucketResult><EncodingType>url</EncodingType><Contents><Key>users/ann%40example.com.json</Key></Contents><Contents><Key>a%20b/c.txt</Key></Contents></ListBucketResult>";
+    let out = String::from_utf8(listing(&masker(), xml, true)).unwrap();
+    let decoded = percent_encoding::percent_decode_str(&out).decode_utf8_lossy();
+    assert!(!decoded.contains("ann@example.com"), "{out}");
+    assert!(
+        out.contains("<Key>a%20b/c.txt</Key>"),
+        "unchanged keys stay as sent: {out}"
+    );
+    let xml = b"<ListBucketResult><Contents><Key>users/ann&#64;example.com.json</Key></Contents></ListBucketResult>";
+    let out = String::from_utf8(listing(&masker(), xml, false)).unwrap();
+    assert!(
+        !out.contains("ann&#64;example.com") && !out.contains("ann@example.com"),
+        "{out}"
+    );
 }

@@ -27,6 +27,9 @@ pub struct Understood {
     pub copy_source: Option<(Target, Option<String>)>,
     /// The request also sets an ACL (`x-amz-acl`, `x-amz-grant-*`).
     pub sets_acl: bool,
+    /// `encoding-type=url`: the listing's keys come back percent-encoded
+    /// (aws-cli asks for this by default).
+    pub url_encoded_keys: bool,
     /// Why the request is `unknown`, when it is.
     pub error: Option<String>,
 }
@@ -104,6 +107,7 @@ pub fn understand(
         upload_id: value("uploadId"),
         copy_source: None,
         sets_acl: header("x-amz-acl").is_some() || has_grant(&header),
+        url_encoded_keys: value("encoding-type").is_some_and(|v| v.eq_ignore_ascii_case("url")),
         error: None,
     };
     if let Some(p) = query

@@ -293,7 +293,9 @@ fn finish_whole<G: S3Gates>(r: &Relay<G>, body: Vec<u8>) -> Vec<u8> {
         }
     }
     match &r.masker {
-        Some(m) if r.understood.lists_keys() => mask::listing(m, &body),
+        Some(m) if r.understood.lists_keys() => {
+            mask::listing(m, &body, r.understood.url_encoded_keys)
+        }
         _ => body,
     }
 }
