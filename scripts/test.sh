@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs missing dependencies, then runs the whole workspace's tests, then
+# Installs missing dependencies, then runs the whole workspace's tests, the
+# S3 tests against Garage (SLUICE_SKIP_GARAGE=1 skips them), then
 # psycopg's own test suite directly and through Sluice (without its slow
 # tests by default; PSYCOPG_COMPAT_ALL=1 runs all of it, about an hour).
 # Extra arguments are passed to `cargo test` (e.g. `-- --nocapture`).
@@ -8,6 +9,10 @@ cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
 cargo test --workspace --no-fail-fast "$@"
+# The S3 tests again, against Garage (built once, ~7 min, cached).
+if [[ ${SLUICE_SKIP_GARAGE:-0} != 1 ]]; then
+    scripts/test-s3-garage.sh "$@"
+fi
 
 if [[ ${PSYCOPG_COMPAT_ALL:-0} == 1 ]]; then
     scripts/psycopg-compat.sh

@@ -64,6 +64,21 @@ def signed(endpoint, key, secret, method, path, body=b"", skew=0):
     return fetch(url, method, headers, body or None)
 
 
+def lying(endpoint, key, secret, path, body):
+    """A PUT signed with a SHA-256 that is not its body's (botocore always
+    signs the true one)."""
+    import hashlib
+
+    class Lying(botocore.auth.S3SigV4Auth):
+        def payload(self, request):
+            return hashlib.sha256(b"not the body").hexdigest()
+
+    url = endpoint + path
+    req = AWSRequest(method="PUT", url=url, data=body)
+    Lying(Credentials(key, secret), "s3", "us-east-1").add_auth(req)
+    return fetch(url, "PUT", dict(req.headers.items()), body)
+
+
 def raw_signed(endpoint, key, secret, method, path):
     """SigV4 by hand over the path exactly as given (botocore normalises
     dot segments before it signs; an attacker's client does not)."""
@@ -192,6 +207,10 @@ def main():
         bucket, obj, size, mode = args
         data = bytes(i % 251 for i in range(int(size)))
         print(json.dumps(streamed(endpoint, key, secret, bucket, obj, data, mode)))
+    elif command == "lying":
+        # lying PATH SIZE: a body signed with another body's SHA-256
+        path, size = args
+        print(json.dumps(lying(endpoint, key, secret, path, bytes(int(size)))))
     elif command == "put":
         # put BUCKET KEY TEXT CONTENT_TYPE (boto3 defaults: trailing CRC32)
         bucket, obj, text, ctype = args

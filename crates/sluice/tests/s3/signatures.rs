@@ -98,7 +98,7 @@ fn wrong_secrets_backend_keys_revoked_keys_and_skewed_clocks_get_s3_errors() {
 }
 
 #[test]
-fn chunk_signed_streams_are_checked_chunk_by_chunk_and_a_truncated_or_tampered_one_stores_nothing()
+fn chunk_signed_streams_are_checked_chunk_by_chunk_and_a_truncated_tampered_or_misdigested_body_stores_nothing()
 {
     let f = fixture();
     let b = bucket(f, "chunks");
@@ -123,6 +123,18 @@ fn chunk_signed_streams_are_checked_chunk_by_chunk_and_a_truncated_or_tampered_o
     let r = upload("tampered.bin", "tampered");
     assert_eq!(r["code"], "SignatureDoesNotMatch", "{r}");
     assert!(!f.s3.has(&b, "tampered.bin"));
+    let r = py(
+        f,
+        &f.agent.id,
+        &f.agent.secret,
+        &["lying", &format!("/{b}/lying.bin"), "3000000"],
+    );
+    assert_eq!(
+        (r["status"].as_i64(), r["code"].as_str()),
+        (Some(400), Some("XAmzContentSHA256Mismatch")),
+        "{r}"
+    );
+    assert!(!f.s3.has(&b, "lying.bin"));
     let replay = crate::session_replay(f, "PutObject s3://chunks/tampered.bin");
     assert!(
         replay.contains("HTTP 400") && replay.contains("SignatureMismatch"),
