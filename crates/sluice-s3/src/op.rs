@@ -275,7 +275,9 @@ pub fn check_key(key: &str) -> Result<(), String> {
             "a key with `.` or `..` segments is refused (stores disagree on what it names)".into(),
         );
     }
-    if key.bytes().any(|b| b < 0x20 || b == 0x7f) {
+    // C1 controls too: U+009B is a terminal's CSI, and keys are printed
+    // in replays and logs.
+    if key.chars().any(char::is_control) {
         return Err("a key with control characters is refused".into());
     }
     Ok(())

@@ -241,5 +241,7 @@ fn dot_segments_and_control_characters_in_keys_are_refused() {
     assert!(check_key("./b").is_err());
     assert!(check_key("a/.").is_err());
     assert!(check_key("a\nb").is_err());
+    assert!(check_key("a\u{9b}31mb").is_err(), "C1 controls too");
+    assert!(check_key("é/ü.txt").is_ok());
     assert!(check_key("a..b/c.d/...").is_ok());
 }
