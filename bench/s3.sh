@@ -17,6 +17,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
+ROOT=$PWD
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 
 ROUNDS=${ROUNDS:-10}
 SECONDS_EACH=${SECONDS_EACH:-10}
@@ -133,10 +135,11 @@ row() { # label size_bytes direct raw masked
         "$(mbps "$2" "$3")" "$(mbps "$2" "$4")" "$(python3 -c "print($3/$4)")" \
         "$(mbps "$2" "$5")" "$(python3 -c "print($3/$5)")"
 }
+describe_run
 {
     echo "## S3"
     echo
-    echo "\`bench/s3.sh\` ($(describe_run)): curl on presigned URLs against s3s-fs 0.14.1 directly"
+    echo "\`bench/s3.sh\` (commit $COMMIT, $RUSTC_VER, $CPU_MODEL, $MEM_GIB GiB): curl on presigned URLs against s3s-fs 0.14.1 directly"
     echo "(backend keys) and through Sluice (audit on; an identity a policy unmasks, and a masked one"
     echo "whose CSV objects are masked as they stream). Objects are CSV with an email column; PUTs are"
     echo "UNSIGNED-PAYLOAD streams. Throughput is payload bytes over curl's total time; 1 MB figures are"
