@@ -98,8 +98,8 @@ fn wrong_secrets_backend_keys_revoked_keys_and_skewed_clocks_get_s3_errors() {
 }
 
 #[test]
-fn chunk_signed_streams_are_checked_chunk_by_chunk_and_a_truncated_tampered_or_misdigested_body_stores_nothing()
-{
+fn chunk_signed_streams_are_checked_chunk_by_chunk_and_a_truncated_tampered_or_misdigested_body_stores_nothing(
+) {
     let f = fixture();
     let b = bucket(f, "chunks");
     let upload = |key: &str, mode: &str| {
