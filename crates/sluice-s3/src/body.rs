@@ -128,6 +128,15 @@ pub fn stream(
                         h.update(&data);
                     }
                     n += data.len() as u64;
+                    // Past the declared length: the backend would stop
+                    // reading at it and store what it has, so nothing
+                    // more is released (the held chunk included).
+                    if let Some(len) = claims.length.filter(|l| n > *l) {
+                        break Err(BodyFault::new(
+                            S3ErrorCode::IncompleteBody,
+                            format!("the body runs past the {len} bytes declared"),
+                        ));
+                    }
                     if let Some(prev) = held.replace(data) {
                         if tx.send(Ok(prev)).await.is_err() {
                             break Err(BodyFault::new(
