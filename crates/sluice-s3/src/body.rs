@@ -69,15 +69,7 @@ impl BodyFault {
         };
         Self::new(code, format!("the upload failed: {text}"))
     }
-}
 
-/// S3's code for a body that does not match its signed digest; s3s has no
-/// name for it.
-fn sha256_mismatch() -> S3ErrorCode {
-    S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into())
-}
-
-impl BodyFault {
     /// The error the client is answered with: a client fault is a 400
     /// unless S3 gives its code another status.
     pub fn to_error(&self) -> s3s::S3Error {
@@ -87,6 +79,12 @@ impl BodyFault {
         }
         e
     }
+}
+
+/// S3's code for a body that does not match its signed digest; s3s has no
+/// name for it.
+fn sha256_mismatch() -> S3ErrorCode {
+    S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into())
 }
 
 impl std::fmt::Display for BodyFault {

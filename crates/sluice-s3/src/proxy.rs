@@ -259,8 +259,10 @@ pub(crate) async fn handle<G: S3Gates>(
                 _ => return Err(unreachable_backend(&gate, ticket, started, &e)),
             };
             warn!(identity = %identity.name, "S3 upload refused: {fault}");
-            sluice_http::answer_now(&gate, ticket, 400, started, &fault.to_string());
-            return Err(fault.to_error());
+            let e = fault.to_error();
+            let status = e.status_code().map_or(400, |s| s.as_u16());
+            sluice_http::answer_now(&gate, ticket, status, started, &fault.to_string());
+            return Err(e);
         }
         (Err(e), None) => return Err(unreachable_backend(&gate, ticket, started, &e)),
     };

@@ -137,7 +137,7 @@ fn chunk_signed_streams_are_checked_chunk_by_chunk_and_a_truncated_tampered_or_m
     assert!(!f.s3.has(&b, "lying.bin"));
     let replay = crate::session_replay(f, "PutObject s3://chunks/tampered.bin");
     assert!(
-        replay.contains("HTTP 400") && replay.contains("SignatureMismatch"),
+        replay.contains("HTTP 403") && replay.contains("SignatureMismatch"),
         "{replay}"
     );
 }
